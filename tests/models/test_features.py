@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from workbench.models.features import FeatureError, FeatureSpec, TableRef, design_matrix, label_vector
+
+WHERE = TableRef("county_hospital", "ehr")
+FRAME = pl.DataFrame({
+    "age": [70, 55, 81],
+    "emergency": [True, False, True],
+    "surgery_type": ["cardiac", "general", "neuro"],
+    "death_30d": [True, False, False],
+})
+SPEC = FeatureSpec(numeric=["age", "emergency"], categorical={"surgery_type": ["general", "cardiac", "neuro"]})
+
+
+def test_encoding_is_numeric_booleans_and_one_hot_against_the_first_level() -> None:
+    X = design_matrix(FRAME, SPEC, WHERE)
+    assert SPEC.names() == ["age", "emergency", "surgery_type=cardiac", "surgery_type=neuro"]
+    assert np.array_equal(X, [[70, 1, 1, 0], [55, 0, 0, 0], [81, 1, 0, 1]])
+    assert np.array_equal(label_vector(FRAME, "death_30d", WHERE), [1.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize(("frame", "spec", "message"), [
+    (FRAME.drop("age"), SPEC, "party 'county_hospital', table 'ehr': missing column\\(s\\) age"),
+    (FRAME.with_columns(pl.lit("old").alias("age")), SPEC, "column 'age' must be numeric or Boolean, got String"),
+    (FRAME.with_columns(pl.Series("age", [70, None, 81])), SPEC, "missing values in age \\(1 rows\\)"),
+    (FRAME, FeatureSpec(categorical={"surgery_type": ["general", "cardiac"]}), "values \\['neuro'\\] that are not among"),
+    (FRAME, FeatureSpec(categorical={"surgery_type": ["general"]}), "needs at least two categories"),
+])
+def test_bad_tables_are_named(frame: pl.DataFrame, spec: FeatureSpec, message: str) -> None:
+    with pytest.raises(FeatureError, match=message):
+        design_matrix(frame, spec, WHERE)
+
+
+@pytest.mark.parametrize(("frame", "message"), [
+    (FRAME.drop("death_30d"), "label column 'death_30d' is missing"),
+    (FRAME.with_columns(pl.Series("death_30d", [True, None, False])), "has 1 missing values"),
+    (FRAME.with_columns(pl.Series("death_30d", [0, 1, 2])), "must be Boolean or 0/1"),
+])
+def test_bad_labels_are_named(frame: pl.DataFrame, message: str) -> None:
+    with pytest.raises(FeatureError, match=message):
+        label_vector(frame, "death_30d", WHERE)

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workbench.models.metrics import binary_metrics
+
+
+def test_metrics_of_a_perfect_and_a_useless_score() -> None:
+    y = np.array([0, 0, 1, 1])
+    perfect = binary_metrics(y, np.array([0.1, 0.2, 0.8, 0.9]))
+    assert perfect["auc"] == 1.0 and perfect["accuracy"] == 1.0 and perfect["brier"] == pytest.approx(0.025)
+    assert binary_metrics(y, np.full(4, 0.5))["auc"] == 0.5
+
+
+def test_auc_is_undefined_for_a_single_class() -> None:
+    result = binary_metrics(np.zeros(5), np.full(5, 0.1))
+    assert result["auc"] is None and result["positives"] == 0 and result["n"] == 5

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from workbench.report.blocks import Figure, Table
+from workbench.runner import RunResult
+from workbench.steps.evaluate import Evaluate
+
+
+def test_summary_is_a_table_per_site_and_model_and_an_auc_figure(flagship_run: RunResult) -> None:
+    table, figure = Evaluate.summarize(flagship_run.metrics["steps"]["evaluate"])
+    assert isinstance(table, Table) and isinstance(figure, Figure)
+    assert [row[0] for row in table.rows] == ["general_hospital", "county_hospital", "trauma_center"]
+    assert figure.png.startswith(b"\x89PNG")
+
+
+def test_evaluation_scores_the_held_out_rows_only(flagship_run: RunResult) -> None:
+    for site, scores in flagship_run.metrics["steps"]["evaluate"].items():
+        assert scores["local"]["n"] == flagship_run.metrics["steps"]["split"][site]["test_rows"]
+
+
+def test_local_training_uses_the_training_rows_only(flagship_run: RunResult) -> None:
+    for site, trained in flagship_run.metrics["steps"]["local_train"].items():
+        split = flagship_run.metrics["steps"]["split"][site]
+        assert trained["train_rows"] == split["rows"] - split["test_rows"]

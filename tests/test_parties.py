@@ -1,0 +1,87 @@
+"""The party boundary: a step reads only the stores of the parties it runs at."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from workbench.context import StepContext
+from workbench.parties import COORDINATOR, MissingItemError, PartyBoundaryError, PartyStore, Role, ScopedParties
+from workbench.recipe import Recipe, parse_recipe
+from workbench.runner import RunError, RunResult, run_recipe
+from workbench.steps import REGISTRY, Step, StepParams, register
+
+
+class PeekParams(StepParams):
+    target: str
+
+
+class Peek(Step[PeekParams]):
+    """A step that tries to read a party it does not run at."""
+
+    kind = "peek"
+    Params = PeekParams
+    roles = (Role.HOSPITAL,)
+
+    def run(self, ctx: StepContext) -> None:
+        ctx.store(self.params.target).table("vitals")
+
+
+@pytest.fixture
+def peek_registered() -> Iterator[None]:
+    register(Peek)
+    yield
+    del REGISTRY[Peek.kind]
+
+
+def _with_peek(flagship_path: Path, target: str) -> Recipe:
+    text = flagship_path.read_text() + f"\n  - kind: peek\n    at: [county_hospital]\n    params: {{target: {target}}}\n"
+    return parse_recipe(text)
+
+
+def test_a_step_cannot_read_another_partys_store(peek_registered: None, flagship_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(RunError, match="may not read the store of 'vendor'") as caught:
+        run_recipe(_with_peek(flagship_path, "vendor"), tmp_path / "run", base_dir=flagship_path.parent)
+    assert isinstance(caught.value.__cause__, PartyBoundaryError)
+    assert caught.value.user_error
+
+
+def test_the_same_step_may_read_its_own_party(peek_registered: None, flagship_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(RunError, match="party 'county_hospital' holds no table 'vitals'") as caught:
+        run_recipe(_with_peek(flagship_path, "county_hospital"), tmp_path / "run", base_dir=flagship_path.parent)
+    assert isinstance(caught.value.__cause__, MissingItemError)
+
+
+def test_scoped_view_lists_only_allowed_parties() -> None:
+    stores = {name: PartyStore(name, Role.HOSPITAL) for name in ("a", "b", "c")}
+    view = ScopedParties(stores, ["a", "c"], "step")
+    assert list(view) == ["a", "c"] and "b" not in view and len(view) == 2
+    with pytest.raises(PartyBoundaryError, match="step 'step' runs at a, c"):
+        view["b"]
+
+
+def test_each_party_holds_only_its_own_part(flagship_run: RunResult) -> None:
+    stores = flagship_run.stores
+    assert set(stores["general_hospital"].tables()) == {"ehr"}
+    assert set(stores["vendor"].tables()) == {"vitals"}
+    assert stores["aggregator"].tables() == {}
+    sizes = {name: fp["rows"] for name, fp in flagship_run.manifest["data"].items()}
+    assert {name: store.tables().get("ehr", store.tables().get("vitals")).height
+            for name, store in stores.items() if store.tables()} == sizes
+
+
+def test_ground_truth_never_enters_a_store(flagship_run: RunResult) -> None:
+    for store in flagship_run.stores.values():
+        for name, table in store.tables().items():
+            assert "person_key" not in table.columns or store.role is Role.DATA_PROVIDER, (store.name, name)
+            assert not {"hospital", "frailty", "noise"} & set(table.columns), (store.name, name)
+
+
+def test_baseline_sends_no_row_level_data(flagship_run: RunResult) -> None:
+    messages = flagship_run.ledger.messages
+    assert messages, "the baseline publishes per-site summaries"
+    assert not any(m.row_level for m in messages)
+    assert {m.receiver for m in messages} == {COORDINATOR}
+    assert {m.kind for m in messages} == {"metrics.summary"}

@@ -1,0 +1,135 @@
+"""Headless runs: the run directory, events, determinism, and failures that say what went wrong."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from workbench.events import Event, MessageSent, RunFinished, RunStarted, StepFinished, StepStarted
+from workbench.recipe import Recipe, parse_recipe
+from workbench.runner import RunError, RunResult, run_recipe
+
+RUN_FILES = {"recipe.yaml", "manifest.json", "ledger.jsonl", "metrics.json", "report.html", "events.jsonl"}
+
+
+def test_run_directory_holds_every_file(flagship_run: RunResult) -> None:
+    assert {p.name for p in flagship_run.out_dir.iterdir()} == RUN_FILES
+
+
+def test_recipe_as_run_reloads_to_the_same_hash(flagship_run: RunResult, flagship: Recipe) -> None:
+    again = parse_recipe((flagship_run.out_dir / "recipe.yaml").read_text())
+    assert again.hash() == flagship.hash() == flagship_run.manifest["recipe"]["hash"]
+
+
+def test_manifest_records_data_packages_and_seed(flagship_run: RunResult) -> None:
+    manifest = json.loads((flagship_run.out_dir / "manifest.json").read_text())
+    assert manifest["seeds"]["recipe"] == 7
+    assert set(manifest["data"]) == {"general_hospital", "county_hospital", "trauma_center", "vendor"}
+    assert all(len(fp["sha256"]) == 64 and fp["rows"] > 0 for fp in manifest["data"].values())
+    assert {"ppml-workbench", "numpy", "polars", "pydantic"} <= set(manifest["packages"])
+    assert manifest["ledger"]["bytes"] == flagship_run.ledger.total_bytes()
+    assert set(manifest["timings_seconds"]) == {"split", "local_train", "evaluate"}
+
+
+def test_metrics_hold_what_each_site_published(flagship_run: RunResult) -> None:
+    evaluate = flagship_run.metrics["steps"]["evaluate"]
+    assert set(evaluate) == {"general_hospital", "county_hospital", "trauma_center"}
+    for site in evaluate.values():
+        assert 0.5 < site["local"]["auc"] <= 1.0
+        assert 0.0 <= site["local"]["brier"] < 0.25
+
+
+def test_same_recipe_and_seed_give_identical_metrics(flagship: Recipe, flagship_run: RunResult, tmp_path: Path) -> None:
+    again = run_recipe(flagship, tmp_path / "again", base_dir=Path("recipes"))
+    assert (again.out_dir / "metrics.json").read_bytes() == (flagship_run.out_dir / "metrics.json").read_bytes()
+    assert again.manifest["data"] == flagship_run.manifest["data"]
+
+
+def test_another_seed_gives_other_metrics(flagship_path: Path, flagship_run: RunResult, tmp_path: Path) -> None:
+    from workbench.recipe import load_recipe
+
+    other = run_recipe(load_recipe(flagship_path, ["seed=8"]), tmp_path / "other")
+    assert other.metrics["steps"] != flagship_run.metrics["steps"]
+    assert other.manifest["data"]["vendor"]["sha256"] != flagship_run.manifest["data"]["vendor"]["sha256"]
+
+
+def test_events_tell_the_run_in_order(flagship: Recipe, tmp_path: Path) -> None:
+    events: list[Event] = []
+    result = run_recipe(flagship, tmp_path / "run", listeners=[events.append])
+    assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunFinished)
+    starts = [e.step for e in events if isinstance(e, StepStarted)]
+    finishes = [e.step for e in events if isinstance(e, StepFinished)]
+    assert starts == finishes == ["split", "local_train", "evaluate"]
+    assert [e.message for e in events if isinstance(e, MessageSent)] == list(result.ledger.messages)
+    logged = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    assert [entry["type"] for entry in logged] == [e.type for e in events]
+
+
+def test_refuses_to_overwrite_a_run(flagship: Recipe, flagship_run: RunResult) -> None:
+    with pytest.raises(RunError, match="already exists and is not empty"):
+        run_recipe(flagship, flagship_run.out_dir)
+
+
+def test_a_step_out_of_order_fails_with_a_clear_message(tmp_path: Path) -> None:
+    text = """\
+name: out_of_order
+datasets: {uci: {kind: uci_heart}}
+parties: {cleveland: {role: hospital, data: {dataset: uci, part: cleveland}}}
+steps:
+  - kind: local_train
+    params: {label: heart_disease, features: {numeric: [age]}}
+"""
+    with pytest.raises(RunError, match="step 'local_train' .* no 'is_test' column; add a `split` step") as caught:
+        run_recipe(parse_recipe(text), tmp_path / "run")
+    assert caught.value.user_error
+    assert (tmp_path / "run" / "error.log").read_text().startswith("Traceback")
+
+
+def test_a_missing_feature_column_names_party_table_and_column(tmp_path: Path) -> None:
+    text = """\
+name: wrong_column
+datasets: {uci: {kind: uci_heart}}
+parties: {hungary: {role: hospital, data: {dataset: uci, part: hungary}}}
+steps:
+  - kind: split
+    params: {label: heart_disease}
+  - kind: local_train
+    params: {label: heart_disease, features: {numeric: [age, cholesterol]}}
+"""
+    with pytest.raises(RunError, match="party 'hungary', table 'data': missing column\\(s\\) cholesterol; it has"):
+        run_recipe(parse_recipe(text), tmp_path / "run")
+
+
+def test_a_missing_data_file_is_named(tmp_path: Path) -> None:
+    text = """\
+name: files
+datasets: {mine: {kind: file, path: nowhere.csv}}
+parties: {site: {role: hospital, data: {dataset: mine}}}
+steps:
+  - kind: split
+    params: {label: y}
+"""
+    with pytest.raises(RunError, match="dataset 'mine': data file .*nowhere.csv does not exist"):
+        run_recipe(parse_recipe(text), tmp_path / "run", base_dir=tmp_path)
+
+
+def test_file_source_runs_end_to_end(tmp_path: Path) -> None:
+    import numpy as np
+    import polars as pl
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=400)
+    pl.DataFrame({"x": x, "y": rng.random(400) < 1 / (1 + np.exp(-2 * x))}).write_csv(tmp_path / "site.csv")
+    text = """\
+name: files
+datasets: {mine: {kind: file, path: site.csv}}
+parties: {site: {role: hospital, data: {dataset: mine}}}
+steps:
+  - {kind: split, params: {label: y}}
+  - {kind: local_train, params: {label: y, features: {numeric: [x]}}}
+  - {kind: evaluate, params: {label: y}}
+"""
+    result = run_recipe(parse_recipe(text), tmp_path / "run", base_dir=tmp_path)
+    assert result.metrics["steps"]["evaluate"]["site"]["local"]["auc"] > 0.75

@@ -1,0 +1,104 @@
+"""`workbench run | validate | schema | data`: a thin face over the runner."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from workbench.console import ConsoleRenderer, render_tables
+from workbench.data.cohort import CohortParams, generate_cohort, save_cohort
+from workbench.recipe import RecipeError, json_schema, load_recipe
+from workbench.report.html import boundary_statement, human_bytes, step_blocks
+from workbench.runner import RunError, run_recipe
+
+app = typer.Typer(help="PPML Workbench: privacy-preserving ML pipelines across parties that may not pool data.", no_args_is_help=True)
+data_app = typer.Typer(help="Datasets: generate the synthetic cohort.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+errors = Console(stderr=True)
+
+
+def _load_or_exit(path: Path, overrides: list[str]):  # noqa: ANN202  (Recipe; imported lazily by type checkers)
+    try:
+        return load_recipe(path, overrides)
+    except RecipeError as error:
+        for problem in error.problems:
+            errors.print(problem.render(error.source), markup=False, highlight=False, soft_wrap=True)
+        errors.print(f"[red]{len(error.problems)} problem(s) in {error.source}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def run(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    out: Annotated[Path | None, typer.Option(help="Run directory (default: runs/NAME-HASH-TIME).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the recipe's seed.")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Override a field, e.g. --set steps[1].params.l2=0.1")] = [],  # noqa: B006
+    force: Annotated[bool, typer.Option(help="Write into a non-empty run directory.")] = False,
+) -> None:
+    """Run a recipe headless and write its run directory."""
+    overrides = [*set_, *([f"seed={seed}"] if seed is not None else [])]
+    parsed = _load_or_exit(recipe, overrides)
+    out = out or Path("runs") / f"{parsed.name}-{parsed.hash()[:8]}-{datetime.now():%Y%m%d-%H%M%S}"
+    try:
+        with ConsoleRenderer(console) as renderer:
+            result = run_recipe(parsed, out, base_dir=recipe.parent, listeners=[renderer], force=force)
+    except RunError as error:
+        errors.print(f"[red]error:[/] {error}", highlight=False)
+        if not error.user_error:
+            errors.print(f"the traceback is in {out / 'error.log'}")
+        raise typer.Exit(1) from None
+    for blocks in step_blocks(parsed, result.metrics).values():
+        render_tables(console, blocks)
+    console.print(boundary_statement(result.ledger))
+    console.print(f"ledger: {len(result.ledger.messages)} messages, {human_bytes(result.ledger.total_bytes())}")
+    console.print(f"run directory: [bold]{out}[/] (report.html, metrics.json, manifest.json, ledger.jsonl, recipe.yaml)")
+
+
+@app.command()
+def validate(recipes: Annotated[list[Path], typer.Argument(help="Recipe YAML files.")]) -> None:
+    """Check recipes against the schema and their cross-references; name every problem by path and line."""
+    failed = 0
+    for path in recipes:
+        try:
+            load_recipe(path)
+            console.print(f"[green]ok[/] {path}")
+        except RecipeError as error:
+            failed += 1
+            for problem in error.problems:
+                errors.print(problem.render(error.source), markup=False, highlight=False, soft_wrap=True)
+    if failed:
+        errors.print(f"[red]{failed} of {len(recipes)} recipe(s) have problems")
+        raise typer.Exit(2)
+
+
+@app.command()
+def schema(out: Annotated[Path | None, typer.Option(help="Write to this file instead of standard output.")] = None) -> None:
+    """Print the recipe JSON Schema, for editors to complete and check recipes."""
+    text = json.dumps(json_schema(), indent=2)
+    if out:
+        out.write_text(text + "\n")
+    else:
+        print(text)
+
+
+@data_app.command("generate")
+def data_generate(
+    out: Annotated[Path, typer.Option(help="Folder for one Parquet file per party, ground truth apart.")] = Path("cohort"),
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
+    id_noise: Annotated[float | None, typer.Option(help="Share of linked people whose identifiers differ between sides.")] = None,
+    vendor_only_people: Annotated[int | None, typer.Option(help="Vendor customers who are no hospital's patients.")] = None,
+) -> None:
+    """Generate the synthetic surgical cohort (hospitals' EHR tables and the vendor's vitals)."""
+    given = {"id_noise": id_noise, "vendor_only_people": vendor_only_people}
+    params = CohortParams(**{key: value for key, value in given.items() if value is not None})
+    cohort = generate_cohort(params, seed)
+    for path in save_cohort(cohort, out):
+        console.print(f"wrote {path}")
+    for name, frame in cohort.parts.items():
+        console.print(f"  {name}: {frame.height} rows")

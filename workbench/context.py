@@ -1,0 +1,95 @@
+"""What a step gets to work with: its parties' stores, the ledger, events, seeds.
+
+Everything a step may do that has an effect outside its own parties goes
+through here, so the runner can account for it: messages through `send`,
+results for the coordinator through `publish`, progress through `progress`.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from workbench.events import EventListener, Metric, Progress
+from workbench.ledger import Ledger, Protection
+from workbench.parties import COORDINATOR, PartyStore, Role, ScopedParties
+
+
+def derive_rng(seed: int, *labels: str) -> np.random.Generator:
+    """A generator that depends only on the recipe seed and stable labels.
+
+    Python's `hash()` is salted per process, so labels are folded in with CRC-32
+    to keep runs reproducible across processes and machines.
+    """
+    return np.random.default_rng([seed, *(zlib.crc32(label.encode()) for label in labels)])
+
+
+@dataclass
+class StepContext:
+    step: str
+    seed: int
+    parties: ScopedParties
+    roles: Mapping[str, Role]
+    ledger: Ledger
+    emit: EventListener
+    ground_truth: Mapping[str, Any] = field(default_factory=dict)
+    """Generator truth (true links, coefficients) by dataset: for scoring a step, never as its input."""
+    results: dict[str, Any] = field(default_factory=dict)
+    """What the coordinator learned from this step; becomes the step's part of metrics.json."""
+
+    def store(self, party: str) -> PartyStore:
+        return self.parties[party]
+
+    def rng(self, *labels: str) -> np.random.Generator:
+        return derive_rng(self.seed, self.step, *labels)
+
+    def send(
+        self,
+        sender: str,
+        receiver: str,
+        kind: str,
+        payload: bytes,
+        protection: Protection,
+        *,
+        row_level: bool = False,
+    ) -> bytes:
+        """Move bytes from one party to another; the ledger records them, the receiver gets them back."""
+        self.ledger.record(
+            step=self.step,
+            sender=sender,
+            receiver=receiver,
+            kind=kind,
+            payload=payload,
+            protection=protection,
+            row_level=row_level,
+        )
+        return bytes(payload)
+
+    def publish(self, party: str, summary: Mapping[str, Any]) -> None:
+        """A party reports an aggregate summary to the coordinator (never row-level data).
+
+        It travels as JSON through the ledger, so the report and metrics.json hold
+        only what the coordinator actually received.
+        """
+        self.parties[party]  # only a party this step runs at may publish
+        payload = json.dumps(summary, sort_keys=True, default=_json_scalar).encode()
+        received = self.send(party, COORDINATOR, "metrics.summary", payload, Protection.NONE)
+        self.results[party] = json.loads(received)
+
+    def progress(self, done: int, total: int, label: str = "") -> None:
+        self.emit(Progress(step=self.step, done=done, total=total, label=label))
+
+    def metric(self, name: str, value: float, *, party: str | None = None, round: int | None = None) -> None:
+        self.emit(Metric(step=self.step, name=name, value=float(value), party=party, round=round))
+
+
+def _json_scalar(value: Any) -> Any:
+    """numpy scalars reach summaries from metric functions; JSON wants plain numbers."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot publish a value of type {type(value).__name__}")

@@ -1,0 +1,212 @@
+"""The recipe: a pipeline as data. Schema (pydantic), YAML load and dump, hashing.
+
+A recipe names its parties (each with its private data), its datasets and an
+ordered chain of steps. Loading never raises a traceback at the user: every
+problem comes back as a `Problem` with its path (`steps[1].params.rounds`),
+its YAML line, what was found and what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from workbench.data.sources import DatasetSource
+from workbench.parties import Role
+from workbench.recipe_problems import (
+    Problem,
+    RecipeError,
+    locate_lines,
+    parse_path,
+    problems_from_validation,
+    reference_problems,
+)
+from workbench.steps import REGISTRY, Step, StepParams
+
+PartyName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64, description="Lowercase letters, digits and _, starting with a letter.")]
+
+
+class DataRef(BaseModel):
+    """Which part of which dataset a party holds, and the table name it has in the party's store."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(description="Name of a dataset under `datasets:`.")
+    part: str | None = Field(None, description="Part of that dataset this party holds; may be left out when the dataset has one part.")
+    table: str = Field("data", description="Name of the table in the party's store that steps refer to.")
+
+
+class PartySpec(BaseModel):
+    """An organisation in the federation with its own private store."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role = Field(description="What the party is: hospital, data_provider, aggregator or key_holder.")
+    data: DataRef | None = Field(None, description="The private data this party holds, if any.")
+    description: str = Field("", description="Free text shown in the report and the gallery.")
+
+
+class StepSpec(BaseModel):
+    """One step of the chain; `params` is typed by the step's kind."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(description="The technique, e.g. local_train, evaluate.")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$", description="Unique name in this recipe; defaults to the kind, numbered when a kind repeats.")
+    at: list[str] | None = Field(None, description="Parties the step runs at; default: every party whose role the step accepts.")
+    params: StepParams = Field(default_factory=StepParams, description="The step's parameters.")
+
+
+class Recipe(BaseModel):
+    """A privacy-preserving ML pipeline over several parties' private data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Short name; with the hash it names the run.")
+    description: str = Field("", description="What the pipeline shows, in a sentence or two.")
+    seed: int = Field(0, ge=0, description="Seed from which every random choice of the run is derived.")
+    datasets: dict[str, DatasetSource] = Field(default_factory=dict, description="Named data sources the parties draw from.")
+    parties: dict[PartyName, PartySpec] = Field(min_length=1, description="The organisations, by name.")
+    steps: list[StepSpec] = Field(min_length=1, description="The chain of steps, run in order.")
+
+    def step_names(self) -> list[str]:
+        """Each step's name: its own, or its kind numbered from the second use on."""
+        names, seen = [], dict[str, int]()
+        for spec in self.steps:
+            seen[spec.kind] = seen.get(spec.kind, 0) + 1
+            names.append(spec.name or (spec.kind if seen[spec.kind] == 1 else f"{spec.kind}_{seen[spec.kind]}"))
+        return names
+
+    def step_parties(self, spec: StepSpec) -> list[str]:
+        """The parties a step runs at: as listed, or all parties whose role the step accepts."""
+        if spec.at is not None:
+            return list(spec.at)
+        roles = REGISTRY[spec.kind].roles
+        return [name for name, party in self.parties.items() if party.role in roles]
+
+    def hash(self) -> str:
+        """SHA-256 of the canonical JSON form: equal recipes (after defaults) hash equal whatever their YAML layout."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def to_yaml(self) -> str:
+        """The recipe with every default made explicit, as it ran."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def _step_spec_model(step: type[Step[Any]]) -> type[StepSpec]:
+    params_required = any(field.is_required() for field in step.Params.model_fields.values())
+    params_default: Any = ... if params_required else Field(default_factory=step.Params)
+    return create_model(
+        f"{step.__name__}Step",
+        __base__=StepSpec,
+        __doc__=(step.__doc__ or "").strip(),
+        kind=(Literal[step.kind], ...),  # type: ignore[valid-type]
+        params=(step.Params, params_default),
+    )
+
+
+@cache
+def _recipe_model(kinds: tuple[str, ...]) -> type[Recipe]:
+    specs = tuple(_step_spec_model(REGISTRY[kind]) for kind in kinds)
+    step_type: Any = Annotated[Union[specs], Field(discriminator="kind")] if len(specs) > 1 else specs[0]  # noqa: UP007
+    return create_model(
+        "Recipe",
+        __base__=Recipe,
+        __doc__=Recipe.__doc__,
+        steps=(list[step_type], Field(min_length=1, description="The chain of steps, run in order.")),
+    )
+
+
+def recipe_model() -> type[Recipe]:
+    """The Recipe model with `steps` typed by every registered step kind (rebuilt if plugins register more)."""
+    return _recipe_model(tuple(REGISTRY))
+
+
+def json_schema() -> dict[str, Any]:
+    return recipe_model().model_json_schema()
+
+
+def parse_recipe(text: str, source: str = "<recipe>", overrides: Sequence[str] = ()) -> Recipe:
+    """Validate recipe YAML; raise RecipeError listing every problem with its path and line."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise RecipeError(source, [Problem((), f"not valid YAML: {getattr(error, 'problem', error)}", line)]) from None
+    if not isinstance(raw, dict):
+        raise RecipeError(source, [Problem((), f"a recipe is a YAML mapping with name, parties and steps; got {type(raw).__name__}", 1)])
+    for override in overrides:
+        apply_override(raw, override, source)
+    model = recipe_model()
+    problems: list[Problem] = []
+    recipe = None
+    try:
+        recipe = model.model_validate(raw)
+    except ValidationError as error:
+        problems.extend(problems_from_validation(error, model))
+    problems.extend(reference_problems(raw, REGISTRY))
+    if problems:
+        raise RecipeError(source, locate_lines(text, problems))
+    assert recipe is not None
+    return recipe
+
+
+def load_recipe(path: Path, overrides: Sequence[str] = ()) -> Recipe:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise RecipeError(str(path), [Problem((), f"cannot read the recipe file: {error}", None)]) from None
+    return parse_recipe(text, str(path), overrides)
+
+
+def apply_override(raw: dict[str, Any], override: str, source: str) -> None:
+    """Set `path=value` (value parsed as YAML) in the raw recipe, e.g. `steps[1].params.rounds=5`."""
+    path_text, sep, value_text = override.partition("=")
+    try:
+        if not sep:
+            raise ValueError("expected path=value, e.g. seed=3 or steps[0].params.l2=0.1")
+        path = parse_path(path_text)
+        value = yaml.safe_load(value_text)
+        node: Any = raw
+        for part in path[:-1]:
+            node = _child(node, part)
+        _check_slot(node, path[-1])
+        node[path[-1]] = value
+    except (ValueError, yaml.YAMLError) as error:
+        raise RecipeError(source, [Problem((), f"--set {override!r}: {error}", None)]) from None
+
+
+def _check_slot(node: Any, part: str | int) -> None:
+    if isinstance(part, int):
+        if not isinstance(node, list) or not 0 <= part < len(node):
+            raise ValueError(f"no item [{part}] there (it has {len(node) if isinstance(node, list) else 0})")
+    elif not isinstance(node, dict):
+        raise ValueError(f"cannot set field {part!r} inside a {type(node).__name__}")
+
+
+def _child(node: Any, part: str | int) -> Any:
+    _check_slot(node, part)
+    return node[part] if isinstance(part, int) else node.setdefault(part, {})
+
+
+__all__ = [
+    "DataRef",
+    "PartySpec",
+    "Problem",
+    "Recipe",
+    "RecipeError",
+    "StepSpec",
+    "json_schema",
+    "load_recipe",
+    "parse_recipe",
+    "recipe_model",
+]

@@ -1,0 +1,66 @@
+"""report.html: one self-contained file (figures embedded) a person can read or mail.
+
+The report is built only from what the coordinator legitimately holds: the
+published metrics, the manifest and the ledger. It never reads a party store.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from workbench.ledger import Ledger
+from workbench.recipe import Recipe
+from workbench.report.blocks import Block, Figure, Table, Text
+from workbench.steps import REGISTRY
+
+_ENV = Environment(loader=PackageLoader("workbench.report"), autoescape=select_autoescape(["html", "j2"]))
+_ENV.filters["data_uri"] = lambda png: "data:image/png;base64," + base64.b64encode(png).decode()
+_ENV.filters["cell"] = lambda value: "" if value is None else (f"{value:.4f}" if isinstance(value, float) else value)
+_ENV.filters["bytes"] = lambda n: human_bytes(n)
+_ENV.tests["table"] = lambda block: isinstance(block, Table)
+_ENV.tests["figure"] = lambda block: isinstance(block, Figure)
+_ENV.tests["text"] = lambda block: isinstance(block, Text)
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def step_blocks(recipe: Recipe, metrics: dict[str, Any]) -> dict[str, list[Block]]:
+    """Each step's report blocks, from its own `summarize`."""
+    return {
+        name: REGISTRY[spec.kind].summarize(metrics["steps"].get(name, {}))
+        for name, spec in zip(recipe.step_names(), recipe.steps)
+    }
+
+
+def boundary_statement(ledger: Ledger) -> str:
+    """The sentence a privacy officer reads first: did row-level data leave any party?"""
+    row_level = [m for m in ledger.messages if m.row_level]
+    if not row_level:
+        return "No row-level data left any party: every message was an aggregate, a summary or protected material."
+    flows = sorted({f"{m.sender} → {m.receiver} ({m.kind}, protection: {m.protection.value})" for m in row_level})
+    return f"{len(row_level)} message(s) carried row-level data, as the recipe declares: " + "; ".join(flows) + "."
+
+
+def write_report(path: Path, recipe: Recipe, metrics: dict[str, Any], manifest: dict[str, Any], ledger: Ledger) -> None:
+    html = _ENV.get_template("report.html.j2").render(
+        recipe=recipe,
+        steps=list(zip(recipe.step_names(), recipe.steps)),
+        blocks=step_blocks(recipe, metrics),
+        manifest=manifest,
+        ledger=ledger.summary(),
+        ledger_total=ledger.total_bytes(),
+        boundary=boundary_statement(ledger),
+        parties=recipe.parties,
+        at={name: recipe.step_parties(spec) for name, spec in zip(recipe.step_names(), recipe.steps)},
+    )
+    path.write_text(html, encoding="utf-8")

@@ -1,0 +1,171 @@
+"""Runs a recipe step by step and writes the run directory.
+
+The run directory is the unit of reproducibility: recipe.yaml (as run),
+manifest.json (what it ran on), ledger.jsonl (what crossed boundaries),
+metrics.json (what was learned; byte-identical for the same recipe and seed),
+events.jsonl (how it went) and report.html (all of it, for people).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.context import StepContext
+from workbench.data.sources import DataSourceError
+from workbench.events import (
+    Event,
+    EventListener,
+    MessageSent,
+    Progress,
+    RunFinished,
+    RunStarted,
+    StepFailed,
+    StepFinished,
+    StepStarted,
+)
+from workbench.ledger import Ledger
+from workbench.manifest import build_manifest, table_fingerprint
+from workbench.models.features import FeatureError
+from workbench.parties import MissingItemError, PartyBoundaryError, PartyStore, ScopedParties
+from workbench.recipe import Recipe
+from workbench.report.html import write_report
+from workbench.steps import REGISTRY
+
+USER_ERRORS = (FeatureError, MissingItemError, PartyBoundaryError, DataSourceError)
+"""Errors that describe bad input or a recipe mistake: shown to the user as a message, not a traceback."""
+
+DATA_PHASE = "data"
+
+
+class RunError(RuntimeError):
+    """A run stopped; the message names the step (or data source) and the cause."""
+
+    def __init__(self, message: str, *, user_error: bool) -> None:
+        super().__init__(message)
+        self.user_error = user_error
+
+
+@dataclass(frozen=True)
+class RunResult:
+    out_dir: Path
+    metrics: dict[str, Any]
+    manifest: dict[str, Any]
+    ledger: Ledger
+    stores: dict[str, PartyStore]
+    """Every party's store after the run: for notebooks and tests to inspect, never part of the report."""
+
+
+class _EventLog:
+    """Fans events out to listeners and appends them to events.jsonl."""
+
+    def __init__(self, path: Path, listeners: Sequence[EventListener]) -> None:
+        self._handle = path.open("w")
+        self._listeners = list(listeners)
+
+    def __call__(self, event: Event) -> None:
+        self._handle.write(json.dumps(event.to_dict(), default=str) + "\n")
+        self._handle.flush()
+        for listener in self._listeners:
+            listener(event)
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def run_recipe(
+    recipe: Recipe,
+    out_dir: Path,
+    *,
+    base_dir: Path = Path("."),
+    listeners: Sequence[EventListener] = (),
+    force: bool = False,
+) -> RunResult:
+    """Run every step in order; on failure raise RunError after recording what happened."""
+    _prepare(out_dir, force)
+    (out_dir / "recipe.yaml").write_text(recipe.to_yaml())
+    emit = _EventLog(out_dir / "events.jsonl", listeners)
+    started = time.perf_counter()
+    try:
+        names = recipe.step_names()
+        emit(RunStarted(recipe=recipe.name, recipe_hash=recipe.hash(), out_dir=str(out_dir), steps=names))
+        ledger = Ledger(out_dir / "ledger.jsonl", listeners=[lambda message: emit(MessageSent(message))])
+        stores, truth, fingerprints = _load_parties(recipe, base_dir, emit)
+        roles = {name: party.role for name, party in recipe.parties.items()}
+        results: dict[str, Any] = {}
+        timings: dict[str, float] = {}
+        for index, (name, spec) in enumerate(zip(names, recipe.steps)):
+            at = recipe.step_parties(spec)
+            emit(StepStarted(step=name, kind=spec.kind, index=index, total=len(names), parties=at))
+            ctx = StepContext(
+                step=name,
+                seed=recipe.seed,
+                parties=ScopedParties(stores, at, name),
+                roles=roles,
+                ledger=ledger,
+                emit=emit,
+                ground_truth=truth,
+            )
+            step_started = time.perf_counter()
+            try:
+                REGISTRY[spec.kind](spec.params).run(ctx)
+            except Exception as error:
+                emit(StepFailed(step=name, error=str(error)))
+                (out_dir / "error.log").write_text(traceback.format_exc())
+                user_error = isinstance(error, USER_ERRORS)
+                raise RunError(f"step {name!r} ({spec.kind}) failed: {error}", user_error=user_error) from error
+            timings[name] = time.perf_counter() - step_started
+            results[name] = ctx.results
+            emit(StepFinished(step=name, seconds=timings[name]))
+        metrics = {"recipe": recipe.name, "recipe_hash": recipe.hash(), "seed": recipe.seed, "steps": results}
+        _write_json(out_dir / "metrics.json", metrics)
+        manifest = build_manifest(recipe, fingerprints, timings, ledger)
+        _write_json(out_dir / "manifest.json", manifest)
+        write_report(out_dir / "report.html", recipe, metrics, manifest, ledger)
+        emit(RunFinished(out_dir=str(out_dir), seconds=time.perf_counter() - started))
+        return RunResult(out_dir, metrics, manifest, ledger, stores)
+    finally:
+        emit.close()
+
+
+def _prepare(out_dir: Path, force: bool) -> None:
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
+        raise RunError(f"run directory {out_dir} already exists and is not empty; choose another --out or pass --force", user_error=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _load_parties(
+    recipe: Recipe, base_dir: Path, emit: EventListener
+) -> tuple[dict[str, PartyStore], dict[str, Any], dict[str, dict[str, Any]]]:
+    """Load each dataset once and hand each party its part; keep generator truth apart from every store."""
+    stores = {name: PartyStore(name, party.role) for name, party in recipe.parties.items()}
+    used = {party.data.dataset for party in recipe.parties.values() if party.data}
+    loaded, truth = {}, {}
+    for done, dataset in enumerate(sorted(used), start=1):
+        try:
+            loaded[dataset] = recipe.datasets[dataset].load(recipe.seed, base_dir)
+        except DataSourceError as error:
+            raise RunError(f"dataset {dataset!r}: {error}", user_error=True) from error
+        if loaded[dataset].truth is not None:
+            truth[dataset] = loaded[dataset].truth
+        emit(Progress(step=DATA_PHASE, done=done, total=len(used), label=dataset))
+    fingerprints = {}
+    for name, party in recipe.parties.items():
+        if party.data is None:
+            continue
+        parts = loaded[party.data.dataset].parts
+        part = party.data.part or next(iter(parts))
+        if part not in parts:  # a file or package changed under the recipe since it was validated
+            raise RunError(f"party {name!r}: dataset {party.data.dataset!r} has no part {part!r}", user_error=True)
+        stores[name].put_table(party.data.table, parts[part])
+        fingerprints[name] = table_fingerprint(party.data.dataset, part, parts[part])
+    return stores, truth, fingerprints
+
+
+def _write_json(path: Path, content: dict[str, Any]) -> None:
+    path.write_text(json.dumps(content, indent=2, sort_keys=True, allow_nan=False) + "\n")

@@ -1,0 +1,59 @@
+"""The one interface every technique implements, and the registry that maps `kind:` to it.
+
+A step is typed parameters (a pydantic model, validated once when the recipe
+loads), the roles of the parties it runs at by default, and `run(ctx)`. The
+runner knows steps only through `REGISTRY`; steps never import each other.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from workbench.context import StepContext
+from workbench.parties import Role
+from workbench.report.blocks import Block, Table
+
+
+class StepParams(BaseModel):
+    """Base of every step's parameters: unknown fields are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+P = TypeVar("P", bound=StepParams)
+
+
+class Step(ABC, Generic[P]):
+    kind: ClassVar[str]
+    Params: ClassVar[type[StepParams]]
+    roles: ClassVar[tuple[Role, ...]]
+    """Roles of the parties the step runs at when the recipe gives no `at:`; also the roles it accepts."""
+
+    def __init__(self, params: P) -> None:
+        self.params = params
+
+    @abstractmethod
+    def run(self, ctx: StepContext) -> None:
+        """Do the work at the step's parties; put results for the coordinator in `ctx.results` via `ctx.publish`."""
+
+    @classmethod
+    def summarize(cls, results: dict[str, Any]) -> list[Block]:
+        """Turn this step's metrics into report blocks; by default a table of what each party published."""
+        columns = list(dict.fromkeys(key for summary in results.values() for key in summary))
+        if not columns:
+            return []
+        rows = [[party, *(summary.get(column) for column in columns)] for party, summary in results.items()]
+        return [Table(f"Published by each party ({cls.kind})", ["party", *columns], rows)]
+
+
+REGISTRY: dict[str, type[Step[Any]]] = {}
+
+
+def register(cls: type[Step[Any]]) -> type[Step[Any]]:
+    if cls.kind in REGISTRY:
+        raise ValueError(f"step kind {cls.kind!r} is registered twice ({REGISTRY[cls.kind].__name__} and {cls.__name__})")
+    REGISTRY[cls.kind] = cls
+    return cls

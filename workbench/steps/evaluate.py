@@ -1,0 +1,67 @@
+"""Score models on each site's held-out rows, at the site; only the scores reach the coordinator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from workbench.context import StepContext
+from workbench.data.splits import split_part
+from workbench.models import model_key
+from workbench.models.features import TableRef, design_matrix, label_vector
+from workbench.models.metrics import binary_metrics
+from workbench.parties import Role
+from workbench.report.blocks import Block, Figure, Table
+from workbench.report.figures import grouped_bars
+from workbench.steps.base import Step, StepParams, register
+
+METRICS = ("auc", "accuracy", "brier")
+
+
+class EvaluateParams(StepParams):
+    table: str = Field("data", description="Table holding features, label and the split at each site.")
+    label: str = Field(description="Binary outcome column.")
+    models: list[str] = Field(default_factory=lambda: ["local"], min_length=1, description="Models to score, by name.")
+
+
+@register
+class Evaluate(Step[EvaluateParams]):
+    """Per-site AUC, accuracy and Brier score of each named model on the same held-out rows."""
+
+    kind = "evaluate"
+    Params = EvaluateParams
+    roles = (Role.HOSPITAL,)
+
+    def run(self, ctx: StepContext) -> None:
+        p = self.params
+        for done, party in enumerate(ctx.parties, start=1):
+            store = ctx.store(party)
+            where = TableRef(party, p.table)
+            test = split_part(store.table(p.table), where, test=True)
+            y = label_vector(test, p.label, where)
+            scores: dict[str, Any] = {}
+            for name in p.models:
+                model = store.get(model_key(name))
+                scores[name] = binary_metrics(y, model.predict_proba(design_matrix(test, model.features, where)))
+                for metric in METRICS:
+                    if scores[name][metric] is not None:
+                        ctx.metric(f"{name}.{metric}", scores[name][metric], party=party)
+            ctx.publish(party, scores)
+            ctx.progress(done, len(ctx.parties), party)
+
+    @classmethod
+    def summarize(cls, results: dict[str, Any]) -> list[Block]:
+        sites = list(results)
+        models = list(next(iter(results.values()), {}))
+        rows = [
+            [site, model, s["n"], s["positives"], *(s[m] for m in METRICS)]
+            for site in sites
+            for model, s in results[site].items()
+        ]
+        auc = {model: [results[site][model]["auc"] for site in sites] for model in models}
+        return [
+            Table("Held-out performance per site", ["site", "model", "n", "positives", *METRICS], rows,
+                  note="AUC is empty where a site's held-out rows hold a single class."),
+            Figure("AUC per site", grouped_bars(sites, auc, ylabel="AUC", ylim=(0.5, 1.0))),
+        ]
