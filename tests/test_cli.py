@@ -10,8 +10,8 @@ from pathlib import Path
 import polars as pl
 from typer.testing import CliRunner
 
-from workbench.cli import app
 from tests.test_recipe import THREE_PROBLEMS
+from workbench.cli import app
 
 runner = CliRunner()
 

@@ -6,7 +6,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
-from workbench.events import Event, Progress as ProgressEvent, StepFailed, StepFinished, StepStarted
+from workbench.events import Event, StepFailed, StepFinished, StepStarted
+from workbench.events import Progress as ProgressEvent
 from workbench.report.blocks import Block, Table
 
 

@@ -183,21 +183,26 @@ def _child_type(annotation: Any, part: str | int) -> Any:
 
 
 def reference_problems(raw: Mapping[str, Any], registry: Mapping[str, Any]) -> list[Problem]:
-    parties = raw.get("parties") if isinstance(raw.get("parties"), dict) else {}
-    datasets = raw.get("datasets") if isinstance(raw.get("datasets"), dict) else {}
+    parties, datasets = _field(raw, "parties", dict), _field(raw, "datasets", dict)
     problems = [*_party_problems(parties, datasets)]
-    steps = raw.get("steps") if isinstance(raw.get("steps"), list) else []
+    steps = _field(raw, "steps", list)
     names: dict[str, int] = {}
     for index, step in enumerate(steps):
         if not isinstance(step, dict):
             continue
-        step_class = registry.get(step.get("kind"))
+        step_class = registry.get(str(step.get("kind")))
         if isinstance(step.get("name"), str):
             if step["name"] in names:
                 problems.append(Problem(("steps", index, "name"), f"step name {step['name']!r} is already used by steps[{names[step['name']]}]"))
             names.setdefault(step["name"], index)
         problems.extend(_at_problems(index, step, step_class, parties))
     return problems
+
+
+def _field(raw: Mapping[str, Any], key: str, kind: type) -> Any:
+    """A top-level section if it has the right shape; otherwise empty (its shape is pydantic's to report)."""
+    value = raw.get(key)
+    return value if isinstance(value, kind) else kind()
 
 
 def _party_problems(parties: Mapping[str, Any], datasets: Mapping[str, Any]) -> list[Problem]:

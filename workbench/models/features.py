@@ -94,6 +94,6 @@ def label_vector(frame: pl.DataFrame, label: str, where: TableRef) -> np.ndarray
     if series.null_count():
         raise FeatureError(f"{where}: label column {label!r} has {series.null_count()} missing values")
     values = set(series.unique().to_list())
-    if not values <= {0, 1, True, False}:
+    if not values <= {0, 1}:  # True == 1 and False == 0
         raise FeatureError(f"{where}: label column {label!r} must be Boolean or 0/1, got values {sorted(map(str, values))[:5]}")
     return series.cast(pl.Float64).to_numpy()

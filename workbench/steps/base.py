@@ -49,6 +49,23 @@ class Step(ABC, Generic[P]):
         return [Table(f"Published by each party ({cls.kind})", ["party", *columns], rows)]
 
 
+class SiteStep(Step[P]):
+    """A step that does the same work at each of its parties in turn, each on its own store only.
+
+    Subclasses implement `run_at`, which returns the summary that party publishes
+    to the coordinator; the loop, publishing and progress are shared.
+    """
+
+    def run(self, ctx: StepContext) -> None:
+        for done, party in enumerate(ctx.parties, start=1):
+            ctx.publish(party, self.run_at(ctx, party))
+            ctx.progress(done, len(ctx.parties), party)
+
+    @abstractmethod
+    def run_at(self, ctx: StepContext, party: str) -> dict[str, Any]:
+        """Work at one party; return the aggregate summary it publishes (never row-level data)."""
+
+
 REGISTRY: dict[str, type[Step[Any]]] = {}
 
 

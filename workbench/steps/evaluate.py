@@ -14,7 +14,7 @@ from workbench.models.metrics import binary_metrics
 from workbench.parties import Role
 from workbench.report.blocks import Block, Figure, Table
 from workbench.report.figures import grouped_bars
-from workbench.steps.base import Step, StepParams, register
+from workbench.steps.base import SiteStep, StepParams, register
 
 METRICS = ("auc", "accuracy", "brier")
 
@@ -26,29 +26,26 @@ class EvaluateParams(StepParams):
 
 
 @register
-class Evaluate(Step[EvaluateParams]):
+class Evaluate(SiteStep[EvaluateParams]):
     """Per-site AUC, accuracy and Brier score of each named model on the same held-out rows."""
 
     kind = "evaluate"
     Params = EvaluateParams
     roles = (Role.HOSPITAL,)
 
-    def run(self, ctx: StepContext) -> None:
-        p = self.params
-        for done, party in enumerate(ctx.parties, start=1):
-            store = ctx.store(party)
-            where = TableRef(party, p.table)
-            test = split_part(store.table(p.table), where, test=True)
-            y = label_vector(test, p.label, where)
-            scores: dict[str, Any] = {}
-            for name in p.models:
-                model = store.get(model_key(name))
-                scores[name] = binary_metrics(y, model.predict_proba(design_matrix(test, model.features, where)))
-                for metric in METRICS:
-                    if scores[name][metric] is not None:
-                        ctx.metric(f"{name}.{metric}", scores[name][metric], party=party)
-            ctx.publish(party, scores)
-            ctx.progress(done, len(ctx.parties), party)
+    def run_at(self, ctx: StepContext, party: str) -> dict[str, Any]:
+        p, store = self.params, ctx.store(party)
+        where = TableRef(party, p.table)
+        test = split_part(store.table(p.table), where, test=True)
+        y = label_vector(test, p.label, where)
+        scores: dict[str, Any] = {}
+        for name in p.models:
+            model = store.get(model_key(name))
+            scores[name] = binary_metrics(y, model.predict_proba(design_matrix(test, model.features, where)))
+            for metric in METRICS:
+                if scores[name][metric] is not None:
+                    ctx.metric(f"{name}.{metric}", scores[name][metric], party=party)
+        return scores
 
     @classmethod
     def summarize(cls, results: dict[str, Any]) -> list[Block]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from workbench.context import StepContext
@@ -10,7 +12,7 @@ from workbench.models import model_key
 from workbench.models.features import FeatureSpec, TableRef, design_matrix, label_vector
 from workbench.models.logistic import LogisticModel
 from workbench.parties import Role
-from workbench.steps.base import Step, StepParams, register
+from workbench.steps.base import SiteStep, StepParams, register
 
 
 class LocalTrainParams(StepParams):
@@ -22,20 +24,17 @@ class LocalTrainParams(StepParams):
 
 
 @register
-class LocalTrain(Step[LocalTrainParams]):
+class LocalTrain(SiteStep[LocalTrainParams]):
     """Logistic regression at each site on its own training rows; nothing leaves the site but row counts."""
 
     kind = "local_train"
     Params = LocalTrainParams
     roles = (Role.HOSPITAL,)
 
-    def run(self, ctx: StepContext) -> None:
-        p = self.params
-        for done, party in enumerate(ctx.parties, start=1):
-            store = ctx.store(party)
-            where = TableRef(party, p.table)
-            train = split_part(store.table(p.table), where, test=False)
-            X, y = design_matrix(train, p.features, where), label_vector(train, p.label, where)
-            store.put(model_key(p.model), LogisticModel.fit(X, y, p.features, p.l2))
-            ctx.publish(party, {"train_rows": len(y), "train_positives": int(y.sum())})
-            ctx.progress(done, len(ctx.parties), party)
+    def run_at(self, ctx: StepContext, party: str) -> dict[str, Any]:
+        p, store = self.params, ctx.store(party)
+        where = TableRef(party, p.table)
+        train = split_part(store.table(p.table), where, test=False)
+        X, y = design_matrix(train, p.features, where), label_vector(train, p.label, where)
+        store.put(model_key(p.model), LogisticModel.fit(X, y, p.features, p.l2))
+        return {"train_rows": len(y), "train_positives": int(y.sum())}

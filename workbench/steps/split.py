@@ -6,6 +6,8 @@ held-out rows, so the split is a step of its own that runs once.
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 from pydantic import Field
 
@@ -13,7 +15,7 @@ from workbench.context import StepContext
 from workbench.data.splits import SPLIT_COLUMN, stratified_mask
 from workbench.models.features import TableRef, label_vector
 from workbench.parties import Role
-from workbench.steps.base import Step, StepParams, register
+from workbench.steps.base import SiteStep, StepParams, register
 
 
 class SplitParams(StepParams):
@@ -23,20 +25,18 @@ class SplitParams(StepParams):
 
 
 @register
-class Split(Step[SplitParams]):
+class Split(SiteStep[SplitParams]):
     """Adds a Boolean `is_test` column to each site's table."""
 
     kind = "split"
     Params = SplitParams
     roles = (Role.HOSPITAL,)
 
-    def run(self, ctx: StepContext) -> None:
-        for done, party in enumerate(ctx.parties, start=1):
-            store = ctx.store(party)
-            frame = store.table(self.params.table)
-            y = label_vector(frame, self.params.label, TableRef(party, self.params.table))
-            is_test = stratified_mask(y, self.params.test_fraction, ctx.rng(party))
-            store.put_table(self.params.table, frame.with_columns(pl.Series(SPLIT_COLUMN, is_test)))
-            ctx.publish(party, {"rows": len(y), "test_rows": int(is_test.sum()), "test_positives": int(y[is_test].sum())})
-            ctx.progress(done, len(ctx.parties), party)
+    def run_at(self, ctx: StepContext, party: str) -> dict[str, Any]:
+        p, store = self.params, ctx.store(party)
+        frame = store.table(p.table)
+        y = label_vector(frame, p.label, TableRef(party, p.table))
+        is_test = stratified_mask(y, p.test_fraction, ctx.rng(party))
+        store.put_table(p.table, frame.with_columns(pl.Series(SPLIT_COLUMN, is_test)))
+        return {"rows": len(y), "test_rows": int(is_test.sum()), "test_positives": int(y[is_test].sum())}
 
