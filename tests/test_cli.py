@@ -27,7 +27,7 @@ def test_validate_names_every_problem_and_exits_non_zero(tmp_path: Path) -> None
     bad.write_text(THREE_PROBLEMS)
     result = runner.invoke(app, ["validate", str(bad)])
     assert result.exit_code == 2
-    for expected in (f"{bad}:9: steps[0].colour", f"{bad}:12: steps[1].params.l2", f"{bad}:15: steps[1].at[1]"):
+    for expected in (f"{bad}:9: steps[0].colour", f"{bad}:12: steps[1].params.model.l2", f"{bad}:15: steps[1].at[1]"):
         assert expected in result.output
     assert "Traceback" not in result.output
 
@@ -42,7 +42,7 @@ def test_schema_is_json_schema() -> None:
 def test_run_with_overrides_writes_the_run_directory(flagship_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = runner.invoke(app, ["run", str(flagship_path), "--out", str(out), "--seed", "3",
-                                 "--set", "steps[1].params.l2=0.1"])
+                                 "--set", "steps[1].params.model.l2=0.1"])
     assert result.exit_code == 0, result.output
     assert "Held-out performance per site" in result.output and "general_hospital" in result.output
     as_run = (out / "recipe.yaml").read_text()
@@ -53,7 +53,7 @@ def test_run_of_a_bad_recipe_prints_problems_not_a_traceback(tmp_path: Path) -> 
     bad = tmp_path / "broken.yaml"
     bad.write_text(THREE_PROBLEMS)
     result = runner.invoke(app, ["run", str(bad), "--out", str(tmp_path / "run")])
-    assert result.exit_code == 2 and "steps[1].params.l2" in result.output
+    assert result.exit_code == 2 and "steps[1].params.model.l2" in result.output
     assert not (tmp_path / "run").exists()
 
 

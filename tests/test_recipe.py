@@ -24,7 +24,7 @@ steps:
     params:
       label: heart_disease
       features: {numeric: [age]}
-      l2: 0.1
+      model: {l2: 0.1}
 """
 
 # Line 12: wrong type; line 9: unknown field; line 14: a party the recipe does not have.
@@ -40,7 +40,7 @@ steps:
     colour: blue
   - kind: local_train
     params:
-      l2: lots
+      model: {l2: lots}
       label: heart_disease
       features: {numeric: [age]}
     at: [cleveland, st_elsewhere]
@@ -67,8 +67,8 @@ def test_minimal_recipe_gets_defaults() -> None:
 
 def test_wrong_type_unknown_field_and_missing_party_all_named_by_path_and_line() -> None:
     found = problems(THREE_PROBLEMS)
-    assert set(found) == {"steps[0].colour", "steps[1].params.l2", "steps[1].at[1]"}
-    line, message = found["steps[1].params.l2"]
+    assert set(found) == {"steps[0].colour", "steps[1].params.model.l2", "steps[1].at[1]"}
+    line, message = found["steps[1].params.model.l2"]
     assert line == 12 and "valid number" in message and "'lots'" in message
     line, message = found["steps[0].colour"]
     assert line == 9 and "unknown field 'colour'" in message and "kind, name, at, params" in message
@@ -79,7 +79,7 @@ def test_wrong_type_unknown_field_and_missing_party_all_named_by_path_and_line()
 def test_error_text_names_file_line_and_path() -> None:
     with pytest.raises(RecipeError) as caught:
         parse_recipe(THREE_PROBLEMS, "recipes/broken.yaml")
-    assert "recipes/broken.yaml:12: steps[1].params.l2: Input should be a valid number" in str(caught.value)
+    assert "recipes/broken.yaml:12: steps[1].params.model.l2: Input should be a valid number" in str(caught.value)
 
 
 def test_misspelled_field_gets_a_suggestion() -> None:
@@ -128,8 +128,8 @@ def test_not_a_mapping() -> None:
 
 
 def test_overrides_apply_before_validation() -> None:
-    recipe = parse_recipe(MINIMAL, overrides=["seed=11", "steps[1].params.l2=0.5", "steps[0].params.test_fraction=0.2"])
-    assert (recipe.seed, recipe.steps[1].params.l2, recipe.steps[0].params.test_fraction) == (11, 0.5, 0.2)
+    recipe = parse_recipe(MINIMAL, overrides=["seed=11", "steps[1].params.model.l2=0.5", "steps[0].params.test_fraction=0.2"])
+    assert (recipe.seed, recipe.steps[1].params.model.l2, recipe.steps[0].params.test_fraction) == (11, 0.5, 0.2)
 
 
 @pytest.mark.parametrize(("override", "expected"), [
@@ -144,7 +144,7 @@ def test_bad_overrides_are_clear(override: str, expected: str) -> None:
 
 
 def test_override_values_are_validated_too() -> None:
-    assert "steps[1].params.l2" in problems_with_override("steps[1].params.l2=-1")
+    assert "steps[1].params.model.l2" in problems_with_override("steps[1].params.model.l2=-1")
 
 
 def problems_with_override(override: str) -> set[str]:

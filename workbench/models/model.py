@@ -1,0 +1,102 @@
+"""A model a party holds: how inputs are encoded and scaled, which family, which parameters.
+
+Every trainer (local, pooled, federated) produces this same object, so `evaluate`
+scores them alike and nothing downstream cares how a model was trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from scipy.optimize import minimize
+
+from workbench.models.features import FeatureSpec
+from workbench.models.logistic import Logistic
+from workbench.models.mlp import MLP
+from workbench.models.standardize import Standardizer
+
+
+class Family(Protocol):
+    name: str
+
+    def init_params(self, n_inputs: int, rng: np.random.Generator) -> np.ndarray: ...
+    def loss_and_grad(self, params: np.ndarray, Z: np.ndarray, y: np.ndarray, l2: float) -> tuple[float, np.ndarray]: ...
+    def predict_proba(self, params: np.ndarray, Z: np.ndarray) -> np.ndarray: ...
+    def param_names(self, inputs: list[str]) -> list[str]: ...
+
+
+class ModelSpec(BaseModel):
+    """Which model family and its regularization, as a recipe states it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    family: Literal["logistic", "mlp"] = Field("logistic", description="logistic regression, or a one-hidden-layer perceptron.")
+    hidden: int = Field(16, ge=1, le=1024, description="Hidden units (mlp only).")
+    l2: float = Field(0.01, ge=0.0, description="L2 penalty on standardized weights.")
+
+    def build(self) -> Family:
+        return Logistic() if self.family == "logistic" else MLP(self.hidden)
+
+
+@dataclass
+class Model:
+    features: FeatureSpec
+    spec: ModelSpec
+    standardizer: Standardizer
+    params: np.ndarray
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.spec.build().predict_proba(self.params, self.standardizer.apply(X))
+
+    def named_params(self) -> dict[str, float]:
+        names = self.spec.build().param_names(self.features.names())
+        return {name: float(value) for name, value in zip(names, self.params, strict=True)}
+
+
+def fit_full(family: Family, Z: np.ndarray, y: np.ndarray, l2: float, init: np.ndarray, max_iter: int = 500) -> np.ndarray:
+    """Minimize the regularized loss with L-BFGS: deterministic, no learning rate to tune."""
+    result = minimize(family.loss_and_grad, init.astype(np.float64, copy=True), args=(Z, y, l2), jac=True,
+                      method="L-BFGS-B", options={"maxiter": max_iter})
+    return result.x
+
+
+def fit_model(X: np.ndarray, y: np.ndarray, features: FeatureSpec, spec: ModelSpec, rng: np.random.Generator) -> Model:
+    """Train on one table (a site's own rows, or the pooled oracle's) with its own standardization."""
+    standardizer = Standardizer.from_data(X)
+    family = spec.build()
+    params = fit_full(family, standardizer.apply(X), y, spec.l2, family.init_params(X.shape[1], rng))
+    return Model(features, spec, standardizer, params)
+
+
+def sgd_epochs(
+    family: Family,
+    params: np.ndarray,
+    Z: np.ndarray,
+    y: np.ndarray,
+    *,
+    l2: float,
+    learning_rate: float,
+    epochs: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    proximal_mu: float = 0.0,
+) -> np.ndarray:
+    """Mini-batch SGD from `params`; with proximal_mu > 0 it is FedProx's local objective.
+
+    The proximal term mu/2 |w - w_global|^2 keeps a site with few or unusual rows
+    from drifting far from the global model between rounds.
+    """
+    anchor = params.copy()
+    params = params.copy()
+    for _ in range(epochs):
+        order = rng.permutation(len(y))
+        for start in range(0, len(y), batch_size):
+            batch = order[start : start + batch_size]
+            _, grad = family.loss_and_grad(params, Z[batch], y[batch], l2)
+            if proximal_mu:
+                grad = grad + proximal_mu * (params - anchor)
+            params -= learning_rate * grad
+    return params
