@@ -79,9 +79,13 @@ def test_ground_truth_never_enters_a_store(flagship_run: RunResult) -> None:
             assert not {"hospital", "frailty", "noise"} & set(table.columns), (store.name, name)
 
 
-def test_baseline_sends_no_row_level_data(flagship_run: RunResult) -> None:
-    messages = flagship_run.ledger.messages
-    assert messages, "the baseline publishes per-site summaries"
-    assert not any(m.row_level for m in messages)
-    assert {m.receiver for m in messages} == {COORDINATOR}
-    assert {m.kind for m in messages} == {"metrics.summary"}
+def test_only_the_declared_oracle_moves_rows(flagship_run: RunResult) -> None:
+    """The pooled oracle is declared in the recipe; nothing else in the flagship moves row-level data."""
+    row_level = [m for m in flagship_run.ledger.messages if m.row_level]
+    assert {(m.step, m.receiver, m.kind) for m in row_level} == {("pooled_train", "oracle", "oracle.training_rows")}
+    assert {m.sender for m in row_level} == {"general_hospital", "county_hospital", "trauma_center"}
+
+
+def test_baseline_steps_send_only_summaries_to_the_coordinator(flagship_run: RunResult) -> None:
+    baseline = [m for m in flagship_run.ledger.messages if m.step in ("split", "local_train", "evaluate")]
+    assert baseline and {(m.receiver, m.kind, m.row_level) for m in baseline} == {(COORDINATOR, "metrics.summary", False)}

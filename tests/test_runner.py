@@ -30,7 +30,7 @@ def test_manifest_records_data_packages_and_seed(flagship_run: RunResult) -> Non
     assert all(len(fp["sha256"]) == 64 and fp["rows"] > 0 for fp in manifest["data"].values())
     assert {"ppml-workbench", "numpy", "polars", "pydantic"} <= set(manifest["packages"])
     assert manifest["ledger"]["bytes"] == flagship_run.ledger.total_bytes()
-    assert set(manifest["timings_seconds"]) == {"split", "local_train", "evaluate"}
+    assert set(manifest["timings_seconds"]) == {"split", "local_train", "pooled_train", "fl_train", "evaluate"}
 
 
 def test_metrics_hold_what_each_site_published(flagship_run: RunResult) -> None:
@@ -61,7 +61,7 @@ def test_events_tell_the_run_in_order(flagship: Recipe, tmp_path: Path) -> None:
     assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunFinished)
     starts = [e.step for e in events if isinstance(e, StepStarted)]
     finishes = [e.step for e in events if isinstance(e, StepFinished)]
-    assert starts == finishes == ["split", "local_train", "evaluate"]
+    assert starts == finishes == ["split", "local_train", "pooled_train", "fl_train", "evaluate"]
     assert [e.message for e in events if isinstance(e, MessageSent)] == list(result.ledger.messages)
     logged = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
     assert [entry["type"] for entry in logged] == [e.type for e in events]

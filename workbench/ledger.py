@@ -74,11 +74,28 @@ class Ledger:
         protection: Protection,
         row_level: bool,
     ) -> Message:
+        """Record bytes that are being sent; the caller hands the same bytes to the receiver."""
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise TypeError(
                 f"ledger: message {kind!r} from {sender!r} to {receiver!r} must be bytes, "
                 f"got {type(payload).__name__}; serialize it before sending"
             )
+        return self.record_observed(step=step, sender=sender, receiver=receiver, kind=kind, nbytes=len(payload),
+                                    digest=hashlib.sha256(payload).hexdigest(), protection=protection, row_level=row_level)
+
+    def record_observed(
+        self,
+        *,
+        step: str,
+        sender: str,
+        receiver: str,
+        kind: str,
+        nbytes: int,
+        digest: str,
+        protection: Protection,
+        row_level: bool,
+    ) -> Message:
+        """Record a message a transport carried for us (e.g. Flower's), measured where it was serialized."""
         if sender == receiver:
             raise ValueError(f"ledger: message {kind!r} is sent by {sender!r} to itself; only cross-party messages belong here")
         message = Message(
@@ -87,10 +104,10 @@ class Ledger:
             sender=sender,
             receiver=receiver,
             kind=kind,
-            nbytes=len(payload),
+            nbytes=nbytes,
             protection=Protection(protection),
             row_level=row_level,
-            digest=hashlib.sha256(payload).hexdigest(),
+            digest=digest,
         )
         self._messages.append(message)
         if self._path is not None:

@@ -16,3 +16,15 @@ def test_metrics_of_a_perfect_and_a_useless_score() -> None:
 def test_auc_is_undefined_for_a_single_class() -> None:
     result = binary_metrics(np.zeros(5), np.full(5, 0.1))
     assert result["auc"] is None and result["positives"] == 0 and result["n"] == 5
+
+
+def test_agrees_with_scikit_learn_including_ties() -> None:
+    from sklearn.metrics import accuracy_score, brier_score_loss, roc_auc_score
+
+    rng = np.random.default_rng(3)
+    y = (rng.random(500) < 0.2).astype(float)
+    score = np.round(rng.random(500) * 0.6 + 0.3 * y, 2)  # rounding makes ties
+    ours = binary_metrics(y, score)
+    assert ours["auc"] == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+    assert ours["accuracy"] == pytest.approx(accuracy_score(y, score >= 0.5))
+    assert ours["brier"] == pytest.approx(brier_score_loss(y, score))

@@ -5,11 +5,15 @@ from workbench.runner import RunResult
 from workbench.steps.evaluate import Evaluate
 
 
-def test_summary_is_a_table_per_site_and_model_and_an_auc_figure(flagship_run: RunResult) -> None:
-    table, figure = Evaluate.summarize(flagship_run.metrics["steps"]["evaluate"])
-    assert isinstance(table, Table) and isinstance(figure, Figure)
-    assert [row[0] for row in table.rows] == ["general_hospital", "county_hospital", "trauma_center"]
+def test_summary_is_a_table_per_site_and_model_an_auc_figure_and_gains(flagship_run: RunResult) -> None:
+    table, figure, gains = Evaluate.summarize(flagship_run.metrics["steps"]["evaluate"])
+    assert isinstance(table, Table) and isinstance(figure, Figure) and isinstance(gains, Table)
+    assert [row[0] for row in table.rows[::3]] == ["general_hospital", "county_hospital", "trauma_center"]
     assert figure.png.startswith(b"\x89PNG")
+    assert gains.columns == ["site", "held-out n", "local", "federated", "pooled", "federated − local", "pooled − local"]
+    assert [row[0] for row in gains.rows] == ["trauma_center", "county_hospital", "general_hospital"]
+    trauma = gains.rows[0]
+    assert trauma[5] == trauma[3] - trauma[2]
 
 
 def test_evaluation_scores_the_held_out_rows_only(flagship_run: RunResult) -> None:

@@ -1,9 +1,25 @@
-"""Binary-outcome metrics shared by every evaluation, so sites and baselines are scored alike."""
+"""Binary-outcome metrics shared by every evaluation, so sites and baselines are scored alike.
+
+Computed with numpy and scipy's rank function rather than scikit-learn's
+metric functions: the results are identical (a test checks it against
+scikit-learn), but scikit-learn's input validation costs ~10 ms a call, which
+federated evaluation pays at every site in every round.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, brier_score_loss, roc_auc_score
+from scipy.stats import rankdata
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float | None:
+    """Mann-Whitney form of the ROC AUC (ties count one half); None when only one class is present."""
+    positives = int(y.sum())
+    negatives = len(y) - positives
+    if positives == 0 or negatives == 0:
+        return None
+    ranks = rankdata(score)
+    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def binary_metrics(y: np.ndarray, probability: np.ndarray, threshold: float = 0.5) -> dict[str, float | int | None]:
@@ -12,12 +28,10 @@ def binary_metrics(y: np.ndarray, probability: np.ndarray, threshold: float = 0.
     AUC is undefined when the held-out rows hold a single class (a small site
     with no deaths in its test split): it is reported as None, not as 0.5.
     """
-    positives = int(y.sum())
-    auc = float(roc_auc_score(y, probability)) if 0 < positives < len(y) else None
     return {
-        "auc": auc,
-        "accuracy": float(accuracy_score(y, probability >= threshold)),
-        "brier": float(brier_score_loss(y, probability)),
+        "auc": roc_auc(y, probability),
+        "accuracy": float(np.mean((probability >= threshold) == (y == 1))),
+        "brier": float(np.mean((probability - y) ** 2)),
         "n": int(len(y)),
-        "positives": positives,
+        "positives": int(y.sum()),
     }

@@ -6,6 +6,7 @@ scores them alike and nothing downstream cares how a model was trained.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -56,6 +57,13 @@ class Model:
         return {name: float(value) for name, value in zip(names, self.params, strict=True)}
 
 
+def model_bytes(model: Model) -> bytes:
+    """What sending a model costs: its standardizer and parameters as float64 arrays (npz)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, center=model.standardizer.center, scale=model.standardizer.scale, params=model.params)
+    return buffer.getvalue()
+
+
 def fit_full(family: Family, Z: np.ndarray, y: np.ndarray, l2: float, init: np.ndarray, max_iter: int = 500) -> np.ndarray:
     """Minimize the regularized loss with L-BFGS: deterministic, no learning rate to tune."""
     result = minimize(family.loss_and_grad, init.astype(np.float64, copy=True), args=(Z, y, l2), jac=True,
@@ -80,17 +88,18 @@ def sgd_epochs(
     l2: float,
     learning_rate: float,
     epochs: int,
-    batch_size: int,
+    batch_size: int | None,
     rng: np.random.Generator,
     proximal_mu: float = 0.0,
 ) -> np.ndarray:
-    """Mini-batch SGD from `params`; with proximal_mu > 0 it is FedProx's local objective.
+    """Mini-batch SGD from `params` (batch_size None: full batch); with proximal_mu > 0, FedProx's local objective.
 
     The proximal term mu/2 |w - w_global|^2 keeps a site with few or unusual rows
     from drifting far from the global model between rounds.
     """
     anchor = params.copy()
     params = params.copy()
+    batch_size = batch_size or len(y)
     for _ in range(epochs):
         order = rng.permutation(len(y))
         for start in range(0, len(y), batch_size):

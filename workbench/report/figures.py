@@ -42,3 +42,16 @@ def to_png(fig: plt.Figure) -> bytes:
     fig.savefig(buffer, format="png", metadata={"Software": None})
     plt.close(fig)
     return buffer.getvalue()
+
+
+def line_chart(x: Sequence[int], series: Mapping[str, Sequence[float | None]], *, ylabel: str, xlabel: str = "round") -> bytes:
+    """One line per series (e.g. site) over rounds; None leaves a gap."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=110)
+    for name, values in series.items():
+        ax.plot(x, [np.nan if value is None else value for value in values], marker="o", markersize=2.5, linewidth=1.4, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return to_png(fig)

@@ -57,8 +57,27 @@ class Evaluate(SiteStep[EvaluateParams]):
             for model, s in results[site].items()
         ]
         auc = {model: [results[site][model]["auc"] for site in sites] for model in models}
-        return [
+        blocks: list[Block] = [
             Table("Held-out performance per site", ["site", "model", "n", "positives", *METRICS], rows,
                   note="AUC is empty where a site's held-out rows hold a single class."),
             Figure("AUC per site", grouped_bars(sites, auc, ylabel="AUC", ylim=(0.5, 1.0))),
         ]
+        if len(models) > 1:
+            blocks.append(gain_table(results, sites, models))
+        return blocks
+
+
+def gain_table(results: dict[str, Any], sites: list[str], models: list[str]) -> Table:
+    """AUC of every model against the local-only baseline (or the first model), smallest site first."""
+    baseline = "local" if "local" in models else models[0]
+    others = [model for model in models if model != baseline]
+    models = [baseline, *others]
+    by_size = sorted(sites, key=lambda site: results[site][baseline]["n"])
+
+    def gain(site: str, model: str) -> float | None:
+        a, b = results[site][model]["auc"], results[site][baseline]["auc"]
+        return None if a is None or b is None else a - b
+
+    rows = [[site, results[site][baseline]["n"], *(results[site][m]["auc"] for m in models), *(gain(site, m) for m in others)]
+            for site in by_size]
+    return Table(f"AUC gain over {baseline}, smallest site first", ["site", "held-out n", *models, *(f"{m} − {baseline}" for m in others)], rows)

@@ -1,0 +1,82 @@
+"""The hospitals' Flower ClientApp: federated statistics, local training, local evaluation.
+
+Runs unchanged in-process, under Ray, or in a SuperNode's ClientApp process.
+Everything it needs arrives in the message (the plan, the global model) or in
+its node config (which party it is, where that party's data is).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from workbench.context import derive_rng
+from workbench.fl.plan import FLPlan
+from workbench.fl.site_data import SiteData, load_site
+from workbench.models.metrics import binary_metrics
+from workbench.models.model import sgd_epochs
+from workbench.models.standardize import Standardizer, moments
+
+app = ClientApp()
+
+
+def _site(msg: Message, context: Context) -> tuple[FLPlan, str, SiteData]:
+    plan = FLPlan.model_validate_json(str(msg.content["config"]["plan"]))
+    party = str(context.node_config["party"])
+    data = load_site(str(context.node_config["data-path"]), party, plan.features.model_dump_json(), plan.label)
+    return plan, party, data
+
+
+def _standardizer(config: ConfigRecord) -> Standardizer:
+    return Standardizer(np.asarray(config["center"], dtype=float), np.asarray(config["scale"], dtype=float))
+
+
+@app.query()
+def statistics(msg: Message, context: Context) -> Message:
+    """Count, sums and sums of squares of the training features: enough for the server to standardize."""
+    _, party, data = _site(msg, context)
+    count, sums, squares = moments(data.X_train)
+    content = RecordDict({
+        "arrays": ArrayRecord({"sums": _array(sums), "squares": _array(squares)}),
+        "metrics": MetricRecord({"num-examples": int(count)}),
+        "identity": ConfigRecord({"party": party}),
+    })
+    return Message(content=content, reply_to=msg)
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    plan, party, data = _site(msg, context)
+    config = msg.content["config"]
+    family = plan.model.build()
+    Z = _standardizer(config).apply(data.X_train)
+    start = msg.content["arrays"]["params"].numpy()
+    rng = derive_rng(plan.seed, "fl", party, f"round-{int(config['server-round'])}")
+    params = sgd_epochs(family, start, Z, data.y_train, l2=plan.model.l2, learning_rate=plan.learning_rate,
+                        epochs=plan.local_epochs, batch_size=plan.batch_size, rng=rng, proximal_mu=float(config["proximal-mu"]))
+    loss, _ = family.loss_and_grad(params, Z, data.y_train, plan.model.l2)
+    content = RecordDict({
+        "arrays": ArrayRecord({"params": _array(params)}),
+        "metrics": MetricRecord({"num-examples": len(data.y_train), "train-loss": loss}),
+    })
+    return Message(content=content, reply_to=msg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    """Score the global model on this site's held-out rows; only the scores leave."""
+    plan, _, data = _site(msg, context)
+    family = plan.model.build()
+    params = msg.content["arrays"]["params"].numpy()
+    Z = _standardizer(msg.content["config"]).apply(data.X_test)
+    loss, _ = family.loss_and_grad(params, Z, data.y_test, 0.0)
+    scores = binary_metrics(data.y_test, family.predict_proba(params, Z))
+    metrics = {"num-examples": len(data.y_test), "eval-loss": loss}
+    if scores["auc"] is not None:
+        metrics["auc"] = scores["auc"]
+    return Message(content=RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
+
+
+def _array(values: np.ndarray) -> Array:
+    return Array(np.ascontiguousarray(values, dtype=np.float64))

@@ -1,0 +1,35 @@
+"""The federated plan: everything server and clients must agree on, sent as JSON.
+
+One object travels to every runtime unchanged (in-process, Ray, separate
+processes on other machines), so the three runtimes cannot drift apart in
+what they train.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workbench.models.features import FeatureSpec
+from workbench.models.model import ModelSpec
+
+
+class FLPlan(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    server: str = Field(description="The aggregator party, as the ledger names it.")
+    parties: list[str] = Field(description="The training sites, in a fixed order.")
+    features: FeatureSpec
+    label: str
+    model: ModelSpec
+    rounds: int = Field(ge=1)
+    local_epochs: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+    batch_size: int | None = Field(ge=1, description="None: the whole local training set.")
+    proximal_mu: float = Field(ge=0)
+    fraction_train: float = Field(gt=0, le=1)
+    min_available_clients: int = Field(ge=1)
+    seed: int
+    node_timeout: float = Field(gt=0, description="Seconds to wait for a site that should be there before giving up on it.")
+    aggregation: Literal["none"] = "none"

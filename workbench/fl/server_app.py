@@ -1,0 +1,116 @@
+"""The aggregator's Flower ServerApp: federated statistics, then FedAvg/FedProx rounds.
+
+`serve` holds the logic and returns an `FLOutcome`; the ServerApp wrapper
+reads the plan from the run config and, outside the embedded runtime, writes
+the outcome (and each round as it finishes) to a JSON-lines file for the
+workbench to pick up.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.serverapp import Grid, ServerApp
+
+from workbench.context import derive_rng
+from workbench.fl.accounting_grid import AccountingGrid, Transfer
+from workbench.fl.errors import FederationError
+from workbench.fl.plan import FLPlan
+from workbench.fl.strategy import RoundObserver, WorkbenchFedAvg
+from workbench.models.standardize import Standardizer
+
+
+@dataclass
+class FLOutcome:
+    params: list[float]
+    center: list[float]
+    scale: list[float]
+    history: dict[int, dict[str, dict[str, float]]]
+    dropped: dict[int, list[str]]
+    transfers: list[Transfer] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps({"outcome": asdict(self)})
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FLOutcome:
+        history = {int(r): sites for r, sites in data["history"].items()}
+        dropped = {int(r): sites for r, sites in data["dropped"].items()}
+        return cls(data["params"], data["center"], data["scale"], history, dropped, [Transfer(**t) for t in data["transfers"]])
+
+
+def serve(grid: Grid, plan: FLPlan, observer: RoundObserver, on_transfer: Callable[[Transfer], None]) -> FLOutcome:
+    transfers: list[Transfer] = []
+
+    def keep(transfer: Transfer) -> None:
+        transfers.append(transfer)
+        on_transfer(transfer)
+
+    accounting = AccountingGrid(grid, plan.server, plan.node_timeout, keep)
+    standardizer = federated_standardizer(accounting, plan)
+    family = plan.model.build()
+    initial = family.init_params(len(standardizer.center), derive_rng(plan.seed, "fl", "init"))
+    strategy = WorkbenchFedAvg(plan, accounting, observer)
+    config = ConfigRecord({"plan": plan.model_dump_json(), "center": standardizer.center.tolist(), "scale": standardizer.scale.tolist()})
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    result = strategy.start(
+        grid=accounting,
+        initial_arrays=ArrayRecord({"params": Array(initial)}),
+        num_rounds=plan.rounds,
+        timeout=plan.node_timeout,
+        train_config=config,
+        evaluate_config=ConfigRecord(dict(config)),
+    )
+    params = result.arrays["params"].numpy()
+    return FLOutcome(params.tolist(), standardizer.center.tolist(), standardizer.scale.tolist(), strategy.history, strategy.dropped, transfers)
+
+
+def federated_standardizer(grid: AccountingGrid, plan: FLPlan) -> Standardizer:
+    """Sites send counts, sums and sums of squares; their totals standardize exactly as pooled data would."""
+    nodes = grid.wait_for_nodes(plan.parties, plan.min_available_clients)
+    query = RecordDict({"config": ConfigRecord({"plan": plan.model_dump_json()})})
+    replies = list(grid.send_and_receive([Message(query, node, "query") for node in nodes], timeout=plan.node_timeout))
+    good = [reply for reply in replies if not reply.has_error()]
+    for reply in good:
+        grid.identify(reply.metadata.src_node_id, str(reply.content["identity"]["party"]))
+    if len(good) < plan.min_available_clients:
+        errors = "; ".join(sorted({r.error.reason.splitlines()[0] for r in replies if r.has_error()}))
+        raise FederationError(f"federated statistics: {len(good)} site(s) answered ({errors}); the recipe needs {plan.min_available_clients}")
+    count = sum(float(r.content["metrics"]["num-examples"]) for r in good)
+    sums = np.sum([r.content["arrays"]["sums"].numpy() for r in good], axis=0)
+    squares = np.sum([r.content["arrays"]["squares"].numpy() for r in good], axis=0)
+    return Standardizer.from_moments(count, sums, squares)
+
+
+# --- the Flower ServerApp, for the simulation and deployment runtimes -----------------------------
+
+app = ServerApp()
+
+
+def encode_plan(plan: FLPlan) -> str:
+    """Plans travel in Flower's run config; base64 keeps JSON's quotes out of TOML's."""
+    return base64.b64encode(plan.model_dump_json().encode()).decode()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    plan = FLPlan.model_validate_json(base64.b64decode(str(context.run_config["workbench-plan"])))
+    output = Path(str(context.run_config["workbench-output"]))
+    with output.open("a") as handle:
+        def observe(server_round: int, sites: dict[str, dict[str, float]]) -> None:
+            handle.write(json.dumps({"round": server_round, "sites": sites}) + "\n")
+            handle.flush()
+
+        try:
+            outcome = serve(grid, plan, observe, lambda transfer: None)
+        except FederationError as error:
+            handle.write(json.dumps({"error": str(error)}) + "\n")
+            return
+        handle.write(outcome.to_json() + "\n")

@@ -1,0 +1,131 @@
+"""Hospitals train one model together with Flower; the aggregator party runs the server.
+
+Each site's table reaches only its own client (a private file per site); what
+crosses between sites and aggregator is what Flower carries, and every such
+message is in the ledger with its size. Plain updates are unprotected
+(`protection: none`): the aggregator sees each site's model update.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from workbench.context import StepContext
+from workbench.fl.accounting_grid import Transfer
+from workbench.fl.plan import FLPlan
+from workbench.fl.runtimes import RUNTIMES
+from workbench.ledger import Protection
+from workbench.models import model_key
+from workbench.models.features import FeatureSpec
+from workbench.models.model import Model, ModelSpec
+from workbench.models.standardize import Standardizer
+from workbench.parties import Role
+from workbench.report.blocks import Block, Figure, Table, Text
+from workbench.report.figures import line_chart
+from workbench.steps.base import Step, StepParams, register
+
+
+class FLTrainParams(StepParams):
+    table: str = Field("data", description="Table holding features, label and the split at each site.")
+    label: str = Field(description="Binary outcome column.")
+    features: FeatureSpec = Field(description="Columns the model uses and their encoding (the same at every site).")
+    model: ModelSpec = Field(default_factory=ModelSpec, description="Model family and regularization.")
+    strategy: Literal["fedavg", "fedprox"] = Field("fedavg", description="FedAvg, or FedProx with a proximal term.")
+    proximal_mu: float = Field(0.0, ge=0.0, description="FedProx's proximal weight mu (fedprox only).")
+    rounds: int = Field(30, ge=1, le=10_000, description="Federated rounds.")
+    local_epochs: int = Field(1, ge=1, description="Passes over its training rows each site makes per round.")
+    learning_rate: float = Field(0.1, gt=0.0, description="Local SGD step size.")
+    batch_size: int | None = Field(32, ge=1, description="Local mini-batch size; null: the site's whole training set "
+                                   "(B=inf in McMahan et al.: with one local epoch each round is an exact gradient step of the pooled objective).")
+    fraction_train: float = Field(1.0, gt=0.0, le=1.0, description="Share of sites sampled to train each round.")
+    min_available_clients: int | None = Field(None, ge=1, description="Fewest sites that must answer; default: all of them.")
+    runtime: Literal["embedded", "simulation", "deployment"] = Field("embedded", description="Where the Flower apps run.")
+    node_timeout: float = Field(60.0, gt=0.0, description="Seconds to wait for a site before counting it as gone.")
+    save_as: str = Field("federated", description="Name under which each site keeps the federated model, for `evaluate`.")
+
+    @model_validator(mode="after")
+    def _mu_matches_strategy(self) -> FLTrainParams:
+        if self.strategy == "fedprox" and self.proximal_mu <= 0:
+            raise ValueError("strategy fedprox needs proximal_mu > 0 (e.g. 0.01)")
+        if self.strategy == "fedavg" and self.proximal_mu:
+            raise ValueError("proximal_mu is FedProx's; set strategy: fedprox to use it")
+        return self
+
+
+@register
+class FLTrain(Step[FLTrainParams]):
+    """Federated training: hospitals are Flower clients, the aggregator party is the server."""
+
+    kind = "fl_train"
+    Params = FLTrainParams
+    roles = (Role.HOSPITAL, Role.AGGREGATOR)
+
+    def run(self, ctx: StepContext) -> None:
+        p = self.params
+        sites = [party for party in ctx.parties if ctx.roles[party] is Role.HOSPITAL]
+        servers = [party for party in ctx.parties if ctx.roles[party] is Role.AGGREGATOR]
+        if len(servers) != 1 or not sites:
+            raise ValueError(f"fl_train needs one aggregator and at least one hospital among its parties; got {list(ctx.parties)}")
+        plan = FLPlan(
+            server=servers[0], parties=sites, features=p.features, label=p.label, model=p.model, rounds=p.rounds,
+            local_epochs=p.local_epochs, learning_rate=p.learning_rate, batch_size=p.batch_size, proximal_mu=p.proximal_mu,
+            fraction_train=p.fraction_train, min_available_clients=p.min_available_clients or len(sites), seed=ctx.seed,
+            node_timeout=p.node_timeout,
+        )
+
+        def observe(server_round: int, metrics: dict[str, dict[str, float]]) -> None:
+            ctx.progress(server_round, p.rounds, f"round {server_round}")
+            for party, values in metrics.items():
+                for name in ("auc", "eval-loss"):
+                    if name in values:
+                        ctx.metric(name, values[name], party=party, round=server_round)
+
+        def account(transfer: Transfer) -> None:
+            ctx.record_transfer(transfer.sender, transfer.receiver, transfer.kind, transfer.nbytes, transfer.digest, Protection.NONE)
+
+        with tempfile.TemporaryDirectory(prefix="workbench-sites-") as private:
+            node_configs = [{"party": site, "data-path": self._site_file(ctx, site, Path(private))} for site in sites]
+            outcome = RUNTIMES[p.runtime](plan, node_configs, observe, account)
+        standardizer = Standardizer(np.asarray(outcome.center), np.asarray(outcome.scale))
+        for site in sites:  # the last evaluation round broadcast the final global model to every site
+            ctx.store(site).put(model_key(p.save_as), Model(p.features, p.model, standardizer, np.asarray(outcome.params)))
+        ctx.publish(plan.server, {
+            "runtime": p.runtime,
+            "strategy": p.strategy,
+            "rounds": {str(r): sites_metrics for r, sites_metrics in sorted(outcome.history.items())},
+            "dropped": {str(r): parties for r, parties in sorted(outcome.dropped.items())},
+            "update_protection": Protection.NONE.value,
+        })
+
+    def _site_file(self, ctx: StepContext, site: str, private: Path) -> str:
+        """A site's table as the file its own client reads; one folder per site, removed after training."""
+        folder = private / site
+        folder.mkdir(mode=0o700)
+        path = folder / f"{self.params.table}.parquet"
+        ctx.store(site).table(self.params.table).write_parquet(path)
+        return str(path)
+
+    @classmethod
+    def summarize(cls, results: dict[str, Any]) -> list[Block]:
+        (server, summary), = results.items()
+        rounds = sorted(summary["rounds"], key=int)
+        sites = sorted({site for r in rounds for site in summary["rounds"][r]})
+        blocks: list[Block] = [Text("Protection of model updates", [
+            f"Model updates travelled in the clear (protection: {summary['update_protection']}): the aggregator "
+            f"'{server}' saw each site's update in every round. Runtime: {summary['runtime']}, strategy: {summary['strategy']}.",
+        ])]
+        for metric, label in (("auc", "held-out AUC"), ("eval-loss", "held-out log-loss")):
+            series = {site: [summary["rounds"][r].get(site, {}).get(metric) for r in rounds] for site in sites}
+            blocks.append(Figure(f"Federated {label} per round", line_chart([int(r) for r in rounds], series, ylabel=label)))
+        last = summary["rounds"][rounds[-1]] if rounds else {}
+        blocks.append(Table("Final round, per site", ["site", "auc", "eval-loss", "train-loss"],
+                            [[site, last.get(site, {}).get("auc"), last.get(site, {}).get("eval-loss"),
+                              last.get(site, {}).get("train-loss")] for site in sites]))
+        if summary["dropped"]:
+            blocks.append(Text("Sites that dropped out", [f"round {r}: {', '.join(p)}" for r, p in summary["dropped"].items()]))
+        return blocks
