@@ -72,6 +72,7 @@ def test_a_site_that_dies_is_dropped_when_the_recipe_allows(site_configs: list[d
     outcome = _run_with_failure(site_configs, make_plan(min_available_clients=2), stop_after_round=2, site="small")
     assert set(outcome.history[2]) == {"big", "mid", "small"}
     assert set(outcome.history[5]) == {"big", "mid"}
+    assert outcome.dropped == {3: ["small"], 4: ["small"], 5: ["small"]}
 
 
 def test_a_client_error_is_reported_with_its_reason(site_configs: list[dict[str, Any]], make_plan: Callable[..., FLPlan]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import Mod
 
 from workbench.context import derive_rng
 from workbench.fl.plan import FLPlan
@@ -17,9 +18,6 @@ from workbench.fl.site_data import SiteData, load_site
 from workbench.models.metrics import binary_metrics
 from workbench.models.model import sgd_epochs
 from workbench.models.standardize import Standardizer, moments
-
-app = ClientApp()
-
 
 def _site(msg: Message, context: Context) -> tuple[FLPlan, str, SiteData]:
     plan = FLPlan.model_validate_json(str(msg.content["config"]["plan"]))
@@ -32,7 +30,6 @@ def _standardizer(config: ConfigRecord) -> Standardizer:
     return Standardizer(np.asarray(config["center"], dtype=float), np.asarray(config["scale"], dtype=float))
 
 
-@app.query()
 def statistics(msg: Message, context: Context) -> Message:
     """Count, sums and sums of squares of the training features: enough for the server to standardize."""
     _, party, data = _site(msg, context)
@@ -45,7 +42,6 @@ def statistics(msg: Message, context: Context) -> Message:
     return Message(content=content, reply_to=msg)
 
 
-@app.train()
 def train(msg: Message, context: Context) -> Message:
     plan, party, data = _site(msg, context)
     config = msg.content["config"]
@@ -63,7 +59,6 @@ def train(msg: Message, context: Context) -> Message:
     return Message(content=content, reply_to=msg)
 
 
-@app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     """Score the global model on this site's held-out rows; only the scores leave."""
     plan, _, data = _site(msg, context)
@@ -76,6 +71,18 @@ def evaluate(msg: Message, context: Context) -> Message:
     if scores["auc"] is not None:
         metrics["auc"] = scores["auc"]
     return Message(content=RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
+
+
+def build_client_app(mods: list[Mod] | None = None) -> ClientApp:
+    """The ClientApp with the workbench's handlers; `mods` let a runtime adapt the node's identity."""
+    client = ClientApp(mods=mods or [])
+    client.query()(statistics)
+    client.train()(train)
+    client.evaluate()(evaluate)
+    return client
+
+
+app = build_client_app()
 
 
 def _array(values: np.ndarray) -> Array:

@@ -69,8 +69,11 @@ class WorkbenchFedAvg(FedAvg):
     def _alive(self, server_round: int) -> list[int]:
         """Connected nodes in party order; too few for the quorum is a failure, not a wait."""
         nodes = sorted(self.accounting.get_node_ids(), key=self.accounting.party)
+        missing = sorted(set(self.plan.parties) - {self.accounting.party(n) for n in nodes})
+        if missing:
+            self.dropped.setdefault(server_round, [])
+            self.dropped[server_round] = sorted(set(self.dropped[server_round]) | set(missing))
         if len(nodes) < self.plan.min_available_clients:
-            missing = sorted(set(self.plan.parties) - {self.accounting.party(n) for n in nodes})
             raise FederationError(
                 f"round {server_round}: site(s) {', '.join(missing)} disconnected; {len(nodes)} remain and the recipe "
                 f"needs min_available_clients={self.plan.min_available_clients}"
@@ -83,7 +86,7 @@ class WorkbenchFedAvg(FedAvg):
         answered = {self.accounting.party(r.metadata.src_node_id) for r in good}
         silent = sorted({self.accounting.party(n) for n in self._asked} - answered)
         if silent:
-            self.dropped.setdefault(server_round, []).extend(silent)
+            self.dropped[server_round] = sorted(set(self.dropped.get(server_round, [])) | set(silent))
         if len(good) < self.plan.min_available_clients:
             errors = sorted({r.error.reason.splitlines()[0] for r in replies if r.has_error()})
             raise FederationError(

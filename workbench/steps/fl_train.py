@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 from workbench.context import StepContext
 from workbench.fl.accounting_grid import Transfer
 from workbench.fl.plan import FLPlan
-from workbench.fl.runtimes import RUNTIMES
+from workbench.fl.runtimes import DeploymentSettings, RuntimeName, run_federated
 from workbench.ledger import Protection
 from workbench.models import model_key
 from workbench.models.features import FeatureSpec
@@ -44,7 +44,8 @@ class FLTrainParams(StepParams):
                                    "(B=inf in McMahan et al.: with one local epoch each round is an exact gradient step of the pooled objective).")
     fraction_train: float = Field(1.0, gt=0.0, le=1.0, description="Share of sites sampled to train each round.")
     min_available_clients: int | None = Field(None, ge=1, description="Fewest sites that must answer; default: all of them.")
-    runtime: Literal["embedded", "simulation", "deployment"] = Field("embedded", description="Where the Flower apps run.")
+    runtime: RuntimeName = Field("embedded", description="embedded (in-process), simulation (Ray) or deployment (SuperLink and SuperNodes).")
+    deployment: DeploymentSettings = Field(default_factory=DeploymentSettings, description="SuperLink to use (deployment only).")
     node_timeout: float = Field(60.0, gt=0.0, description="Seconds to wait for a site before counting it as gone.")
     save_as: str = Field("federated", description="Name under which each site keeps the federated model, for `evaluate`.")
 
@@ -88,9 +89,9 @@ class FLTrain(Step[FLTrainParams]):
         def account(transfer: Transfer) -> None:
             ctx.record_transfer(transfer.sender, transfer.receiver, transfer.kind, transfer.nbytes, transfer.digest, Protection.NONE)
 
-        with tempfile.TemporaryDirectory(prefix="workbench-sites-") as private:
+        with tempfile.TemporaryDirectory(prefix="workbench-fl-") as private:
             node_configs = [{"party": site, "data-path": self._site_file(ctx, site, Path(private))} for site in sites]
-            outcome = RUNTIMES[p.runtime](plan, node_configs, observe, account)
+            outcome = run_federated(p.runtime, plan, node_configs, observe, account, p.deployment, Path(private))
         standardizer = Standardizer(np.asarray(outcome.center), np.asarray(outcome.scale))
         for site in sites:  # the last evaluation round broadcast the final global model to every site
             ctx.store(site).put(model_key(p.save_as), Model(p.features, p.model, standardizer, np.asarray(outcome.params)))
