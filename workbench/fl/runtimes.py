@@ -25,6 +25,7 @@ from workbench.fl.plan import FLPlan
 from workbench.fl.server_app import FLOutcome, serve
 from workbench.fl.strategy import RoundObserver
 
+RAY_STARTUP_SECONDS = 180.0
 RuntimeName = Literal["embedded", "simulation", "deployment"]
 NodeConfigs = list[Mapping[str, Any]]
 
@@ -42,6 +43,8 @@ def run_simulation(plan: FLPlan, node_configs: NodeConfigs, observer: RoundObser
         raise FederationError("runtime simulation needs Ray: pip install 'ppml-workbench[simulation]'")
     from flwr.simulation import run_simulation as flower_simulation
 
+    # Ray starts its actors lazily: on a busy 2-core machine the first answers took 45 s here.
+    plan = plan.model_copy(update={"node_timeout": max(plan.node_timeout, RAY_STARTUP_SECONDS)})
     sites = [dict(config) for config in node_configs]
 
     def as_site(message: Message, context: Context, call_next: Callable[[Message, Context], Message]) -> Message:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -121,7 +122,7 @@ def main(grid: Grid, context: Context) -> None:
     output = Path(str(context.run_config["workbench-output"]))
     with output.open("a") as handle:
         def observe(server_round: int, sites: dict[str, dict[str, float]]) -> None:
-            handle.write(json.dumps({"round": server_round, "sites": sites}) + "\n")
+            handle.write(json.dumps({"round": server_round, "sites": sites, "time": time.time()}) + "\n")
             handle.flush()
 
         try:

@@ -1,0 +1,112 @@
+"""Per-round cost of each federated runtime next to the plain training loop, measured in the same run.
+
+    python benchmarks/fl.py [--rounds 30] [--deployment-rounds 10] [--runtimes embedded,deployment,simulation]
+
+The plain loop does exactly the work a round needs (each site's local
+training and held-out scoring, then the weighted average) with no Flower, no
+messages and no serialization. A runtime's overhead per round is its median
+round time minus the plain loop's. Three hospitals of the flagship cohort.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from workbench.context import derive_rng
+from workbench.fl.deployment import DeploymentSettings
+from workbench.fl.plan import FLPlan
+from workbench.fl.runtimes import run_federated
+from workbench.fl.site_data import load_site
+from workbench.models.metrics import binary_metrics
+from workbench.models.model import sgd_epochs
+from workbench.models.standardize import Standardizer, moments
+from workbench.recipe import load_recipe
+from workbench.runner import run_recipe
+
+RECIPE = Path(__file__).parents[1] / "recipes" / "flagship.yaml"
+
+
+def flagship_sites(folder: Path) -> tuple[FLPlan, list[dict[str, str]]]:
+    """The flagship's sites after its split step, written as each site's private file, and its FL plan."""
+    recipe = load_recipe(RECIPE)
+    fl_index = next(i for i, step in enumerate(recipe.steps) if step.kind == "fl_train")
+    spec = recipe.steps[fl_index].params
+    head = recipe.model_copy(update={"steps": recipe.steps[:1]})  # the split step only
+    stores = run_recipe(head, folder / "split-run").stores
+    sites = [name for name, party in recipe.parties.items() if party.role.value == "hospital"]
+    configs = []
+    for site in sites:
+        path = folder / f"{site}.parquet"
+        stores[site].table(spec.table).write_parquet(path)
+        configs.append({"party": site, "data-path": str(path)})
+    plan = FLPlan(server="aggregator", parties=sites, features=spec.features, label=spec.label, model=spec.model, rounds=spec.rounds,
+                  local_epochs=spec.local_epochs, learning_rate=spec.learning_rate, batch_size=spec.batch_size, proximal_mu=0.0,
+                  fraction_train=1.0, min_available_clients=len(sites), seed=recipe.seed, node_timeout=120.0)
+    return plan, configs
+
+
+def plain_loop(plan: FLPlan, configs: list[dict[str, str]]) -> list[float]:
+    """The same local work per round, in one loop: the floor any runtime adds to."""
+    data = [load_site(c["data-path"], c["party"], plan.features.model_dump_json(), plan.label) for c in configs]
+    stats = [moments(d.X_train) for d in data]
+    standardizer = Standardizer.from_moments(*(sum(parts) for parts in zip(*stats)))
+    family = plan.model.build()
+    params = family.init_params(len(standardizer.center), derive_rng(plan.seed, "fl", "init"))
+    times = []
+    for server_round in range(1, plan.rounds + 1):
+        start = time.perf_counter()
+        updates, weights = [], []
+        for config, site in zip(configs, data):
+            rng = derive_rng(plan.seed, "fl", config["party"], f"round-{server_round}")
+            updates.append(sgd_epochs(family, params, standardizer.apply(site.X_train), site.y_train, l2=plan.model.l2,
+                                      learning_rate=plan.learning_rate, epochs=plan.local_epochs, batch_size=plan.batch_size, rng=rng))
+            weights.append(len(site.y_train))
+        params = np.average(updates, axis=0, weights=weights)
+        for site in data:
+            Z = standardizer.apply(site.X_test)
+            family.loss_and_grad(params, Z, site.y_test, 0.0)
+            binary_metrics(site.y_test, family.predict_proba(params, Z))
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def runtime_rounds(runtime: str, plan: FLPlan, configs: list[dict[str, str]], workdir: Path) -> tuple[list[float], float]:
+    """Seconds of each round after the first (start-up is reported apart), and the seconds until round 1 ended."""
+    stamps: list[float] = []
+    start = time.time()
+    run_federated(runtime, plan, configs, lambda r, m: stamps.append(time.time()), lambda t: None, DeploymentSettings(), workdir)
+    return list(np.diff(stamps)), stamps[0] - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30, help="rounds for the plain loop and the embedded runtime")
+    parser.add_argument("--deployment-rounds", type=int, default=10, help="rounds for deployment and simulation")
+    parser.add_argument("--runtimes", default="embedded,deployment,simulation")
+    args = parser.parse_args()
+    console = Console()
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        plan, configs = flagship_sites(folder)
+        plain = float(np.median(plain_loop(plan.model_copy(update={"rounds": args.rounds}), configs)))
+        table = Table(title=f"Federated rounds, {len(configs)} hospitals (flagship cohort), 2-core machine")
+        for column in ("runtime", "rounds", "median s / round", "overhead s / round", "× plain", "until round 1 (s)"):
+            table.add_column(column, justify="left" if column == "runtime" else "right")
+        table.add_row("plain loop (no Flower)", str(args.rounds), f"{plain:.4f}", "—", "1.0", "—")
+        for runtime in args.runtimes.split(","):
+            rounds = args.rounds if runtime == "embedded" else args.deployment_rounds
+            per_round, first = runtime_rounds(runtime, plan.model_copy(update={"rounds": rounds}), configs, folder / runtime)
+            median = float(np.median(per_round))
+            table.add_row(runtime, str(rounds), f"{median:.4f}", f"{median - plain:.4f}", f"{median / plain:.1f}", f"{first:.1f}")
+        console.print(table)
+
+
+if __name__ == "__main__":
+    main()
