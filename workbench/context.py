@@ -41,6 +41,8 @@ class StepContext:
     """Generator truth (true links, coefficients) by dataset: for scoring a step, never as its input."""
     results: dict[str, Any] = field(default_factory=dict)
     """What the coordinator learned from this step; becomes the step's part of metrics.json."""
+    manifest: dict[str, Any] = field(default_factory=dict)
+    """Provenance that is not a result (e.g. key fingerprints, which change every run); goes to manifest.json."""
 
     def store(self, party: str) -> PartyStore:
         return self.parties[party]

@@ -98,6 +98,7 @@ def run_recipe(
         stores, truth, fingerprints = _load_parties(recipe, base_dir, emit)
         roles = {name: party.role for name, party in recipe.parties.items()}
         results: dict[str, Any] = {}
+        provenance: dict[str, Any] = {}
         timings: dict[str, float] = {}
         for index, (name, spec) in enumerate(zip(names, recipe.steps)):
             at = recipe.step_parties(spec)
@@ -121,10 +122,12 @@ def run_recipe(
                 raise RunError(f"step {name!r} ({spec.kind}) failed: {error}", user_error=user_error) from error
             timings[name] = time.perf_counter() - step_started
             results[name] = ctx.results
+            if ctx.manifest:
+                provenance[name] = ctx.manifest
             emit(StepFinished(step=name, seconds=timings[name]))
         metrics = {"recipe": recipe.name, "recipe_hash": recipe.hash(), "seed": recipe.seed, "steps": results}
         _write_json(out_dir / "metrics.json", metrics)
-        manifest = build_manifest(recipe, fingerprints, timings, ledger)
+        manifest = build_manifest(recipe, fingerprints, timings, ledger) | {"steps": provenance}
         _write_json(out_dir / "manifest.json", manifest)
         write_report(out_dir / "report.html", recipe, metrics, manifest, ledger)
         emit(RunFinished(out_dir=str(out_dir), seconds=time.perf_counter() - started))

@@ -18,6 +18,7 @@ from flwr.common.serde import recorddict_to_proto
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
+from workbench.fl.encrypted import carries_ciphertext
 from workbench.fl.errors import FederationError
 
 POLL = 0.05
@@ -36,6 +37,7 @@ class Transfer:
     kind: str
     nbytes: int
     digest: str
+    protection: str = "none"
 
 
 def content_bytes(content: RecordDict) -> bytes:
@@ -51,8 +53,8 @@ class AccountingGrid(Grid):
         self._on_transfer = on_transfer
         self.parties: dict[int, str] = {}
         """Node id -> party, learned from each site's statistics reply."""
-        self._pending: list[tuple[int, bool, str, int, str]] = []
-        """Transfers with nodes not yet identified: (node, from_node, kind, nbytes, digest)."""
+        self._pending: list[tuple[int, bool, str, int, str, str]] = []
+        """Transfers with nodes not yet identified: (node, from_node, kind, nbytes, digest, protection)."""
 
     # --- the Grid interface, delegated ---------------------------------------------------------
     def set_run(self, run: Run) -> None:
@@ -106,11 +108,11 @@ class AccountingGrid(Grid):
         """Name a node's party; its transfers held back until now are released in their original order."""
         self.parties[node_id] = party
         held, self._pending = self._pending, []
-        for node, from_node, kind, nbytes, digest in held:
-            if node in self.parties:
-                self._emit(node, from_node, kind, nbytes, digest)
+        for entry in held:
+            if entry[0] in self.parties:
+                self._emit(*entry)
             else:
-                self._pending.append((node, from_node, kind, nbytes, digest))
+                self._pending.append(entry)
 
     def wait_for_nodes(self, expected: list[str], minimum: int) -> list[int]:
         """Wait up to node_timeout for every expected site; then go on with at least `minimum`, or fail."""
@@ -133,15 +135,16 @@ class AccountingGrid(Grid):
         payload = content_bytes(message.content)
         kind = kinds.get(message.metadata.message_type.split(".")[0], f"fl.{message.metadata.message_type}")
         digest = hashlib.sha256(payload).hexdigest()
+        entry = (node, from_node, kind, len(payload), digest, "ckks" if carries_ciphertext(message.content) else "none")
         if node in self.parties:
-            self._emit(node, from_node, kind, len(payload), digest)
+            self._emit(*entry)
         else:
-            self._pending.append((node, from_node, kind, len(payload), digest))
+            self._pending.append(entry)
 
-    def _emit(self, node: int, from_node: bool, kind: str, nbytes: int, digest: str) -> None:
+    def _emit(self, node: int, from_node: bool, kind: str, nbytes: int, digest: str, protection: str) -> None:
         site = self.party(node)
         sender, receiver = (site, self._server) if from_node else (self._server, site)
-        self._on_transfer(Transfer(sender, receiver, kind, nbytes, digest))
+        self._on_transfer(Transfer(sender, receiver, kind, nbytes, digest, protection))
 
     def unidentified(self) -> int:
         """Transfers still waiting for their node's party (a node that never answered)."""

@@ -7,17 +7,29 @@ its node config (which party it is, where that party's data is).
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
+
 import numpy as np
+import tenseal as ts
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import Mod
 
 from workbench.context import derive_rng
+from workbench.crypto import ckks
+from workbench.fl.encrypted import from_arrays, is_encrypted
 from workbench.fl.plan import FLPlan
 from workbench.fl.site_data import SiteData, load_site
 from workbench.models.metrics import binary_metrics
 from workbench.models.model import sgd_epochs
 from workbench.models.standardize import Standardizer, moments
+
+@lru_cache(maxsize=8)
+def _secret_context(path: str) -> ts.Context:
+    """The site's own CKKS context with the secret key (custody `clients`), read once per process."""
+    return ckks.load_context(Path(path).read_bytes())
+
 
 def _site(msg: Message, context: Context) -> tuple[FLPlan, str, SiteData]:
     plan = FLPlan.model_validate_json(str(msg.content["config"]["plan"]))
@@ -28,6 +40,17 @@ def _site(msg: Message, context: Context) -> tuple[FLPlan, str, SiteData]:
 
 def _standardizer(config: ConfigRecord) -> Standardizer:
     return Standardizer(np.asarray(config["center"], dtype=float), np.asarray(config["scale"], dtype=float))
+
+
+def _global_params(msg: Message, plan: FLPlan, context: Context) -> np.ndarray:
+    """The global model: plain, or the encrypted weighted sum [sum w_k theta_k..., sum w_k] decrypted here."""
+    arrays = msg.content["arrays"]
+    if not is_encrypted(arrays):
+        return arrays["params"].numpy()
+    secret = _secret_context(str(context.node_config["ckks-context-path"]))
+    count = plan.param_count()
+    values = ckks.decrypt(secret, from_arrays(arrays), count + 1)
+    return values[:count] / values[count]
 
 
 def statistics(msg: Message, context: Context) -> Message:
@@ -46,12 +69,20 @@ def train(msg: Message, context: Context) -> Message:
     plan, party, data = _site(msg, context)
     config = msg.content["config"]
     family = plan.model.build()
-    Z = _standardizer(config).apply(data.X_train)
-    start = msg.content["arrays"]["params"].numpy()
+    standardizer = _standardizer(config)
+    Z = standardizer.apply(data.X_train)
+    start = _global_params(msg, plan, context)
     rng = derive_rng(plan.seed, "fl", party, f"round-{int(config['server-round'])}")
     params = sgd_epochs(family, start, Z, data.y_train, l2=plan.model.l2, learning_rate=plan.learning_rate,
                         epochs=plan.local_epochs, batch_size=plan.batch_size, rng=rng, proximal_mu=float(config["proximal-mu"]))
     loss, _ = family.loss_and_grad(params, Z, data.y_train, plan.model.l2)
+    if plan.aggregation == "ckks":
+        # Weight w_k = n_k / n travels inside the ciphertext, so sites that drop out are corrected for
+        # at decryption and the aggregator never learns a site's size or its update.
+        weight = len(data.y_train) / float(config["total-rows"])
+        chunks = ckks.encrypt(_secret_context(str(context.node_config["ckks-context-path"])), np.append(weight * params, weight))
+        content = RecordDict({"encrypted": ConfigRecord({"ckks": chunks}), "metrics": MetricRecord({"train-loss": loss})})
+        return Message(content=content, reply_to=msg)
     content = RecordDict({
         "arrays": ArrayRecord({"params": _array(params)}),
         "metrics": MetricRecord({"num-examples": len(data.y_train), "train-loss": loss}),
@@ -63,7 +94,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     """Score the global model on this site's held-out rows; only the scores leave."""
     plan, _, data = _site(msg, context)
     family = plan.model.build()
-    params = msg.content["arrays"]["params"].numpy()
+    params = _global_params(msg, plan, context)
     Z = _standardizer(msg.content["config"]).apply(data.X_test)
     loss, _ = family.loss_and_grad(params, Z, data.y_test, 0.0)
     scores = binary_metrics(data.y_test, family.predict_proba(params, Z))

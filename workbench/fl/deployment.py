@@ -13,6 +13,7 @@ polling (`fast_supernode`) and one long-running ClientApp worker per SuperNode
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -174,9 +175,11 @@ def write_connection(flwr_home: Path, address: str, settings: DeploymentSettings
 
 
 def submit_and_follow(plan: FLPlan, env: dict[str, str], output: Path, observer: RoundObserver,
-                      alive: Callable[[], None] = lambda: None) -> FLOutcome:
+                      alive: Callable[[], None] = lambda: None, public_context: bytes | None = None) -> FLOutcome:
     """Start the run with `flwr run`, then follow the ServerApp's output file until it ends."""
     overrides = f"workbench-plan={json.dumps(encode_plan(plan))} workbench-output={json.dumps(str(output))}"
+    if public_context is not None:  # the aggregator's key-less context: a few dozen bytes
+        overrides += f" workbench-ckks={json.dumps(base64.b64encode(public_context).decode())}"
     submitted = subprocess.run([_bin("flwr"), "run", str(APP_DIR), CONNECTION, "--run-config", overrides, "--format", "json"],
                                capture_output=True, text=True, env=env, timeout=STARTUP_SECONDS)
     if submitted.returncode != 0:
@@ -218,9 +221,10 @@ def federation(node_configs: list[Mapping[str, Any]], workdir: Path, settings: D
 
 
 def run_deployment(plan: FLPlan, node_configs: list[Mapping[str, Any]], observer: RoundObserver,
-                   on_transfer: Callable[[Transfer], None], settings: DeploymentSettings, workdir: Path) -> FLOutcome:
+                   on_transfer: Callable[[Transfer], None], settings: DeploymentSettings, workdir: Path,
+                   public_context: bytes | None = None) -> FLOutcome:
     with federation(node_configs, workdir, settings) as (env, alive):
-        outcome = submit_and_follow(plan, env, workdir / "server-output.jsonl", observer, alive)
+        outcome = submit_and_follow(plan, env, workdir / "server-output.jsonl", observer, alive, public_context)
     for transfer in outcome.transfers:
         on_transfer(transfer)
     return outcome

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.models.features import FeatureSpec
@@ -32,4 +33,8 @@ class FLPlan(BaseModel):
     min_available_clients: int = Field(ge=1)
     seed: int
     node_timeout: float = Field(gt=0, description="Seconds to wait for a site that should be there before giving up on it.")
-    aggregation: Literal["none"] = "none"
+    aggregation: Literal["none", "ckks"] = Field("none", description="none: plain updates; ckks: encrypted, the aggregator only adds.")
+
+    def param_count(self) -> int:
+        """Length of the flat parameter vector, known to every site without seeing one."""
+        return len(self.model.build().init_params(len(self.features.names()), np.random.default_rng(0)))

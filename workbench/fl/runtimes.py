@@ -30,14 +30,16 @@ RuntimeName = Literal["embedded", "simulation", "deployment"]
 NodeConfigs = list[Mapping[str, Any]]
 
 
-def run_embedded(plan: FLPlan, node_configs: NodeConfigs, observer: RoundObserver, on_transfer: Callable[[Transfer], None]) -> FLOutcome:
+def run_embedded(plan: FLPlan, node_configs: NodeConfigs, observer: RoundObserver, on_transfer: Callable[[Transfer], None],
+                 public_context: bytes | None = None) -> FLOutcome:
     """In-process and sequential: deterministic, no Ray, milliseconds of overhead a round."""
     grid = EmbeddedGrid(client_app, node_configs)
     with identity(node_id=grid.server_node_id):
-        return serve(grid, plan, observer, on_transfer)
+        return serve(grid, plan, observer, on_transfer, public_context)
 
 
-def run_simulation(plan: FLPlan, node_configs: NodeConfigs, observer: RoundObserver, on_transfer: Callable[[Transfer], None]) -> FLOutcome:
+def run_simulation(plan: FLPlan, node_configs: NodeConfigs, observer: RoundObserver, on_transfer: Callable[[Transfer], None],
+                   public_context: bytes | None = None) -> FLOutcome:
     """Flower's simulation engine (Ray): virtual nodes numbered by partition, told here which site each one is."""
     if importlib.util.find_spec("ray") is None:
         raise FederationError("runtime simulation needs Ray: pip install 'ppml-workbench[simulation]'")
@@ -56,7 +58,7 @@ def run_simulation(plan: FLPlan, node_configs: NodeConfigs, observer: RoundObser
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
-        outcome.append(serve(grid, plan, observer, on_transfer))
+        outcome.append(serve(grid, plan, observer, on_transfer, public_context))
 
     client: ClientApp = build_client_app(mods=[as_site])
     flower_simulation(server_app=server, client_app=client, num_supernodes=len(sites),
@@ -69,12 +71,13 @@ def run_simulation(plan: FLPlan, node_configs: NodeConfigs, observer: RoundObser
 
 
 def run_federated(runtime: RuntimeName, plan: FLPlan, node_configs: NodeConfigs, observer: RoundObserver,
-                  on_transfer: Callable[[Transfer], None], settings: DeploymentSettings, workdir: Path) -> FLOutcome:
+                  on_transfer: Callable[[Transfer], None], settings: DeploymentSettings, workdir: Path,
+                  public_context: bytes | None = None) -> FLOutcome:
     if runtime == "embedded":
-        return run_embedded(plan, node_configs, observer, on_transfer)
+        return run_embedded(plan, node_configs, observer, on_transfer, public_context)
     if runtime == "simulation":
-        return run_simulation(plan, node_configs, observer, on_transfer)
-    return run_deployment(plan, node_configs, observer, on_transfer, settings, workdir)
+        return run_simulation(plan, node_configs, observer, on_transfer, public_context)
+    return run_deployment(plan, node_configs, observer, on_transfer, settings, workdir, public_context)
 
 
 __all__ = ["DeploymentSettings", "RuntimeName", "run_embedded", "run_federated", "run_simulation"]

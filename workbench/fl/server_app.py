@@ -21,7 +21,9 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordD
 from flwr.serverapp import Grid, ServerApp
 
 from workbench.context import derive_rng
+from workbench.crypto import ckks
 from workbench.fl.accounting_grid import AccountingGrid, Transfer
+from workbench.fl.encrypted import from_arrays
 from workbench.fl.errors import FederationError
 from workbench.fl.plan import FLPlan
 from workbench.fl.strategy import RoundObserver, WorkbenchFedAvg
@@ -30,24 +32,33 @@ from workbench.models.standardize import Standardizer
 
 @dataclass
 class FLOutcome:
+    """What the aggregator ends with. Under CKKS it holds the model only as ciphertexts: `params` stays
+    empty and `encrypted_params` ([sum w_k theta_k..., sum w_k]) is for a site to decrypt."""
+
     params: list[float]
     center: list[float]
     scale: list[float]
     history: dict[int, dict[str, dict[str, float]]]
     dropped: dict[int, list[str]]
     transfers: list[Transfer] = field(default_factory=list)
+    encrypted_params: list[bytes] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return json.dumps({"outcome": asdict(self)})
+        data = asdict(self)
+        data["encrypted_params"] = [base64.b64encode(chunk).decode() for chunk in data["encrypted_params"]]
+        return json.dumps({"outcome": data})
 
     @classmethod
     def from_dict(cls, data: dict) -> FLOutcome:
         history = {int(r): sites for r, sites in data["history"].items()}
         dropped = {int(r): sites for r, sites in data["dropped"].items()}
-        return cls(data["params"], data["center"], data["scale"], history, dropped, [Transfer(**t) for t in data["transfers"]])
+        return cls(data["params"], data["center"], data["scale"], history, dropped, [Transfer(**t) for t in data["transfers"]],
+                   [base64.b64decode(c) for c in data.get("encrypted_params", [])])
 
 
-def serve(grid: Grid, plan: FLPlan, observer: RoundObserver, on_transfer: Callable[[Transfer], None]) -> FLOutcome:
+def serve(grid: Grid, plan: FLPlan, observer: RoundObserver, on_transfer: Callable[[Transfer], None],
+          public_context: bytes | None = None) -> FLOutcome:
+    """Federated statistics, then the rounds. With CKKS, `public_context` (no secret key) lets the aggregator add."""
     transfers: list[Transfer] = []
 
     def keep(transfer: Transfer) -> None:
@@ -55,11 +66,14 @@ def serve(grid: Grid, plan: FLPlan, observer: RoundObserver, on_transfer: Callab
         on_transfer(transfer)
 
     accounting = AccountingGrid(grid, plan.server, plan.node_timeout, keep)
-    standardizer = federated_standardizer(accounting, plan)
+    adder = _adder(plan, public_context)
     family = plan.model.build()
-    initial = family.init_params(len(standardizer.center), derive_rng(plan.seed, "fl", "init"))
-    strategy = WorkbenchFedAvg(plan, accounting, observer)
+    initial = family.init_params(len(plan.features.names()), derive_rng(plan.seed, "fl", "init"))
+    strategy = WorkbenchFedAvg(plan, accounting, observer, adder)
+    standardizer, rows = federated_standardizer(accounting, plan)
     config = ConfigRecord({"plan": plan.model_dump_json(), "center": standardizer.center.tolist(), "scale": standardizer.scale.tolist()})
+    if adder is not None:
+        config["total-rows"] = rows  # sites weight their encrypted updates by n_k / n
     logging.getLogger("flwr").setLevel(logging.WARNING)
     result = strategy.start(
         grid=accounting,
@@ -69,14 +83,27 @@ def serve(grid: Grid, plan: FLPlan, observer: RoundObserver, on_transfer: Callab
         train_config=config,
         evaluate_config=ConfigRecord(dict(config)),
     )
+    if adder is not None:
+        return FLOutcome([], standardizer.center.tolist(), standardizer.scale.tolist(), strategy.history, strategy.dropped,
+                         transfers, encrypted_params=from_arrays(result.arrays))
     params = result.arrays["params"].numpy()
     return FLOutcome(params.tolist(), standardizer.center.tolist(), standardizer.scale.tolist(), strategy.history, strategy.dropped, transfers)
 
 
-def federated_standardizer(grid: AccountingGrid, plan: FLPlan) -> Standardizer:
-    """Sites send counts, sums and sums of squares; their totals standardize exactly as pooled data would."""
+def _adder(plan: FLPlan, public_context: bytes | None) -> Callable[[list[list[bytes]]], list[bytes]] | None:
+    if plan.aggregation == "none":
+        return None
+    if public_context is None:
+        raise FederationError("aggregation ckks needs the aggregator's public CKKS context; add a ckks_keys step before fl_train")
+    context = ckks.load_context(public_context)
+    if context.is_private():
+        raise FederationError("the aggregator was handed a context with the secret key; custody `clients` forbids it")
+    return lambda updates: ckks.add(context, updates)
+
+
+def _identified_replies(grid: AccountingGrid, plan: FLPlan, query: RecordDict) -> list[Message]:
+    """Ask every connected site for its statistics; learn which node is which party from the answers."""
     nodes = grid.wait_for_nodes(plan.parties, plan.min_available_clients)
-    query = RecordDict({"config": ConfigRecord({"plan": plan.model_dump_json()})})
     replies = list(grid.send_and_receive([Message(query, node, "query") for node in nodes], timeout=plan.node_timeout))
     good = [reply for reply in replies if not reply.has_error()]
     for reply in good:
@@ -84,10 +111,17 @@ def federated_standardizer(grid: AccountingGrid, plan: FLPlan) -> Standardizer:
     if len(good) < plan.min_available_clients:
         errors = "; ".join(sorted({r.error.reason.splitlines()[0] for r in replies if r.has_error()}))
         raise FederationError(f"federated statistics: {len(good)} site(s) answered ({errors}); the recipe needs {plan.min_available_clients}")
+    return good
+
+
+
+def federated_standardizer(grid: AccountingGrid, plan: FLPlan) -> tuple[Standardizer, float]:
+    """Sites send counts, sums and sums of squares; their totals standardize exactly as pooled data would."""
+    good = _identified_replies(grid, plan, RecordDict({"config": ConfigRecord({"plan": plan.model_dump_json()})}))
     count = sum(float(r.content["metrics"]["num-examples"]) for r in good)
     sums = np.sum([r.content["arrays"]["sums"].numpy() for r in good], axis=0)
     squares = np.sum([r.content["arrays"]["squares"].numpy() for r in good], axis=0)
-    return Standardizer.from_moments(count, sums, squares)
+    return Standardizer.from_moments(count, sums, squares), count
 
 
 # --- the Flower ServerApp, for the simulation and deployment runtimes -----------------------------
@@ -125,8 +159,9 @@ def main(grid: Grid, context: Context) -> None:
             handle.write(json.dumps({"round": server_round, "sites": sites, "time": time.time()}) + "\n")
             handle.flush()
 
+        public = str(context.run_config.get("workbench-ckks", ""))
         try:
-            outcome = serve(grid, plan, observe, lambda transfer: None)
+            outcome = serve(grid, plan, observe, lambda transfer: None, base64.b64decode(public) if public else None)
         except FederationError as error:
             handle.write(json.dumps({"error": str(error)}) + "\n")
             return

@@ -19,6 +19,7 @@ from flwr.serverapp.strategy import FedAvg
 
 from workbench.context import derive_rng
 from workbench.fl.accounting_grid import AccountingGrid
+from workbench.fl.encrypted import to_arrays
 from workbench.fl.errors import FederationError
 from workbench.fl.plan import FLPlan
 
@@ -26,7 +27,8 @@ RoundObserver = Callable[[int, dict[str, dict[str, float]]], None]
 
 
 class WorkbenchFedAvg(FedAvg):
-    def __init__(self, plan: FLPlan, grid: AccountingGrid, observer: RoundObserver) -> None:
+    def __init__(self, plan: FLPlan, grid: AccountingGrid, observer: RoundObserver,
+                 adder: Callable[[list[list[bytes]]], list[bytes]] | None = None) -> None:
         super().__init__(
             fraction_train=plan.fraction_train,
             min_train_nodes=1,
@@ -36,6 +38,8 @@ class WorkbenchFedAvg(FedAvg):
         self.plan = plan
         self.accounting = grid
         self.observer = observer
+        self.adder = adder
+        """Under CKKS: adds encrypted updates with a key-less context; the aggregator never decrypts."""
         self.history: dict[int, dict[str, dict[str, float]]] = {}
         """Round -> party -> metrics (train-loss, eval-loss, auc, num-examples)."""
         self.dropped: dict[int, list[str]] = {}
@@ -58,6 +62,8 @@ class WorkbenchFedAvg(FedAvg):
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = self._check_quorum(server_round, list(replies), "training")
         self._keep(server_round, replies, {"train-loss"})
+        if self.adder is not None:
+            return to_arrays(self.adder([list(reply.content["encrypted"]["ckks"]) for reply in replies])), None
         return super().aggregate_train(server_round, replies)
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:

@@ -18,13 +18,15 @@ from pydantic import Field, model_validator
 from workbench.context import StepContext
 from workbench.fl.accounting_grid import Transfer
 from workbench.fl.plan import FLPlan
+from workbench.crypto import ckks
 from workbench.fl.runtimes import DeploymentSettings, RuntimeName, run_federated
+from workbench.fl.server_app import FLOutcome
 from workbench.ledger import Protection
 from workbench.models import model_key
 from workbench.models.features import FeatureSpec
 from workbench.models.model import Model, ModelSpec
 from workbench.models.standardize import Standardizer
-from workbench.parties import Role
+from workbench.parties import MissingItemError, Role
 from workbench.report.blocks import Block, Figure, Table, Text
 from workbench.report.figures import line_chart
 from workbench.steps.base import Step, StepParams, register
@@ -44,6 +46,8 @@ class FLTrainParams(StepParams):
                                    "(B=inf in McMahan et al.: with one local epoch each round is an exact gradient step of the pooled objective).")
     fraction_train: float = Field(1.0, gt=0.0, le=1.0, description="Share of sites sampled to train each round.")
     min_available_clients: int | None = Field(None, ge=1, description="Fewest sites that must answer; default: all of them.")
+    aggregation: Literal["none", "ckks"] = Field("none", description="none: plain updates; ckks: CKKS-encrypted, the aggregator "
+                                                  "only adds (needs a ckks_keys step before).")
     runtime: RuntimeName = Field("embedded", description="embedded (in-process), simulation (Ray) or deployment (SuperLink and SuperNodes).")
     deployment: DeploymentSettings = Field(default_factory=DeploymentSettings, description="SuperLink to use (deployment only).")
     node_timeout: float = Field(60.0, gt=0.0, description="Seconds to wait for a site before counting it as gone.")
@@ -76,8 +80,13 @@ class FLTrain(Step[FLTrainParams]):
             server=servers[0], parties=sites, features=p.features, label=p.label, model=p.model, rounds=p.rounds,
             local_epochs=p.local_epochs, learning_rate=p.learning_rate, batch_size=p.batch_size, proximal_mu=p.proximal_mu,
             fraction_train=p.fraction_train, min_available_clients=p.min_available_clients or len(sites), seed=ctx.seed,
-            node_timeout=p.node_timeout,
+            node_timeout=p.node_timeout, aggregation=p.aggregation,
         )
+        public = None
+        if p.aggregation == "ckks":
+            if not ctx.store(plan.server).has(ckks.AGGREGATOR_ITEM):
+                raise MissingItemError(f"aggregation ckks needs keys, and {plan.server!r} holds none: add a `ckks_keys` step before fl_train")
+            public = ctx.store(plan.server).get(ckks.AGGREGATOR_ITEM)
 
         def observe(server_round: int, metrics: dict[str, dict[str, float]]) -> None:
             ctx.progress(server_round, p.rounds, f"round {server_round}")
@@ -87,26 +96,45 @@ class FLTrain(Step[FLTrainParams]):
                         ctx.metric(name, values[name], party=party, round=server_round)
 
         def account(transfer: Transfer) -> None:
-            ctx.record_transfer(transfer.sender, transfer.receiver, transfer.kind, transfer.nbytes, transfer.digest, Protection.NONE)
+            ctx.record_transfer(transfer.sender, transfer.receiver, transfer.kind, transfer.nbytes, transfer.digest,
+                                Protection(transfer.protection))
 
         with tempfile.TemporaryDirectory(prefix="workbench-fl-") as private:
-            node_configs = [{"party": site, "data-path": self._site_file(ctx, site, Path(private))} for site in sites]
-            outcome = run_federated(p.runtime, plan, node_configs, observe, account, p.deployment, Path(private))
-        standardizer = Standardizer(np.asarray(outcome.center), np.asarray(outcome.scale))
+            node_configs = [self._site_config(ctx, site, Path(private)) for site in sites]
+            outcome = run_federated(p.runtime, plan, node_configs, observe, account, p.deployment, Path(private), public)
+        standardizer, params = self._final_model(ctx, plan, outcome, sites[0])
         for site in sites:  # the last evaluation round broadcast the final global model to every site
-            ctx.store(site).put(model_key(p.save_as), Model(p.features, p.model, standardizer, np.asarray(outcome.params)))
+            ctx.store(site).put(model_key(p.save_as), Model(p.features, p.model, standardizer, params))
         ctx.publish(plan.server, {
             "runtime": p.runtime,
             "strategy": p.strategy,
             "rounds": {str(r): sites_metrics for r, sites_metrics in sorted(outcome.history.items())},
             "dropped": {str(r): parties for r, parties in sorted(outcome.dropped.items())},
-            "update_protection": Protection.NONE.value,
+            "update_protection": Protection.CKKS.value if p.aggregation == "ckks" else Protection.NONE.value,
+            **({"ciphertext_expansion": _expansion(ctx, plan)} if p.aggregation == "ckks" else {}),
         })
+
+    def _final_model(self, ctx: StepContext, plan: FLPlan, outcome: FLOutcome, site: str) -> tuple[Standardizer, np.ndarray]:
+        """Plain: what the aggregator holds. CKKS: a site decrypts the final aggregate (the aggregator cannot)."""
+        standardizer = Standardizer(np.asarray(outcome.center), np.asarray(outcome.scale))
+        if plan.aggregation == "none":
+            return standardizer, np.asarray(outcome.params)
+        secret = ckks.load_context(ctx.store(site).get(ckks.SECRET_ITEM))
+        values = ckks.decrypt(secret, outcome.encrypted_params, plan.param_count() + 1)
+        return standardizer, values[:-1] / values[-1]
+
+    def _site_config(self, ctx: StepContext, site: str, private: Path) -> dict[str, str]:
+        config = {"party": site, "data-path": self._site_file(ctx, site, private)}
+        if self.params.aggregation == "ckks":
+            path = private / site / "ckks-secret-context"
+            path.write_bytes(ctx.store(site).get(ckks.SECRET_ITEM))
+            config["ckks-context-path"] = str(path)
+        return config
 
     def _site_file(self, ctx: StepContext, site: str, private: Path) -> str:
         """A site's table as the file its own client reads; one folder per site, removed after training."""
         folder = private / site
-        folder.mkdir(mode=0o700)
+        folder.mkdir(mode=0o700, exist_ok=True)
         path = folder / f"{self.params.table}.parquet"
         ctx.store(site).table(self.params.table).write_parquet(path)
         return str(path)
@@ -114,12 +142,20 @@ class FLTrain(Step[FLTrainParams]):
     @classmethod
     def summarize(cls, results: dict[str, Any]) -> list[Block]:
         (server, summary), = results.items()
+        summary = dict(summary)
         rounds = sorted(summary["rounds"], key=int)
         sites = sorted({site for r in rounds for site in summary["rounds"][r]})
+        if summary["update_protection"] == "ckks":
+            protection = (f"Model updates travelled CKKS-encrypted (protection: ckks): the aggregator '{server}' added "
+                          "ciphertexts with a context holding no secret key and never saw a site's update or the aggregate model. "
+                          f"Update messages were {summary['ciphertext_expansion']:.2f}x the float32 bytes of their values. "
+                          "Still in the clear: each site's feature counts, sums and sums of squares (for standardization), "
+                          "and its training and held-out losses and AUCs.")
+        else:
+            protection = (f"Model updates travelled in the clear (protection: {summary['update_protection']}): the aggregator "
+                          f"'{server}' saw each site's update in every round.")
         blocks: list[Block] = [Text("Protection of model updates", [
-            f"Model updates travelled in the clear (protection: {summary['update_protection']}): the aggregator "
-            f"'{server}' saw each site's update in every round. Runtime: {summary['runtime']}, strategy: {summary['strategy']}.",
-        ])]
+            f"{protection} Runtime: {summary['runtime']}, strategy: {summary['strategy']}."])]
         for metric, label in (("auc", "held-out AUC"), ("eval-loss", "held-out log-loss")):
             series = {site: [summary["rounds"][r].get(site, {}).get(metric) for r in rounds] for site in sites}
             blocks.append(Figure(f"Federated {label} per round", line_chart([int(r) for r in rounds], series, ylabel=label)))
@@ -130,3 +166,9 @@ class FLTrain(Step[FLTrainParams]):
         if summary["dropped"]:
             blocks.append(Text("Sites that dropped out", [f"round {r}: {', '.join(p)}" for r, p in summary["dropped"].items()]))
         return blocks
+
+
+def _expansion(ctx: StepContext, plan: FLPlan) -> float:
+    """Bytes of the update messages the aggregator received over float32 bytes of the values they carry."""
+    updates = [m for m in ctx.ledger.messages if m.step == ctx.step and m.kind == "fl.update" and m.receiver == plan.server]
+    return sum(m.nbytes for m in updates) / (len(updates) * 4 * (plan.param_count() + 1))

@@ -1,0 +1,139 @@
+"""CKKS (TenSEAL) for adding model updates: lean parameters, contexts by custody, vectors as bytes.
+
+Aggregation only adds ciphertexts, so the modulus chain needs one data prime
+(plus the special prime TenSEAL's key generation requires) and no Galois keys.
+The data prime is sized from the precision asked: SEAL compresses serialized
+ciphertexts, so every bit not needed is a bit not sent. Sizes stay inside the
+HE standard's 128-bit table for the ring degree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import tenseal as ts
+from pydantic import BaseModel, ConfigDict, Field
+
+SECRET_ITEM = "ckks/secret"
+"""Where a party's store keeps a serialized context with the secret key."""
+AGGREGATOR_ITEM = "ckks/aggregator"
+"""Where the aggregator's store keeps its key-less context."""
+
+# Largest total modulus (bits) for 128-bit classical security, ternary secrets (HE standard, 2018).
+MAX_MODULUS_BITS_128 = {2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881}
+NOISE_BITS = 13
+"""log2 of the error of a fresh encryption at scale 1, with margin (measured ≈ 2^12 at N=4096; benchmarks/he.py)."""
+VALUE_BITS = 10
+"""Headroom above the scale for the summed values (|sum| < 2^10 before the modulus wraps)."""
+
+
+class CKKSError(ValueError):
+    """A ciphertext or context is unusable: tampered, truncated, or from another key."""
+
+
+class CKKSParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    poly_modulus_degree: int = Field(4096, description="Ring degree N; N/2 values per ciphertext.")
+    data_bits: int = Field(45, ge=20, le=60, description="Bits of the data prime that holds the values.")
+    special_bits: int = Field(45, ge=20, le=60, description="Bits of the special prime (key generation only).")
+    scale_bits: int = Field(35, ge=10, le=58, description="log2 of the encoding scale: precision ≈ 2^(NOISE_BITS - scale_bits).")
+
+    def check_security(self) -> None:
+        limit = MAX_MODULUS_BITS_128.get(self.poly_modulus_degree)
+        total = self.data_bits + self.special_bits
+        if limit is None:
+            raise ValueError(f"poly_modulus_degree must be one of {sorted(MAX_MODULUS_BITS_128)}, got {self.poly_modulus_degree}")
+        if total > limit:
+            raise ValueError(f"a {total}-bit modulus at N={self.poly_modulus_degree} is below 128-bit security (at most {limit} bits)")
+        if self.scale_bits + VALUE_BITS > self.data_bits:
+            raise ValueError(f"scale 2^{self.scale_bits} leaves no room for values under a {self.data_bits}-bit data prime")
+
+    @property
+    def slots(self) -> int:
+        return self.poly_modulus_degree // 2
+
+
+def choose_parameters(precision: float = 1e-6, clients: int = 10, poly_modulus_degree: int = 4096) -> CKKSParams:
+    """The leanest parameters whose sum of `clients` fresh encryptions is within `precision`."""
+    scale_bits = math.ceil(NOISE_BITS + math.log2(math.sqrt(clients) / precision))
+    data_bits = scale_bits + VALUE_BITS
+    params = CKKSParams(poly_modulus_degree=poly_modulus_degree, data_bits=data_bits, special_bits=data_bits, scale_bits=scale_bits)
+    params.check_security()
+    return params
+
+
+def secret_context(params: CKKSParams) -> ts.Context:
+    """A context holding the secret key (and the public key, so others can be given a public one)."""
+    params.check_security()
+    context = ts.context(ts.SCHEME_TYPE.CKKS, params.poly_modulus_degree, coeff_mod_bit_sizes=[params.data_bits, params.special_bits])
+    context.global_scale = 2.0**params.scale_bits
+    return context
+
+
+def context_bytes(context: ts.Context, *, secret: bool, public_key: bool = True) -> bytes:
+    """Serialize for a custodian: with the secret key, or public only. Never Galois or relinearization keys."""
+    return context.serialize(save_public_key=public_key, save_secret_key=secret, save_galois_keys=False, save_relin_keys=False)
+
+
+def load_context(data: bytes) -> ts.Context:
+    try:
+        return ts.context_from(data)
+    except Exception as error:  # TenSEAL raises bare ValueError/RuntimeError from C++
+        raise CKKSError(f"not a CKKS context ({type(error).__name__}: {error})") from None
+
+
+def fingerprint(data: bytes) -> str:
+    """SHA-256 of a serialized context, as the manifest records it."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def encrypt(context: ts.Context, values: np.ndarray) -> list[bytes]:
+    """One ciphertext per N/2 values."""
+    slots = _slots(context)
+    values = np.asarray(values, dtype=np.float64)
+    return [ts.ckks_vector(context, values[start : start + slots]).serialize() for start in range(0, max(len(values), 1), slots)]
+
+
+def _slots(context: ts.Context) -> int:
+    return int(context.data.seal_context().first_context_data().parms().poly_modulus_degree()) // 2
+
+
+def add(context: ts.Context, updates: Sequence[Sequence[bytes]]) -> list[bytes]:
+    """Element-wise sum of several encrypted vectors; needs no key at all."""
+    if not updates:
+        raise CKKSError("nothing to add")
+    lengths = {len(update) for update in updates}
+    if len(lengths) != 1:
+        raise CKKSError(f"encrypted updates have different numbers of ciphertexts: {sorted(lengths)}")
+    totals = [_vector(context, chunk, f"update 0, ciphertext {i}") for i, chunk in enumerate(updates[0])]
+    for u, update in enumerate(updates[1:], start=1):
+        for i, chunk in enumerate(update):
+            try:
+                totals[i] += _vector(context, chunk, f"update {u}, ciphertext {i}")
+            except ValueError as error:
+                raise CKKSError(f"update {u}, ciphertext {i} cannot be added ({error}); was it encrypted under another key?") from None
+    return [total.serialize() for total in totals]
+
+
+def decrypt(context: ts.Context, chunks: Sequence[bytes], length: int) -> np.ndarray:
+    if not context.is_private():
+        raise CKKSError("this context holds no secret key: it can add ciphertexts but not decrypt them")
+    values = np.concatenate([np.asarray(_vector(context, chunk, f"ciphertext {i}").decrypt()) for i, chunk in enumerate(chunks)])
+    return values[:length]
+
+
+def _vector(context: ts.Context, chunk: bytes, what: str) -> ts.CKKSVector:
+    try:
+        return ts.ckks_vector_from(context, chunk)
+    except Exception as error:
+        raise CKKSError(f"{what} is not a valid ciphertext for this context ({len(chunk)} bytes; tampered or truncated?): "
+                        f"{type(error).__name__}") from None
+
+
+def expansion(chunks: Sequence[bytes], length: int) -> float:
+    """Ciphertext bytes over the bytes of the same values as float32."""
+    return sum(len(chunk) for chunk in chunks) / (4 * length)
