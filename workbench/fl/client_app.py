@@ -47,9 +47,13 @@ def _global_params(msg: Message, plan: FLPlan, context: Context) -> np.ndarray:
     arrays = msg.content["arrays"]
     if not is_encrypted(arrays):
         return arrays["params"].numpy()
-    secret = _secret_context(str(context.node_config["ckks-context-path"]))
-    count = plan.param_count()
-    values = ckks.decrypt(secret, from_arrays(arrays), count + 1)
+    return _decrypted_model(str(context.node_config["ckks-context-path"]), tuple(from_arrays(arrays)), plan.param_count())
+
+
+@lru_cache(maxsize=4)
+def _decrypted_model(context_path: str, chunks: tuple[bytes, ...], count: int) -> np.ndarray:
+    """Decrypt an aggregate once: a round's evaluation and the next round's training carry the same one."""
+    values = ckks.decrypt(_secret_context(context_path), chunks, count + 1)
     return values[:count] / values[count]
 
 

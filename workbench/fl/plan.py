@@ -7,6 +7,7 @@ what they train.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -37,4 +38,9 @@ class FLPlan(BaseModel):
 
     def param_count(self) -> int:
         """Length of the flat parameter vector, known to every site without seeing one."""
-        return len(self.model.build().init_params(len(self.features.names()), np.random.default_rng(0)))
+        return _param_count(self.model, len(self.features.names()))
+
+
+@lru_cache(maxsize=32)
+def _param_count(model: ModelSpec, n_inputs: int) -> int:
+    return len(model.build().init_params(n_inputs, np.random.default_rng(0)))

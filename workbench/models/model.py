@@ -32,7 +32,7 @@ class Family(Protocol):
 class ModelSpec(BaseModel):
     """Which model family and its regularization, as a recipe states it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     family: Literal["logistic", "mlp"] = Field("logistic", description="logistic regression, or a one-hidden-layer perceptron.")
     hidden: int = Field(16, ge=1, le=1024, description="Hidden units (mlp only).")
