@@ -102,3 +102,28 @@ def data_generate(
         console.print(f"wrote {path}")
     for name, frame in cohort.parts.items():
         console.print(f"  {name}: {frame.height} rows")
+
+
+@app.command()
+def export(
+    source: Annotated[Path, typer.Argument(help="A recipe (.yaml) to turn into a notebook, or a workbench notebook (.ipynb) to turn back into a recipe.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="The notebook (.ipynb) or recipe (.yaml) to write.")],
+) -> None:
+    """Recipe -> notebook (one section per step, papermill parameters) or notebook -> recipe (same hash)."""
+    from workbench.notebook import NotebookError, read_notebook_recipe, write_recipe_notebook
+
+    if source.suffix == ".ipynb":
+        try:
+            recipe = read_notebook_recipe(source)
+        except NotebookError as error:
+            errors.print(f"[red]error:[/] {error}", highlight=False)
+            raise typer.Exit(2) from None
+        except RecipeError as error:
+            for problem in error.problems:
+                errors.print(problem.render(error.source), markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        out.write_text(recipe.to_yaml(), encoding="utf-8")
+    else:
+        recipe = _load_or_exit(source, [])
+        write_recipe_notebook(recipe, source, out)
+    console.print(f"wrote {out} (recipe {recipe.name}, hash {recipe.hash()[:12]})")

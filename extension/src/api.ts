@@ -1,0 +1,44 @@
+/** Calls to the workbench's jupyter_server endpoints, authenticated like every other Lab request. */
+
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+import { IRecipeCard, IRunSummary, IValidation } from './types';
+
+const API = 'ppml-workbench/api';
+
+/** Thrown with the server's own message (it names the file or field at fault). */
+export class WorkbenchError extends Error {}
+
+async function request<T>(endpoint: string, init: RequestInit = {}): Promise<T> {
+  const settings = ServerConnection.makeSettings();
+  const url = URLExt.join(settings.baseUrl, API, endpoint);
+  let response: Response;
+  try {
+    // makeRequest adds the token header and the XSRF cookie value the server checks.
+    response = await ServerConnection.makeRequest(url, init, settings);
+  } catch (error) {
+    throw new WorkbenchError(`cannot reach the workbench server extension: ${error}`);
+  }
+  const text = await response.text();
+  const body = text ? JSON.parse(text) : {};
+  if (!response.ok) {
+    throw new WorkbenchError(body.message ?? `${response.status} ${response.statusText}`);
+  }
+  return body as T;
+}
+
+function post<T>(endpoint: string, payload: unknown): Promise<T> {
+  return request<T>(endpoint, { method: 'POST', body: JSON.stringify(payload) });
+}
+
+export const api = {
+  recipes: async (): Promise<IRecipeCard[]> => (await request<{ recipes: IRecipeCard[] }>('recipes')).recipes,
+  validate: (ref: string): Promise<IValidation> => post('recipes/validate', { ref }),
+  newNotebook: (ref: string): Promise<{ path: string }> => post('notebooks', { ref }),
+  exportNotebook: (path: string): Promise<{ path: string; hash: string }> => post('export', { path }),
+  runs: async (): Promise<IRunSummary[]> => (await request<{ runs: IRunSummary[] }>('runs')).runs,
+  startRun: (ref: string): Promise<IRunSummary> => post('runs', { ref }),
+  reportUrl: (id: string): string =>
+    URLExt.join(ServerConnection.makeSettings().baseUrl, API, 'runs', encodeURIComponent(id), 'report')
+};

@@ -1,0 +1,104 @@
+/** The recipe gallery: one card per recipe with its parties, its chain of steps and its actions. */
+
+import { h } from './dom';
+import { IProblem, IRecipeCard } from './types';
+
+export interface IGalleryActions {
+  openNotebook(card: IRecipeCard): Promise<void>;
+  run(card: IRecipeCard): Promise<void>;
+  validate(card: IRecipeCard): Promise<IProblem[]>;
+}
+
+export function renderGallery(cards: IRecipeCard[], actions: IGalleryActions): HTMLElement {
+  if (!cards.length) {
+    return h('p', { class: 'wb-empty' }, 'No recipes found. Add a *.recipe.yaml file to the workspace.');
+  }
+  return h('div', { class: 'wb-gallery' }, ...cards.map(card => renderCard(card, actions)));
+}
+
+function renderCard(card: IRecipeCard, actions: IGalleryActions): HTMLElement {
+  const status = h('div', { class: 'wb-card-status', role: 'status' });
+  const steps = h('ol', { class: 'wb-chain' });
+  const showProblems = (problems: IProblem[]): void => {
+    status.replaceChildren();
+    steps.replaceChildren(...card.steps.map(step => renderStep(card, step.index, problems)));
+    const general = problems.filter(problem => problem.step === null);
+    status.className = `wb-card-status ${problems.length ? 'wb-invalid' : 'wb-valid'}`;
+    status.append(problems.length ? `${problems.length} problem(s)` : '✓ valid');
+    if (general.length) {
+      status.append(h('ul', { class: 'wb-problems' }, ...general.map(renderProblem)));
+    }
+  };
+  showProblems(card.problems);
+  if (!card.problems.length) {
+    status.replaceChildren();
+    status.className = 'wb-card-status';
+  }
+
+  const busy = (button: HTMLButtonElement, work: () => Promise<void>) => async () => {
+    button.disabled = true;
+    try {
+      await work();
+    } catch (error) {
+      status.className = 'wb-card-status wb-invalid';
+      status.replaceChildren(String(error instanceof Error ? error.message : error));
+    } finally {
+      button.disabled = false;
+    }
+  };
+  const button = (label: string, title: string, work: () => Promise<void>, cls: string): HTMLButtonElement => {
+    const element = h('button', { class: `jp-Button wb-action ${cls}`, title }, label);
+    element.addEventListener('click', busy(element, work));
+    return element;
+  };
+
+  return h(
+    'section',
+    { class: 'wb-card', 'data-recipe': card.name, 'data-ref': card.ref },
+    h(
+      'header',
+      { class: 'wb-card-head' },
+      h('span', { class: 'wb-card-name' }, card.name),
+      h('span', { class: `wb-badge wb-source-${card.source}`, title: card.path }, card.source)
+    ),
+    card.description ? h('p', { class: 'wb-card-description' }, card.description) : null,
+    h(
+      'div',
+      { class: 'wb-parties' },
+      ...card.parties.map(party =>
+        h(
+          'span',
+          { class: `wb-party wb-role-${party.role}`, title: party.description || party.role },
+          party.name
+        )
+      )
+    ),
+    steps,
+    status,
+    h(
+      'div',
+      { class: 'wb-actions' },
+      button('Open as notebook', 'Write a notebook with one section per step and open it', () => actions.openNotebook(card), 'wb-open'),
+      button('Run', 'Run headless in the background; progress appears under Runs', () => actions.run(card), 'wb-run'),
+      button('Validate', 'Check the recipe; problems appear against their step', async () => showProblems(await actions.validate(card)), 'wb-validate')
+    )
+  );
+}
+
+function renderStep(card: IRecipeCard, index: number, problems: IProblem[]): HTMLElement {
+  const step = card.steps[index];
+  const own = problems.filter(problem => problem.step === index);
+  return h(
+    'li',
+    { class: `wb-step${own.length ? ' wb-step-invalid' : ''}`, 'data-step': step.name },
+    h('span', { class: 'wb-step-kind' }, step.kind),
+    step.name !== step.kind ? h('span', { class: 'wb-step-name' }, step.name) : null,
+    h('span', { class: 'wb-step-at', title: step.summary }, step.at.length ? `at ${step.at.join(', ')}` : ''),
+    own.length ? h('ul', { class: 'wb-problems' }, ...own.map(renderProblem)) : null
+  );
+}
+
+function renderProblem(problem: IProblem): HTMLElement {
+  const where = [problem.line ? `line ${problem.line}` : '', problem.path].filter(Boolean).join(' · ');
+  return h('li', { class: 'wb-problem' }, where ? h('code', {}, where) : null, ` ${problem.message}`);
+}

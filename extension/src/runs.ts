@@ -1,0 +1,53 @@
+/** The runs list: past and running headless runs with status, progress, key metrics and the report link. */
+
+import { formatNumber, h } from './dom';
+import { IRunSummary } from './types';
+
+const STATUS_LABELS: Record<IRunSummary['status'], string> = {
+  running: 'running',
+  finished: 'finished',
+  failed: 'failed',
+  interrupted: 'interrupted'
+};
+
+export function renderRuns(runs: IRunSummary[], reportUrl: (id: string) => string): HTMLElement {
+  if (!runs.length) {
+    return h('p', { class: 'wb-empty' }, 'No runs yet. Press Run on a recipe.');
+  }
+  return h('ul', { class: 'wb-runs' }, ...runs.map(run => renderRun(run, reportUrl)));
+}
+
+function renderRun(run: IRunSummary, reportUrl: (id: string) => string): HTMLElement {
+  const progress = run.progress;
+  const fraction = progress ? (progress.index + (progress.total ? progress.done / progress.total : 0)) / Math.max(progress.steps, 1) : 0;
+  return h(
+    'li',
+    { class: `wb-run wb-run-${run.status}`, 'data-run': run.id },
+    h(
+      'div',
+      { class: 'wb-run-head' },
+      h('span', { class: `wb-status wb-status-${run.status}` }, STATUS_LABELS[run.status]),
+      h('span', { class: 'wb-run-recipe' }, run.recipe),
+      h('span', { class: 'wb-run-time', title: run.id }, run.seconds !== null ? `${run.seconds.toFixed(1)} s` : run.started)
+    ),
+    run.status === 'running' && progress
+      ? h(
+          'div',
+          { class: 'wb-run-progress' },
+          h('progress', { max: '1', value: String(fraction) }),
+          h('span', {}, `${progress.step} ${progress.done}/${progress.total} ${progress.label}`)
+        )
+      : null,
+    run.error ? h('div', { class: 'wb-run-error' }, run.error) : null,
+    run.metrics.length
+      ? h(
+          'dl',
+          { class: 'wb-metrics' },
+          ...run.metrics.flatMap(metric => [h('dt', {}, metric.label), h('dd', {}, formatNumber(metric.value))])
+        )
+      : null,
+    run.report
+      ? h('a', { class: 'wb-report-link', href: reportUrl(run.id), target: '_blank', rel: 'noopener' }, 'Open report ↗')
+      : null
+  );
+}

@@ -1,0 +1,117 @@
+"""Recipe <-> notebook round trip, headless execution equal to `workbench run`, and the tutorials."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from typer.testing import CliRunner
+
+from workbench.cli import app
+from workbench.notebook import (
+    HEADER_TAG,
+    INJECTED_TAG,
+    PARAMETERS_TAG,
+    STEP_TAG,
+    NotebookError,
+    execute_notebook,
+    inject_parameters,
+    notebook_to_recipe,
+    recipe_to_notebook,
+    write_recipe_notebook,
+)
+from workbench.recipe import RecipeError, load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE_FILES = sorted((ROOT / "recipes").glob("*.yaml"))
+TUTORIALS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SAME_FILES = ("metrics.json", "recipe.yaml", "ledger.jsonl")
+"""Run-directory files that must be byte-identical; events and manifest carry timings, the report shows them."""
+
+
+def _tags(notebook: nbformat.NotebookNode) -> list[list[str]]:
+    return [cell.metadata.get("tags", []) for cell in notebook.cells]
+
+
+@pytest.mark.parametrize("path", RECIPE_FILES, ids=[p.stem for p in RECIPE_FILES])
+def test_every_shipped_recipe_round_trips_through_a_notebook_with_the_same_hash(path: Path) -> None:
+    recipe = load_recipe(path)
+    notebook = recipe_to_notebook(recipe)
+    nbformat.validate(notebook)
+    assert sum(PARAMETERS_TAG in tags for tags in _tags(notebook)) == 1
+    assert sum(STEP_TAG in tags for tags in _tags(notebook)) == len(recipe.steps)
+    assert notebook_to_recipe(notebook).hash() == recipe.hash()
+
+
+def test_each_step_has_its_own_section_with_its_documentation(flagship) -> None:
+    notebook = recipe_to_notebook(flagship)
+    headings = [cell.source.splitlines()[0] for cell in notebook.cells if cell.cell_type == "markdown" and cell.source.startswith("## ")]
+    for index, spec in enumerate(flagship.steps, start=1):
+        assert any(h.startswith(f"## {index}. `{spec.kind}`") for h in headings), headings
+
+
+def test_the_cli_exports_both_ways(tmp_path: Path, flagship_path: Path, flagship) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["export", str(flagship_path), "-o", str(tmp_path / "nb" / "flagship.ipynb")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["export", str(tmp_path / "nb" / "flagship.ipynb"), "-o", str(tmp_path / "back.yaml")])
+    assert result.exit_code == 0, result.output
+    assert load_recipe(tmp_path / "back.yaml").hash() == flagship.hash()
+
+
+def test_an_injected_seed_is_the_exported_recipes_seed(flagship) -> None:
+    notebook = inject_parameters(recipe_to_notebook(flagship), {"seed": flagship.seed + 5})
+    assert INJECTED_TAG in _tags(notebook)[2]
+    assert notebook_to_recipe(notebook).seed == flagship.seed + 5
+
+
+def test_a_step_cell_that_is_no_longer_a_literal_is_named(flagship) -> None:
+    notebook = recipe_to_notebook(flagship)
+    step_cell = next(n for n, cell in enumerate(notebook.cells, start=1) if STEP_TAG in cell.metadata.get("tags", []))
+    notebook.cells[step_cell - 1].source = "wb.step('split', make_yaml())"
+    with pytest.raises(NotebookError, match=f"demo.ipynb: cell {step_cell}: .*string literal"):
+        notebook_to_recipe(notebook, "demo.ipynb")
+
+
+def test_a_bad_value_in_a_step_cell_is_reported_with_its_cell_and_path(flagship) -> None:
+    notebook = recipe_to_notebook(flagship)
+    number, cell = next((n, c) for n, c in enumerate(notebook.cells, start=1) if STEP_TAG in c.metadata.get("tags", []))
+    cell.source = cell.source.replace("test_fraction: 0.3", "test_fraction: 3")
+    with pytest.raises(RecipeError) as caught:
+        notebook_to_recipe(notebook, "demo.ipynb")
+    problem = caught.value.problems[0]
+    assert problem.path == "steps[0].params.test_fraction" and f"(cell {number})" in problem.message
+
+
+def test_a_notebook_without_a_recipe_cell_is_refused_by_name() -> None:
+    with pytest.raises(NotebookError, match=f"plain.ipynb: expected one cell tagged '{HEADER_TAG}'"):
+        notebook_to_recipe(nbformat.v4.new_notebook(), "plain.ipynb")
+
+
+def test_the_notebook_run_headless_writes_the_same_run_directory_as_workbench_run(tmp_path: Path, flagship_path: Path, flagship) -> None:
+    cli_out = tmp_path / "cli-run"
+    subprocess.run([sys.executable, "-m", "workbench", "run", str(flagship_path), "--out", str(cli_out)], check=True, capture_output=True)
+    notebook_path = write_recipe_notebook(flagship, flagship_path, tmp_path / "nb" / "flagship.ipynb")
+    executed = execute_notebook(notebook_path, {"out_dir": "nb-run"})
+    nb_out = tmp_path / "nb" / "nb-run"
+    assert sorted(p.name for p in nb_out.iterdir()) == sorted(p.name for p in cli_out.iterdir())
+    for name in SAME_FILES:
+        assert (nb_out / name).read_bytes() == (cli_out / name).read_bytes(), name
+    outputs = [o for cell in executed.cells for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    widget_views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(widget_views) >= 2, "the run cell shows the monitor and the results cell the views"
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_tutorial_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
+    executed = execute_notebook(path, {"out_dir": str(tmp_path / "run")}, output=tmp_path / f"executed-{path.name}")
+    assert not [o for cell in executed.cells for o in cell.get("outputs", []) if o.output_type == "error"]
+    assert (tmp_path / "run" / "report.html").is_file()
+
+
+def test_there_are_tutorials() -> None:
+    assert {p.stem for p in TUTORIALS} >= {"flagship", "intro"}

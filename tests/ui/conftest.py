@@ -1,0 +1,63 @@
+"""JupyterLab on 127.0.0.1 with a token, news turned off, and headless Debian Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.server.live import JupyterProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[JupyterProcess]:
+    root = tmp_path_factory.mktemp("lab-workspace")
+    settings = tmp_path_factory.mktemp("lab-app-settings")
+    (settings / "overrides.json").write_text(json.dumps(OVERRIDES))
+    env = {**os.environ, "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path_factory.mktemp("lab-workspaces")),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path_factory.mktemp("lab-user-settings"))}
+    process = JupyterProcess("lab", root, artifacts / "jupyterlab.log", [f"--LabApp.app_settings_dir={settings}"], env=env)
+    process.root = root  # type: ignore[attr-defined]
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: scripts/test installs Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # noqa: ANN201
+    """On a failing browser test, keep a screenshot of every open page: the page shows what the assertion could not."""
+    report = yield
+    if report.when == "call" and report.failed and "browser" in item.fixturenames:
+        browser = item.funcargs["browser"]
+        ARTIFACTS.mkdir(exist_ok=True)
+        for c, context in enumerate(browser.contexts):
+            for p, page in enumerate(context.pages):
+                page.screenshot(path=str(ARTIFACTS / f"failed-{item.name}-{c}-{p}.png"))
+    return report

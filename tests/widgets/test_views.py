@@ -1,0 +1,61 @@
+"""Results and ledger views, and the scores they rest on, from a real flagship run."""
+
+from __future__ import annotations
+
+from workbench.events import MessageSent
+from workbench.ledger import Message, Protection
+from workbench.runner import RunResult
+from workbench.widgets import LedgerView, ResultsView, StepReports, chain_html
+from workbench.widgets.ledger_view import flows
+from workbench.widgets.scores import key_metrics, site_scores
+
+
+def test_scores_are_found_by_shape_for_every_site_and_model(flagship_run: RunResult, flagship) -> None:
+    scored = site_scores(flagship_run.metrics)
+    assert scored, "the flagship scores models per site"
+    hospitals = [name for name, party in flagship.parties.items() if party.role.value == "hospital"]
+    assert scored[-1].sites == hospitals
+    assert "local" in scored[-1].models
+    labels = [label for label, _ in key_metrics(flagship_run.metrics)]
+    assert f"AUC local (mean of {len(hospitals)} sites)" in labels
+
+
+def test_non_score_results_are_not_mistaken_for_scores() -> None:
+    assert site_scores({"steps": {"split": {"a": {"n_test": 3}}, "x": {}}}) == []
+
+
+def test_results_view_shows_each_site_and_bolds_the_best_model() -> None:
+    metrics = {"steps": {"evaluate": {
+        "north": {"local": {"auc": 0.70}, "federated": {"auc": 0.80}, "pooled": {"auc": 0.85}},
+        "south": {"local": {"auc": 0.75}, "federated": {"auc": 0.72}, "pooled": {"auc": None}},
+    }}}
+    view = ResultsView(metrics)
+    html = view.html.value
+    assert "wb-results" in view._dom_classes
+    for text in ("north", "south", "local", "federated", "pooled", "<svg"):
+        assert text in html
+    assert "font-weight:600;'>0.850" in html and "font-weight:600;'>0.750" in html
+    assert "font-weight:600;'>0.700" not in html
+
+
+def test_ledger_view_totals_match_the_ledger(flagship_run: RunResult) -> None:
+    grouped = flows([m.__dict__ for m in flagship_run.ledger.messages])
+    assert sum(f["bytes"] for f in grouped) == flagship_run.ledger.total_bytes()
+    assert sum(f["messages"] for f in grouped) == len(flagship_run.ledger.messages)
+    view = LedgerView(flagship_run.out_dir)
+    assert f"{len(flagship_run.ledger.messages)} messages" in view.html.value and "<svg" in view.html.value
+
+
+def test_ledger_view_updates_live_from_message_events() -> None:
+    view = LedgerView()
+    assert "no messages yet" in view.html.value
+    message = Message(seq=0, step="link", sender="vendor", receiver="clinic", kind="psi.response", nbytes=2048,
+                      protection=Protection.BLINDED, row_level=False, digest="0" * 64)
+    view(MessageSent(message))
+    assert "vendor → clinic" in view.html.value and "blinded" in view.html.value and "1 messages" in view.html.value
+
+
+def test_step_reports_and_chain_cover_every_step(flagship_run: RunResult, flagship) -> None:
+    assert len(StepReports(flagship, flagship_run.metrics).children) == len(flagship.steps)
+    html = chain_html(flagship)
+    assert all(spec.kind in html for spec in flagship.steps)

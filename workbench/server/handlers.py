@@ -1,0 +1,143 @@
+"""The REST endpoints the sidebar calls, all behind Jupyter's authentication and XSRF checks.
+
+Every handler derives from jupyter_server's APIHandler (token or cookie login,
+XSRF on POST, JSON errors) and every method is `@tornado.web.authenticated`:
+there is no route here a request without credentials reaches.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+
+from workbench.notebook import NotebookError, read_notebook_recipe, write_recipe_notebook
+from workbench.recipe import RecipeError, load_recipe
+from workbench.server.cards import problem_json, recipe_card, validate
+from workbench.server.runs import RunManager
+from workbench.server.workspace import Workspace, WorkspaceError
+
+API = "ppml-workbench/api"
+
+
+class WorkbenchHandler(APIHandler):
+    def initialize(self, workspace: Workspace, runs: RunManager) -> None:
+        self.workspace, self.runs = workspace, runs
+
+    def body(self, *fields: str) -> dict[str, Any]:
+        try:
+            data = json.loads(self.request.body or b"{}")
+        except json.JSONDecodeError as error:
+            raise tornado.web.HTTPError(400, f"request body is not JSON: {error}") from None
+        missing = [f for f in fields if not isinstance(data.get(f), str)]
+        if missing:
+            raise tornado.web.HTTPError(400, f"request body needs string field(s): {', '.join(missing)}")
+        return data
+
+    def recipe_file(self, ref: str) -> Path:
+        try:
+            return self.workspace.recipe(ref).file
+        except WorkspaceError as error:
+            raise tornado.web.HTTPError(404, str(error)) from None
+
+
+class RecipesHandler(WorkbenchHandler):
+    @tornado.web.authenticated
+    def get(self) -> None:
+        self.finish({"recipes": [recipe_card(file) for file in self.workspace.recipes()]})
+
+
+class ValidateHandler(WorkbenchHandler):
+    @tornado.web.authenticated
+    def post(self) -> None:
+        ref = self.body("ref")["ref"]
+        try:
+            problems = validate(self.workspace.recipe(ref))
+        except WorkspaceError as error:
+            raise tornado.web.HTTPError(404, str(error)) from None
+        self.finish({"ok": not problems, "problems": problems})
+
+
+class NotebooksHandler(WorkbenchHandler):
+    @tornado.web.authenticated
+    def post(self) -> None:
+        """Write the recipe's notebook: beside a workspace recipe, at the workspace root for a package one."""
+        ref = self.body("ref")["ref"]
+        file = self.recipe_file(ref)
+        try:
+            recipe = load_recipe(file)
+        except RecipeError as error:
+            raise tornado.web.HTTPError(400, f"{ref} has problems; validate it first: {error.problems[0].render(ref)}") from None
+        folder = file.parent if ref.startswith("workspace/") else self.workspace.root
+        out = self.workspace.free_path(folder, file.name.removesuffix(".yaml").removesuffix(".recipe"), ".ipynb")
+        write_recipe_notebook(recipe, file, out)
+        self.finish({"path": self.workspace.relative(out)})
+
+
+class ExportHandler(WorkbenchHandler):
+    @tornado.web.authenticated
+    def post(self) -> None:
+        """Read the recipe back from a workbench notebook and write it as NAME.recipe.yaml beside it."""
+        path = self.body("path")["path"]
+        try:
+            notebook = self.workspace.path(path)
+            recipe = read_notebook_recipe(notebook)
+        except (WorkspaceError, NotebookError) as error:
+            raise tornado.web.HTTPError(400, str(error)) from None
+        except RecipeError as error:
+            raise tornado.web.HTTPError(400, "\n".join(p.render(path) for p in error.problems)) from None
+        out = notebook.with_name(f"{notebook.stem}.recipe.yaml")
+        out.write_text(recipe.to_yaml(), encoding="utf-8")
+        self.finish({"path": self.workspace.relative(out), "hash": recipe.hash()})
+
+
+class RunsHandler(WorkbenchHandler):
+    @tornado.web.authenticated
+    def get(self) -> None:
+        self.finish({"runs": self.runs.summaries()})
+
+    @tornado.web.authenticated
+    def post(self) -> None:
+        ref = self.body("ref")["ref"]
+        file = self.recipe_file(ref)
+        try:
+            run_id = self.runs.start(file)
+        except RecipeError as error:
+            raise tornado.web.HTTPError(400, "\n".join(p.render(ref) for p in error.problems)) from None
+        self.set_status(201)
+        self.finish(self.runs.summary(run_id))
+
+
+class ReportHandler(WorkbenchHandler):
+    @tornado.web.authenticated
+    def get(self, run_id: str) -> None:
+        """The run's self-contained report.html, opened in a new browser tab from the runs list."""
+        try:
+            report = self.runs.run_dir(run_id) / "report.html"
+        except FileNotFoundError as error:
+            raise tornado.web.HTTPError(404, str(error)) from None
+        if not report.is_file():
+            raise tornado.web.HTTPError(404, f"run {run_id!r} has no report yet")
+        self.finish(report.read_bytes(), set_content_type="text/html; charset=UTF-8")
+
+    @property
+    def content_security_policy(self) -> str:
+        """The report is self-contained: inline styles and data-URI figures, no scripts, nothing fetched."""
+        return "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+
+
+def handlers(base_url: str, workspace: Workspace, runs: RunManager) -> list[tuple[str, type, dict[str, Any]]]:
+    kwargs = {"workspace": workspace, "runs": runs}
+    routes = [
+        ("recipes", RecipesHandler),
+        ("recipes/validate", ValidateHandler),
+        ("notebooks", NotebooksHandler),
+        ("export", ExportHandler),
+        ("runs", RunsHandler),
+        (r"runs/([^/]+)/report", ReportHandler),
+    ]
+    return [(url_path_join(base_url, API, route), handler, kwargs) for route, handler in routes]

@@ -1,0 +1,66 @@
+"""Per-site model scores found in a run's metrics, whichever step produced them.
+
+A step that scores models publishes, per site, a mapping from model name
+(local, federated, pooled, ...) to metrics with an `auc`. This module finds
+such results by their shape rather than by step kind, so the results view,
+the runs list and the tutorials keep working as new scoring steps appear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from statistics import mean
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SiteScores:
+    """One scoring step's results: `scores[site][model][metric]`."""
+
+    step: str
+    scores: dict[str, dict[str, dict[str, float | None]]]
+
+    @property
+    def sites(self) -> list[str]:
+        return list(self.scores)
+
+    @property
+    def models(self) -> list[str]:
+        return list(dict.fromkeys(model for per_site in self.scores.values() for model in per_site))
+
+    def metric(self, name: str) -> dict[str, list[float | None]]:
+        """`{model: [value at each site]}` for one metric, None where a site lacks it."""
+        return {model: [self.scores[site].get(model, {}).get(name) for site in self.sites] for model in self.models}
+
+    def mean(self, model: str, name: str = "auc") -> float | None:
+        values = [v for v in self.metric(name)[model] if v is not None]
+        return mean(values) if values else None
+
+
+def site_scores(metrics: Mapping[str, Any]) -> list[SiteScores]:
+    """Every step in `metrics["steps"]` whose results look like site -> model -> {auc: ...}."""
+    found = []
+    for step, results in metrics.get("steps", {}).items():
+        if _is_site_scores(results):
+            found.append(SiteScores(step, {site: dict(models) for site, models in results.items()}))
+    return found
+
+
+def key_metrics(metrics: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """Mean AUC over sites per model of the last scoring step: the figures a runs list shows."""
+    scored = site_scores(metrics)
+    if not scored:
+        return []
+    last = scored[-1]
+    pairs = [(f"AUC {model} (mean of {len(last.sites)} sites)", last.mean(model)) for model in last.models]
+    return [(label, value) for label, value in pairs if value is not None]
+
+
+def _is_site_scores(results: Any) -> bool:
+    if not isinstance(results, Mapping) or not results:
+        return False
+    return all(
+        isinstance(models, Mapping) and models and all(isinstance(m, Mapping) and "auc" in m for m in models.values())
+        for models in results.values()
+    )
