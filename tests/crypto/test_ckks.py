@@ -16,9 +16,9 @@ def keys() -> tuple[object, object]:
 
 def test_default_parameters_are_128_bit_and_addition_only() -> None:
     params = ckks.choose_parameters(1e-6, 10)
-    assert params.data_bits + params.special_bits <= ckks.MAX_MODULUS_BITS_128[params.poly_modulus_degree]
+    assert sum(params.coeff_mod_bit_sizes) <= ckks.MAX_MODULUS_BITS_128[params.poly_modulus_degree]
     with pytest.raises(ValueError, match="below 128-bit security"):
-        ckks.CKKSParams(poly_modulus_degree=2048, data_bits=45, special_bits=45, scale_bits=30).check_security()
+        ckks.CKKSParams(poly_modulus_degree=2048, data_bits=[45], special_bits=45, scale_bits=30).check_security()
 
 
 def test_sum_of_ten_is_within_a_millionth(keys: tuple[object, object]) -> None:

@@ -77,3 +77,60 @@ def test_ckks_without_keys_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(RunError, match="aggregation ckks needs keys, and 'aggregator' holds none: add a `ckks_keys` step before fl_train"):
         run_recipe(parse_recipe(yaml.safe_dump(raw)), tmp_path / "run")
+
+
+def key_holder_recipe(rounds: int) -> Recipe:
+    """The flagship with a key-holder party holding the only secret key."""
+    raw = yaml.safe_load(FLAGSHIP.read_text())
+    raw["parties"]["key_holder"] = {"role": "key_holder", "description": "Holds the secret key; decrypts only masked sums."}
+    index = next(i for i, step in enumerate(raw["steps"]) if step["kind"] == "fl_train")
+    raw["steps"][index]["params"].update(rounds=rounds, aggregation="ckks")
+    raw["steps"].insert(index, {"kind": "ckks_keys", "params": {"custody": "key_holder"}})
+    return parse_recipe(yaml.safe_dump(raw))
+
+
+@pytest.fixture(scope="module")
+def key_holder_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    return run_recipe(key_holder_recipe(rounds=15), tmp_path_factory.mktemp("holder") / "run")
+
+
+def test_key_holder_custody_equals_plain_fedavg(runs: tuple[RunResult, RunResult], key_holder_run: RunResult) -> None:
+    plain, _ = runs
+    for site in ("general_hospital", "trauma_center"):
+        a = plain.stores[site].get(model_key("federated")).params
+        b = key_holder_run.stores[site].get(model_key("federated")).params
+        assert np.abs(a - b).max() < 1e-6
+
+
+def test_only_the_key_holder_holds_the_secret_key(key_holder_run: RunResult) -> None:
+    stores = key_holder_run.stores
+    assert ckks.load_context(stores["key_holder"].get(ckks.SECRET_ITEM)).is_private()
+    for party in ("general_hospital", "county_hospital", "trauma_center"):
+        assert not stores[party].has(ckks.SECRET_ITEM)
+        assert not ckks.load_context(stores[party].get(ckks.PUBLIC_ITEM)).is_private()
+    assert not ckks.load_context(stores["aggregator"].get(ckks.AGGREGATOR_ITEM)).is_private()
+
+
+def test_the_key_holder_sees_only_masked_sums(key_holder_run: RunResult) -> None:
+    messages = [m for m in key_holder_run.ledger.messages if m.step == "fl_train"]
+    to_holder = [m for m in messages if m.receiver == "key_holder" and m.kind == "ckks.masked_sum"]
+    from_holder = [m for m in messages if m.sender == "key_holder" and m.kind == "ckks.masked_decryption"]
+    assert len(to_holder) == len(from_holder) == 15
+    assert {m.protection.value for m in to_holder} == {"ckks"} and {m.protection.value for m in from_holder} == {"masked"}
+    assert not any(m.receiver == "key_holder" and m.kind == "fl.update" for m in messages), "no update reaches the key holder"
+    assert {m.protection.value for m in messages if m.kind == "fl.update"} == {"ckks"}
+
+
+def test_masks_swamp_the_values_they_hide() -> None:
+    """What the key holder decrypts is the sum plus a mask of ±2^28: two different sums look alike."""
+    params = ckks.masking_parameters()
+    secret = ckks.secret_context(params)
+    public = ckks.load_context(ckks.context_bytes(secret, secret=False))
+    seen = {}
+    for name, value in (("small", 0.0), ("large", ckks.VALUE_BOUND)):
+        masked, mask = ckks.mask(public, ckks.encrypt(public, np.full(4096, value)), 4096)
+        decrypted = ckks.decrypt(secret, masked, 4096)
+        assert np.abs(decrypted - mask - value).max() < 1e-6, "unmasking recovers the value to the precision asked"
+        seen[name] = decrypted
+    assert np.abs(seen["small"]).mean() > 2**26 and np.abs(seen["large"]).mean() > 2**26
+    assert abs(seen["small"].mean() - seen["large"].mean()) < 6 * 2**28 / np.sqrt(4096), "means indistinguishable within noise"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import secrets
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,7 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 SECRET_ITEM = "ckks/secret"
 """Where a party's store keeps a serialized context with the secret key."""
 AGGREGATOR_ITEM = "ckks/aggregator"
-"""Where the aggregator's store keeps its key-less context."""
+"""Where the aggregator's store keeps its context without the secret key."""
+PUBLIC_ITEM = "ckks/public"
+"""Where a hospital keeps the public context it encrypts with (custody `key_holder`)."""
+CUSTODY_ITEM = "ckks/custody"
+"""Where the aggregator keeps who holds the secret key: {"custody": ..., "key_holder": ...}."""
 
 # Largest total modulus (bits) for 128-bit classical security, ternary secrets (HE standard, 2018).
 MAX_MODULUS_BITS_128 = {2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881}
@@ -34,23 +39,35 @@ class CKKSError(ValueError):
     """A ciphertext or context is unusable: tampered, truncated, or from another key."""
 
 
+MASK_BITS = 28
+"""Masks are uniform in ±2^MASK_BITS: CKKS decodes to float64, whose 52-bit mantissa leaves 2^(28-52) ≈ 6e-8 of
+resolution at that size; a larger mask would cost the 1e-6 precision."""
+VALUE_BOUND = 16.0
+"""Masked values are clipped to ±VALUE_BOUND first, so the hiding can be stated: statistical distance ≤ B / 2^MASK_BITS
+per value (2^-24 ≈ 6e-8), hence ≤ P · 2^-24 for P values."""
+
+
 class CKKSParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     poly_modulus_degree: int = Field(4096, description="Ring degree N; N/2 values per ciphertext.")
-    data_bits: int = Field(45, ge=20, le=60, description="Bits of the data prime that holds the values.")
+    data_bits: list[int] = Field(default_factory=lambda: [45], min_length=1, description="Bits of the data primes that hold the values.")
     special_bits: int = Field(45, ge=20, le=60, description="Bits of the special prime (key generation only).")
     scale_bits: int = Field(35, ge=10, le=58, description="log2 of the encoding scale: precision ≈ 2^(NOISE_BITS - scale_bits).")
 
     def check_security(self) -> None:
         limit = MAX_MODULUS_BITS_128.get(self.poly_modulus_degree)
-        total = self.data_bits + self.special_bits
+        total = sum(self.data_bits) + self.special_bits
         if limit is None:
             raise ValueError(f"poly_modulus_degree must be one of {sorted(MAX_MODULUS_BITS_128)}, got {self.poly_modulus_degree}")
         if total > limit:
             raise ValueError(f"a {total}-bit modulus at N={self.poly_modulus_degree} is below 128-bit security (at most {limit} bits)")
-        if self.scale_bits + VALUE_BITS > self.data_bits:
-            raise ValueError(f"scale 2^{self.scale_bits} leaves no room for values under a {self.data_bits}-bit data prime")
+        if self.scale_bits + VALUE_BITS > sum(self.data_bits):
+            raise ValueError(f"scale 2^{self.scale_bits} leaves no room for values under {sum(self.data_bits)} bits of data primes")
+
+    @property
+    def coeff_mod_bit_sizes(self) -> list[int]:
+        return [*self.data_bits, self.special_bits]
 
     @property
     def slots(self) -> int:
@@ -61,15 +78,35 @@ def choose_parameters(precision: float = 1e-6, clients: int = 10, poly_modulus_d
     """The leanest parameters whose sum of `clients` fresh encryptions is within `precision`."""
     scale_bits = math.ceil(NOISE_BITS + math.log2(math.sqrt(clients) / precision))
     data_bits = scale_bits + VALUE_BITS
-    params = CKKSParams(poly_modulus_degree=poly_modulus_degree, data_bits=data_bits, special_bits=data_bits, scale_bits=scale_bits)
+    params = CKKSParams(poly_modulus_degree=poly_modulus_degree, data_bits=[data_bits], special_bits=data_bits, scale_bits=scale_bits)
     params.check_security()
     return params
+
+
+def masking_parameters() -> CKKSParams:
+    """For custody `key_holder`: room for values plus a 2^MASK_BITS mask at scale 2^40 (two data primes, N=8192).
+
+    Costs about twice the bytes of `choose_parameters`: the price of a key holder that sees only masked sums.
+    """
+    params = CKKSParams(poly_modulus_degree=8192, data_bits=[60, 40], special_bits=60, scale_bits=40)
+    params.check_security()
+    return params
+
+
+def mask(context: ts.Context, chunks: Sequence[bytes], length: int) -> tuple[list[bytes], np.ndarray]:
+    """Add a fresh uniform mask in ±2^MASK_BITS (encrypted under the public key) to an encrypted vector.
+
+    The mask comes from the operating system's randomness, never from the recipe seed: a key holder who
+    knows the recipe must not be able to recompute it.
+    """
+    values = np.random.default_rng(secrets.randbits(128)).uniform(-(2.0**MASK_BITS), 2.0**MASK_BITS, length)
+    return add(context, [list(chunks), encrypt(context, values)]), values
 
 
 def secret_context(params: CKKSParams) -> ts.Context:
     """A context holding the secret key (and the public key, so others can be given a public one)."""
     params.check_security()
-    context = ts.context(ts.SCHEME_TYPE.CKKS, params.poly_modulus_degree, coeff_mod_bit_sizes=[params.data_bits, params.special_bits])
+    context = ts.context(ts.SCHEME_TYPE.CKKS, params.poly_modulus_degree, coeff_mod_bit_sizes=params.coeff_mod_bit_sizes)
     context.global_scale = 2.0**params.scale_bits
     return context
 

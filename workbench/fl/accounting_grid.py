@@ -18,7 +18,7 @@ from flwr.common.serde import recorddict_to_proto
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
-from workbench.fl.encrypted import carries_ciphertext
+from workbench.fl.encrypted import protection_of
 from workbench.fl.errors import FederationError
 
 POLL = 0.05
@@ -26,6 +26,7 @@ POLL = 0.05
 
 REQUEST_KINDS = {"query": "fl.stats_request", "train": "fl.model", "evaluate": "fl.model"}
 REPLY_KINDS = {"query": "fl.stats", "train": "fl.update", "evaluate": "fl.eval_metrics"}
+MASKED_KINDS = {REQUEST_KINDS["query"]: "ckks.masked_sum", REPLY_KINDS["query"]: "ckks.masked_decryption"}
 
 
 @dataclass(frozen=True)
@@ -134,8 +135,10 @@ class AccountingGrid(Grid):
     def _record(self, node: int, from_node: bool, kinds: dict[str, str], message: Message) -> None:
         payload = content_bytes(message.content)
         kind = kinds.get(message.metadata.message_type.split(".")[0], f"fl.{message.metadata.message_type}")
+        if _is_decryption(message.content):
+            kind = MASKED_KINDS.get(kind, kind)
         digest = hashlib.sha256(payload).hexdigest()
-        entry = (node, from_node, kind, len(payload), digest, "ckks" if carries_ciphertext(message.content) else "none")
+        entry = (node, from_node, kind, len(payload), digest, protection_of(message.content))
         if node in self.parties:
             self._emit(*entry)
         else:
@@ -149,3 +152,8 @@ class AccountingGrid(Grid):
     def unidentified(self) -> int:
         """Transfers still waiting for their node's party (a node that never answered)."""
         return len(self._pending)
+
+
+def _is_decryption(content: RecordDict) -> bool:
+    """A request to, or an answer from, the key holder (custody key_holder)."""
+    return "masked" in content.array_records or any(record.get("op") == "decrypt" for record in content.config_records.values())

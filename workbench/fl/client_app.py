@@ -25,9 +25,12 @@ from workbench.models.metrics import binary_metrics
 from workbench.models.model import sgd_epochs
 from workbench.models.standardize import Standardizer, moments
 
+KEY_HOLDER_ROLE = "key_holder"
+
+
 @lru_cache(maxsize=8)
-def _secret_context(path: str) -> ts.Context:
-    """The site's own CKKS context with the secret key (custody `clients`), read once per process."""
+def _ckks_context(path: str) -> ts.Context:
+    """This node's CKKS context (secret under custody clients and at the key holder, public otherwise), read once."""
     return ckks.load_context(Path(path).read_bytes())
 
 
@@ -53,8 +56,25 @@ def _global_params(msg: Message, plan: FLPlan, context: Context) -> np.ndarray:
 @lru_cache(maxsize=4)
 def _decrypted_model(context_path: str, chunks: tuple[bytes, ...], count: int) -> np.ndarray:
     """Decrypt an aggregate once: a round's evaluation and the next round's training carry the same one."""
-    values = ckks.decrypt(_secret_context(context_path), chunks, count + 1)
+    values = ckks.decrypt(_ckks_context(context_path), chunks, count + 1)
     return values[:count] / values[count]
+
+
+def query(msg: Message, context: Context) -> Message:
+    """Sites answer with their statistics; a key-holder node says who it is, or decrypts a masked sum."""
+    if context.node_config.get("role") == KEY_HOLDER_ROLE:
+        return _key_holder(msg, context)
+    return statistics(msg, context)
+
+
+def _key_holder(msg: Message, context: Context) -> Message:
+    """The key holder's only service: decrypt what the aggregator sends. By protocol that is a masked sum."""
+    config = msg.content["config"]
+    identity = ConfigRecord({"party": str(context.node_config["party"]), "role": KEY_HOLDER_ROLE})
+    if config.get("op") != "decrypt":
+        return Message(content=RecordDict({"identity": identity}), reply_to=msg)
+    values = ckks.decrypt(_ckks_context(str(context.node_config["ckks-context-path"])), list(config["ckks"]), int(config["count"]))
+    return Message(content=RecordDict({"identity": identity, "masked": ArrayRecord({"values": _array(values)})}), reply_to=msg)
 
 
 def statistics(msg: Message, context: Context) -> Message:
@@ -84,7 +104,9 @@ def train(msg: Message, context: Context) -> Message:
         # Weight w_k = n_k / n travels inside the ciphertext, so sites that drop out are corrected for
         # at decryption and the aggregator never learns a site's size or its update.
         weight = len(data.y_train) / float(config["total-rows"])
-        chunks = ckks.encrypt(_secret_context(str(context.node_config["ckks-context-path"])), np.append(weight * params, weight))
+        if plan.key_holder:  # the key holder's view of the masked sum is bounded only for bounded values
+            params = np.clip(params, -ckks.VALUE_BOUND, ckks.VALUE_BOUND)
+        chunks = ckks.encrypt(_ckks_context(str(context.node_config["ckks-context-path"])), np.append(weight * params, weight))
         content = RecordDict({"encrypted": ConfigRecord({"ckks": chunks}), "metrics": MetricRecord({"train-loss": loss})})
         return Message(content=content, reply_to=msg)
     content = RecordDict({
@@ -111,7 +133,7 @@ def evaluate(msg: Message, context: Context) -> Message:
 def build_client_app(mods: list[Mod] | None = None) -> ClientApp:
     """The ClientApp with the workbench's handlers; `mods` let a runtime adapt the node's identity."""
     client = ClientApp(mods=mods or [])
-    client.query()(statistics)
+    client.query()(query)
     client.train()(train)
     client.evaluate()(evaluate)
     return client

@@ -177,10 +177,12 @@ def write_connection(flwr_home: Path, address: str, settings: DeploymentSettings
 def submit_and_follow(plan: FLPlan, env: dict[str, str], output: Path, observer: RoundObserver,
                       alive: Callable[[], None] = lambda: None, public_context: bytes | None = None) -> FLOutcome:
     """Start the run with `flwr run`, then follow the ServerApp's output file until it ends."""
-    overrides = f"workbench-plan={json.dumps(encode_plan(plan))} workbench-output={json.dumps(str(output))}"
-    if public_context is not None:  # the aggregator's key-less context: a few dozen bytes
-        overrides += f" workbench-ckks={json.dumps(base64.b64encode(public_context).decode())}"
-    submitted = subprocess.run([_bin("flwr"), "run", str(APP_DIR), CONNECTION, "--run-config", overrides, "--format", "json"],
+    values = {"workbench-plan": encode_plan(plan), "workbench-output": str(output)}
+    if public_context is not None:  # with a public key it runs to megabytes: too long for a command line
+        values["workbench-ckks"] = base64.b64encode(public_context).decode()
+    overrides = output.with_name("run-config.toml")  # flwr reads it here and sends it to the SuperLink
+    overrides.write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items()))
+    submitted = subprocess.run([_bin("flwr"), "run", str(APP_DIR), CONNECTION, "--run-config", str(overrides), "--format", "json"],
                                capture_output=True, text=True, env=env, timeout=STARTUP_SECONDS)
     if submitted.returncode != 0:
         raise FederationError(f"flwr run failed: {(submitted.stdout + submitted.stderr).strip()[-600:]}")

@@ -29,10 +29,9 @@ def is_encrypted(arrays: ArrayRecord) -> bool:
     return any(key.startswith(PREFIX) for key in arrays)
 
 
-def carries_ciphertext(content: RecordDict) -> bool:
-    """True when a message's content holds CKKS ciphertexts (the ledger marks it `ckks`)."""
-    for record in content.array_records.values():
-        if is_encrypted(record):
-            return True
-    return any("ckks" in record for record in content.config_records.values())
+def protection_of(content: RecordDict) -> str:
+    """How the ledger marks a message: `ckks` if it carries ciphertexts, `masked` if a masked sum, else `none`."""
+    if any(is_encrypted(record) for record in content.array_records.values()) or any("ckks" in r for r in content.config_records.values()):
+        return "ckks"
+    return "masked" if "masked" in content.array_records else "none"
 

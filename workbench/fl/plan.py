@@ -35,6 +35,8 @@ class FLPlan(BaseModel):
     seed: int
     node_timeout: float = Field(gt=0, description="Seconds to wait for a site that should be there before giving up on it.")
     aggregation: Literal["none", "ckks"] = Field("none", description="none: plain updates; ckks: encrypted, the aggregator only adds.")
+    key_holder: str | None = Field(None, description="With ckks: the party that alone holds the secret key (custody key_holder); "
+                                                      "None: the sites hold it (custody clients).")
 
     def param_count(self) -> int:
         """Length of the flat parameter vector, known to every site without seeing one."""

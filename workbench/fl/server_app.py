@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import tenseal as ts
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
@@ -66,10 +67,12 @@ def serve(grid: Grid, plan: FLPlan, observer: RoundObserver, on_transfer: Callab
         on_transfer(transfer)
 
     accounting = AccountingGrid(grid, plan.server, plan.node_timeout, keep)
-    adder = _adder(plan, public_context)
+    context = _aggregator_context(plan, public_context)
+    adder = None if context is None else (lambda updates: ckks.add(context, updates))
+    unmask = None if context is None or plan.key_holder is None else _unmasker(accounting, plan, context)
     family = plan.model.build()
     initial = family.init_params(len(plan.features.names()), derive_rng(plan.seed, "fl", "init"))
-    strategy = WorkbenchFedAvg(plan, accounting, observer, adder)
+    strategy = WorkbenchFedAvg(plan, accounting, observer, adder, unmask)
     standardizer, rows = federated_standardizer(accounting, plan)
     config = ConfigRecord({"plan": plan.model_dump_json(), "center": standardizer.center.tolist(), "scale": standardizer.scale.tolist()})
     if adder is not None:
@@ -83,35 +86,56 @@ def serve(grid: Grid, plan: FLPlan, observer: RoundObserver, on_transfer: Callab
         train_config=config,
         evaluate_config=ConfigRecord(dict(config)),
     )
-    if adder is not None:
+    if adder is not None and unmask is None:
         return FLOutcome([], standardizer.center.tolist(), standardizer.scale.tolist(), strategy.history, strategy.dropped,
                          transfers, encrypted_params=from_arrays(result.arrays))
     params = result.arrays["params"].numpy()
     return FLOutcome(params.tolist(), standardizer.center.tolist(), standardizer.scale.tolist(), strategy.history, strategy.dropped, transfers)
 
 
-def _adder(plan: FLPlan, public_context: bytes | None) -> Callable[[list[list[bytes]]], list[bytes]] | None:
+def _aggregator_context(plan: FLPlan, public_context: bytes | None) -> ts.Context | None:
     if plan.aggregation == "none":
         return None
     if public_context is None:
         raise FederationError("aggregation ckks needs the aggregator's public CKKS context; add a ckks_keys step before fl_train")
     context = ckks.load_context(public_context)
     if context.is_private():
-        raise FederationError("the aggregator was handed a context with the secret key; custody `clients` forbids it")
-    return lambda updates: ckks.add(context, updates)
+        raise FederationError("the aggregator was handed a context with the secret key; no custody allows it")
+    return context
+
+
+def _unmasker(grid: AccountingGrid, plan: FLPlan, context: ts.Context) -> Callable[[list[bytes]], np.ndarray]:
+    """Custody key_holder: mask the encrypted sum, have the key holder decrypt it, remove the mask here."""
+    count = plan.param_count() + 1
+
+    def unmask(chunks: list[bytes]) -> np.ndarray:
+        holder = next((node for node, party in grid.parties.items() if party == plan.key_holder), None)
+        masked, mask = ckks.mask(context, chunks, count)
+        request = RecordDict({"config": ConfigRecord({"op": "decrypt", "ckks": masked, "count": count})})
+        replies = [] if holder is None else list(grid.send_and_receive([Message(request, holder, "query")], timeout=plan.node_timeout))
+        if not replies or replies[0].has_error():
+            reason = replies[0].error.reason.splitlines()[0] if replies else "no answer"
+            raise FederationError(f"the key holder {plan.key_holder!r} did not decrypt the masked aggregate ({reason})")
+        return replies[0].content["masked"]["values"].numpy() - mask
+
+    return unmask
 
 
 def _identified_replies(grid: AccountingGrid, plan: FLPlan, query: RecordDict) -> list[Message]:
-    """Ask every connected site for its statistics; learn which node is which party from the answers."""
-    nodes = grid.wait_for_nodes(plan.parties, plan.min_available_clients)
+    """Ask every connected node who it is (sites answer with their statistics); return the sites' answers."""
+    expected = plan.parties + ([plan.key_holder] if plan.key_holder else [])
+    nodes = grid.wait_for_nodes(expected, plan.min_available_clients + (1 if plan.key_holder else 0))
     replies = list(grid.send_and_receive([Message(query, node, "query") for node in nodes], timeout=plan.node_timeout))
     good = [reply for reply in replies if not reply.has_error()]
     for reply in good:
         grid.identify(reply.metadata.src_node_id, str(reply.content["identity"]["party"]))
-    if len(good) < plan.min_available_clients:
+    if plan.key_holder and plan.key_holder not in grid.parties.values():
+        raise FederationError(f"the key holder {plan.key_holder!r} did not answer; encrypted aggregation cannot finish without it")
+    sites = [reply for reply in good if grid.party(reply.metadata.src_node_id) in plan.parties]
+    if len(sites) < plan.min_available_clients:
         errors = "; ".join(sorted({r.error.reason.splitlines()[0] for r in replies if r.has_error()}))
-        raise FederationError(f"federated statistics: {len(good)} site(s) answered ({errors}); the recipe needs {plan.min_available_clients}")
-    return good
+        raise FederationError(f"federated statistics: {len(sites)} site(s) answered ({errors}); the recipe needs {plan.min_available_clients}")
+    return sites
 
 
 

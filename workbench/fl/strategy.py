@@ -13,7 +13,8 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
@@ -28,7 +29,8 @@ RoundObserver = Callable[[int, dict[str, dict[str, float]]], None]
 
 class WorkbenchFedAvg(FedAvg):
     def __init__(self, plan: FLPlan, grid: AccountingGrid, observer: RoundObserver,
-                 adder: Callable[[list[list[bytes]]], list[bytes]] | None = None) -> None:
+                 adder: Callable[[list[list[bytes]]], list[bytes]] | None = None,
+                 unmask: Callable[[list[bytes]], np.ndarray] | None = None) -> None:
         super().__init__(
             fraction_train=plan.fraction_train,
             min_train_nodes=1,
@@ -40,6 +42,8 @@ class WorkbenchFedAvg(FedAvg):
         self.observer = observer
         self.adder = adder
         """Under CKKS: adds encrypted updates with a key-less context; the aggregator never decrypts."""
+        self.unmask = unmask
+        """Custody key_holder: turns the encrypted sum into the plain aggregate through the key holder, masked."""
         self.history: dict[int, dict[str, dict[str, float]]] = {}
         """Round -> party -> metrics (train-loss, eval-loss, auc, num-examples)."""
         self.dropped: dict[int, list[str]] = {}
@@ -63,7 +67,11 @@ class WorkbenchFedAvg(FedAvg):
         replies = self._check_quorum(server_round, list(replies), "training")
         self._keep(server_round, replies, {"train-loss"})
         if self.adder is not None:
-            return to_arrays(self.adder([list(reply.content["encrypted"]["ckks"]) for reply in replies])), None
+            summed = self.adder([list(reply.content["encrypted"]["ckks"]) for reply in replies])
+            if self.unmask is None:
+                return to_arrays(summed), None
+            aggregate = self.unmask(summed)  # [sum w_k theta_k..., sum w_k]
+            return ArrayRecord({"params": Array(aggregate[:-1] / aggregate[-1])}), None
         return super().aggregate_train(server_round, replies)
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
@@ -74,7 +82,7 @@ class WorkbenchFedAvg(FedAvg):
 
     def _alive(self, server_round: int) -> list[int]:
         """Connected nodes in party order; too few for the quorum is a failure, not a wait."""
-        nodes = sorted(self.accounting.get_node_ids(), key=self.accounting.party)
+        nodes = sorted((n for n in self.accounting.get_node_ids() if self.accounting.party(n) in self.plan.parties), key=self.accounting.party)
         missing = sorted(set(self.plan.parties) - {self.accounting.party(n) for n in nodes})
         if missing:
             self.dropped.setdefault(server_round, [])

@@ -22,8 +22,9 @@ from workbench.steps.base import Step, StepParams, register
 
 
 class CKKSKeysParams(StepParams):
-    custody: Literal["clients"] = Field("clients", description="Who holds the secret key: the data owners (clients).")
-    precision: float = Field(1e-6, gt=0, lt=1, description="Largest error wanted on a summed value; sizes scale and modulus.")
+    custody: Literal["clients", "key_holder"] = Field(
+        "clients", description="clients: the hospitals share the secret key; key_holder: a separate party holds it and no hospital does.")
+    precision: float = Field(1e-6, gt=0, lt=1, description="Largest error wanted on a summed value; sizes scale and modulus (custody clients).")
     max_clients: int = Field(10, ge=1, description="Most updates summed at once, for the noise budget.")
 
 
@@ -33,44 +34,70 @@ class CKKSKeys(Step[CKKSKeysParams]):
 
     kind = "ckks_keys"
     Params = CKKSKeysParams
-    roles = (Role.HOSPITAL, Role.AGGREGATOR)
+    roles = (Role.HOSPITAL, Role.AGGREGATOR, Role.KEY_HOLDER)
 
     def run(self, ctx: StepContext) -> None:
-        hospitals = [p for p in ctx.parties if ctx.roles[p] is Role.HOSPITAL]
-        aggregators = [p for p in ctx.parties if ctx.roles[p] is Role.AGGREGATOR]
+        by_role = {role: [p for p in ctx.parties if ctx.roles[p] is role] for role in Role}
+        hospitals, aggregators, holders = by_role[Role.HOSPITAL], by_role[Role.AGGREGATOR], by_role[Role.KEY_HOLDER]
         if not hospitals or len(aggregators) != 1:
             raise ValueError(f"ckks_keys needs hospitals and one aggregator among its parties; got {list(ctx.parties)}")
+        aggregator = aggregators[0]
+        if self.params.custody == "key_holder":
+            if len(holders) != 1:
+                raise ValueError(f"custody key_holder needs exactly one party with role key_holder among its parties; got {holders}")
+            record = self._key_holder(ctx, hospitals, aggregator, holders[0])
+        else:
+            record = self._clients(ctx, hospitals, aggregator)
+        ctx.store(aggregator).put(ckks.CUSTODY_ITEM, {"custody": self.params.custody, "key_holder": holders[0] if holders else None})
+        ctx.manifest.update(record)
+        ctx.results["keys"] = {key: record[key] for key in ("custody", "parameters", "secret_key_holders", "generated_at")}
+
+    def _clients(self, ctx: StepContext, hospitals: list[str], aggregator: str) -> dict[str, Any]:
+        """One hospital generates; the others get the secret context; the aggregator a context with no key at all."""
         params = ckks.choose_parameters(self.params.precision, self.params.max_clients)
-        dealer = hospitals[0]
-        context = ckks.secret_context(params)
-        secret = ckks.context_bytes(context, secret=True)
-        keyless = ckks.context_bytes(context, secret=False, public_key=False)
+        dealer, context = hospitals[0], ckks.secret_context(params)
+        secret, keyless = ckks.context_bytes(context, secret=True), ckks.context_bytes(context, secret=False, public_key=False)
         ctx.store(dealer).put(ckks.SECRET_ITEM, secret)
         for hospital in hospitals[1:]:  # a secure channel between data owners in practice; the ledger records that it happened
             ctx.store(hospital).put(ckks.SECRET_ITEM, ctx.send(dealer, hospital, "ckks.secret_context", secret, Protection.NONE))
-        ctx.store(aggregators[0]).put(ckks.AGGREGATOR_ITEM, ctx.send(dealer, aggregators[0], "ckks.public_context", keyless, Protection.NONE))
-        ctx.manifest.update({
-            "custody": self.params.custody,
-            "parameters": params.model_dump(),
-            "secret_context_sha256": ckks.fingerprint(secret),
-            "aggregator_context_sha256": ckks.fingerprint(keyless),
-            "secret_key_holders": hospitals,
-        })
-        ctx.results["keys"] = {"custody": self.params.custody, "parameters": params.model_dump(), "dealer": dealer,
-                               "secret_key_holders": hospitals, "aggregator_holds_secret_key": False}
+        ctx.store(aggregator).put(ckks.AGGREGATOR_ITEM, ctx.send(dealer, aggregator, "ckks.public_context", keyless, Protection.NONE))
+        return {"custody": "clients", "parameters": params.model_dump(), "generated_at": dealer, "secret_key_holders": hospitals,
+                "secret_context_sha256": ckks.fingerprint(secret), "aggregator_context_sha256": ckks.fingerprint(keyless)}
+
+    def _key_holder(self, ctx: StepContext, hospitals: list[str], aggregator: str, holder: str) -> dict[str, Any]:
+        """The key holder generates and keeps the secret key; hospitals and aggregator get the public key only."""
+        params = ckks.masking_parameters()
+        context = ckks.secret_context(params)
+        secret, public = ckks.context_bytes(context, secret=True), ckks.context_bytes(context, secret=False)
+        ctx.store(holder).put(ckks.SECRET_ITEM, secret)
+        for hospital in hospitals:
+            ctx.store(hospital).put(ckks.PUBLIC_ITEM, ctx.send(holder, hospital, "ckks.public_context", public, Protection.NONE))
+        ctx.store(aggregator).put(ckks.AGGREGATOR_ITEM, ctx.send(holder, aggregator, "ckks.public_context", public, Protection.NONE))
+        return {"custody": "key_holder", "parameters": params.model_dump(), "generated_at": holder, "secret_key_holders": [holder],
+                "secret_context_sha256": ckks.fingerprint(secret), "public_context_sha256": ckks.fingerprint(public),
+                "mask": {"range": f"±2^{ckks.MASK_BITS}", "value_bound": ckks.VALUE_BOUND,
+                         "statistical_distance_per_value": ckks.VALUE_BOUND / 2**ckks.MASK_BITS}}
 
     @classmethod
     def summarize(cls, results: dict[str, Any]) -> list[Block]:
         keys = results["keys"]
         p = keys["parameters"]
+        if keys["custody"] == "key_holder":
+            story = (f"Custody: key_holder. {keys['generated_at']} generated the keys and alone holds the secret key; hospitals "
+                     "and aggregator hold the public key. The aggregator adds the encrypted updates and a fresh random mask "
+                     f"(uniform in ±2^{ckks.MASK_BITS}) before the key holder decrypts, so the key holder sees only masked sums "
+                     f"(values clipped to ±{ckks.VALUE_BOUND:g}: statistical distance at most {ckks.VALUE_BOUND / 2**ckks.MASK_BITS:.1e} "
+                     "per value) and the aggregator only the unmasked aggregate. No single party can read a hospital's update; "
+                     "the aggregator and the key holder together could.")
+        else:
+            story = (f"Custody: clients. The secret key was generated at {keys['generated_at']} and is held by "
+                     f"{', '.join(keys['secret_key_holders'])}. The aggregator holds a context with no secret key: it can add "
+                     "ciphertexts, not read them. Any one hospital can decrypt another's update if it obtains it: the threat "
+                     "model trusts the hospitals with each other's updates and nobody else.")
         return [
-            Text("Key custody", [
-                f"Custody: {keys['custody']}. The secret key was generated at {keys['dealer']} and is held by "
-                f"{', '.join(keys['secret_key_holders'])}. The aggregator holds a context with no secret key: it can add "
-                "ciphertexts, not read them. Any one hospital can decrypt another's update if it obtains it: the threat "
-                "model trusts the hospitals with each other's updates and nobody else.",
-            ]),
+            Text("Key custody", [story]),
             Table("CKKS parameters (128-bit security, addition only: no Galois or relinearization keys sent)",
-                  ["ring degree N", "data prime bits", "special prime bits", "scale", "values per ciphertext"],
-                  [[p["poly_modulus_degree"], p["data_bits"], p["special_bits"], f"2^{p['scale_bits']}", p["poly_modulus_degree"] // 2]]),
+                  ["ring degree N", "coefficient modulus bits", "scale", "values per ciphertext"],
+                  [[p["poly_modulus_degree"], " + ".join(map(str, [*p["data_bits"], p["special_bits"]])), f"2^{p['scale_bits']}",
+                    p["poly_modulus_degree"] // 2]]),
         ]

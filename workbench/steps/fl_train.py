@@ -68,11 +68,11 @@ class FLTrain(Step[FLTrainParams]):
 
     kind = "fl_train"
     Params = FLTrainParams
-    roles = (Role.HOSPITAL, Role.AGGREGATOR)
+    roles = (Role.HOSPITAL, Role.AGGREGATOR, Role.KEY_HOLDER)
 
     def run(self, ctx: StepContext) -> None:
         p = self.params
-        sites = [party for party in ctx.parties if ctx.roles[party] is Role.HOSPITAL]
+        sites = [party for party in ctx.parties if ctx.roles[party] is Role.HOSPITAL]  # a key holder trains nothing
         servers = [party for party in ctx.parties if ctx.roles[party] is Role.AGGREGATOR]
         if len(servers) != 1 or not sites:
             raise ValueError(f"fl_train needs one aggregator and at least one hospital among its parties; got {list(ctx.parties)}")
@@ -87,6 +87,10 @@ class FLTrain(Step[FLTrainParams]):
             if not ctx.store(plan.server).has(ckks.AGGREGATOR_ITEM):
                 raise MissingItemError(f"aggregation ckks needs keys, and {plan.server!r} holds none: add a `ckks_keys` step before fl_train")
             public = ctx.store(plan.server).get(ckks.AGGREGATOR_ITEM)
+            holder = ctx.store(plan.server).get(ckks.CUSTODY_ITEM)["key_holder"]
+            if holder is not None and holder not in ctx.parties:
+                raise ValueError(f"custody key_holder: {holder!r} must be among fl_train's parties to decrypt masked aggregates")
+            plan = plan.model_copy(update={"key_holder": holder})
 
         def observe(server_round: int, metrics: dict[str, dict[str, float]]) -> None:
             ctx.progress(server_round, p.rounds, f"round {server_round}")
@@ -101,6 +105,8 @@ class FLTrain(Step[FLTrainParams]):
 
         with tempfile.TemporaryDirectory(prefix="workbench-fl-") as private:
             node_configs = [self._site_config(ctx, site, Path(private)) for site in sites]
+            if plan.key_holder:
+                node_configs.append(self._key_holder_config(ctx, plan.key_holder, Path(private)))
             outcome = run_federated(p.runtime, plan, node_configs, observe, account, p.deployment, Path(private), public)
         standardizer, params = self._final_model(ctx, plan, outcome, sites[0])
         for site in sites:  # the last evaluation round broadcast the final global model to every site
@@ -111,13 +117,14 @@ class FLTrain(Step[FLTrainParams]):
             "rounds": {str(r): sites_metrics for r, sites_metrics in sorted(outcome.history.items())},
             "dropped": {str(r): parties for r, parties in sorted(outcome.dropped.items())},
             "update_protection": Protection.CKKS.value if p.aggregation == "ckks" else Protection.NONE.value,
-            **({"ciphertext_expansion": _expansion(ctx, plan)} if p.aggregation == "ckks" else {}),
+            **({"ciphertext_expansion": _expansion(ctx, plan), "custody": "key_holder" if plan.key_holder else "clients"}
+               if p.aggregation == "ckks" else {}),
         })
 
     def _final_model(self, ctx: StepContext, plan: FLPlan, outcome: FLOutcome, site: str) -> tuple[Standardizer, np.ndarray]:
         """Plain: what the aggregator holds. CKKS: a site decrypts the final aggregate (the aggregator cannot)."""
         standardizer = Standardizer(np.asarray(outcome.center), np.asarray(outcome.scale))
-        if plan.aggregation == "none":
+        if plan.aggregation == "none" or plan.key_holder:  # custody key_holder: the aggregator ends with the plain aggregate
             return standardizer, np.asarray(outcome.params)
         secret = ckks.load_context(ctx.store(site).get(ckks.SECRET_ITEM))
         values = ckks.decrypt(secret, outcome.encrypted_params, plan.param_count() + 1)
@@ -125,19 +132,22 @@ class FLTrain(Step[FLTrainParams]):
 
     def _site_config(self, ctx: StepContext, site: str, private: Path) -> dict[str, str]:
         config = {"party": site, "data-path": self._site_file(ctx, site, private)}
-        if self.params.aggregation == "ckks":
-            path = private / site / "ckks-secret-context"
-            path.write_bytes(ctx.store(site).get(ckks.SECRET_ITEM))
-            config["ckks-context-path"] = str(path)
+        if self.params.aggregation == "ckks":  # the secret key (custody clients) or the public key (custody key_holder)
+            store = ctx.store(site)
+            config["ckks-context-path"] = _private_file(private / site, "ckks-context",
+                                                        store.get(ckks.SECRET_ITEM if store.has(ckks.SECRET_ITEM) else ckks.PUBLIC_ITEM))
         return config
+
+    def _key_holder_config(self, ctx: StepContext, holder: str, private: Path) -> dict[str, str]:
+        """The key holder runs a node of its own that holds no data and only decrypts masked sums."""
+        path = _private_file(private / holder, "ckks-context", ctx.store(holder).get(ckks.SECRET_ITEM))
+        return {"party": holder, "role": "key_holder", "ckks-context-path": path}
 
     def _site_file(self, ctx: StepContext, site: str, private: Path) -> str:
         """A site's table as the file its own client reads; one folder per site, removed after training."""
-        folder = private / site
-        folder.mkdir(mode=0o700, exist_ok=True)
-        path = folder / f"{self.params.table}.parquet"
+        path = _private_file(private / site, f"{self.params.table}.parquet", b"")
         ctx.store(site).table(self.params.table).write_parquet(path)
-        return str(path)
+        return path
 
     @classmethod
     def summarize(cls, results: dict[str, Any]) -> list[Block]:
@@ -146,8 +156,10 @@ class FLTrain(Step[FLTrainParams]):
         rounds = sorted(summary["rounds"], key=int)
         sites = sorted({site for r in rounds for site in summary["rounds"][r]})
         if summary["update_protection"] == "ckks":
+            custody = ("the key holder decrypted only masked sums, so the aggregator saw the aggregate model but no site's update"
+                       if summary.get("custody") == "key_holder" else "the aggregator never saw a site's update or the aggregate model")
             protection = (f"Model updates travelled CKKS-encrypted (protection: ckks): the aggregator '{server}' added "
-                          "ciphertexts with a context holding no secret key and never saw a site's update or the aggregate model. "
+                          f"ciphertexts with a context holding no secret key; {custody}. "
                           f"Update messages were {summary['ciphertext_expansion']:.2f}x the float32 bytes of their values. "
                           "Still in the clear: each site's feature counts, sums and sums of squares (for standardization), "
                           "and its training and held-out losses and AUCs.")
@@ -172,3 +184,11 @@ def _expansion(ctx: StepContext, plan: FLPlan) -> float:
     """Bytes of the update messages the aggregator received over float32 bytes of the values they carry."""
     updates = [m for m in ctx.ledger.messages if m.step == ctx.step and m.kind == "fl.update" and m.receiver == plan.server]
     return sum(m.nbytes for m in updates) / (len(updates) * 4 * (plan.param_count() + 1))
+
+
+def _private_file(folder: Path, name: str, content: bytes) -> str:
+    """A file in a party's own folder (mode 700), read only by that party's node."""
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / name
+    path.write_bytes(content)
+    return str(path)
