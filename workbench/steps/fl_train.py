@@ -104,7 +104,7 @@ class FLTrain(Step[FLTrainParams]):
                                 Protection(transfer.protection))
 
         with tempfile.TemporaryDirectory(prefix="workbench-fl-") as private:
-            node_configs = [self._site_config(ctx, site, Path(private)) for site in sites]
+            node_configs = [self._site_config(ctx, site, Path(private), plan.key_holder) for site in sites]
             if plan.key_holder:
                 node_configs.append(self._key_holder_config(ctx, plan.key_holder, Path(private)))
             outcome = run_federated(p.runtime, plan, node_configs, observe, account, p.deployment, Path(private), public)
@@ -130,12 +130,11 @@ class FLTrain(Step[FLTrainParams]):
         values = ckks.decrypt(secret, outcome.encrypted_params, plan.param_count() + 1)
         return standardizer, values[:-1] / values[-1]
 
-    def _site_config(self, ctx: StepContext, site: str, private: Path) -> dict[str, str]:
+    def _site_config(self, ctx: StepContext, site: str, private: Path, key_holder: str | None) -> dict[str, str]:
         config = {"party": site, "data-path": self._site_file(ctx, site, private)}
         if self.params.aggregation == "ckks":  # the secret key (custody clients) or the public key (custody key_holder)
-            store = ctx.store(site)
-            config["ckks-context-path"] = _private_file(private / site, "ckks-context",
-                                                        store.get(ckks.SECRET_ITEM if store.has(ckks.SECRET_ITEM) else ckks.PUBLIC_ITEM))
+            item = ckks.PUBLIC_ITEM if key_holder else ckks.SECRET_ITEM
+            config["ckks-context-path"] = _private_file(private / site, "ckks-context", ctx.store(site).get(item))
         return config
 
     def _key_holder_config(self, ctx: StepContext, holder: str, private: Path) -> dict[str, str]:
