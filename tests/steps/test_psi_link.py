@@ -204,18 +204,20 @@ def _stores(small: Any, **replace: pl.DataFrame) -> dict[str, PartyStore]:
     return stores
 
 
-def _link(stores: dict[str, PartyStore], **changes: Any) -> None:
+def _link(stores: dict[str, PartyStore], ledger: Ledger | None = None, **changes: Any) -> None:
     ctx = StepContext(step="link", seed=0, parties=ScopedParties(stores, list(stores), "link"),
-                      roles={name: store.role for name, store in stores.items()}, ledger=Ledger(), emit=lambda event: None)
+                      roles={name: store.role for name, store in stores.items()}, ledger=ledger or Ledger(), emit=lambda event: None)
     PsiLink(PsiLinkParams.model_validate(_params(**changes))).run(ctx)
 
 
-def _fails(small: Any, match: str, replace: dict[str, pl.DataFrame] | None = None, **changes: Any) -> None:
-    stores = _stores(small, **(replace or {}))
+def _fails(small: Any, match: str, replace: dict[str, pl.DataFrame] | None = None, **changes: Any) -> Ledger:
+    """Run the step into an error; check that no store changed, and return the ledger of what was sent before it."""
+    stores, ledger = _stores(small, **(replace or {})), Ledger()
     before = {party: store.tables() for party, store in stores.items()}
     with pytest.raises(LinkageInputError, match=match):
-        _link(stores, **changes)
+        _link(stores, ledger, **changes)
     assert {party: store.tables() for party, store in stores.items()} == before  # no partial link table anywhere
+    return ledger
 
 
 def test_duplicate_records_are_refused_on_either_side(small: Any) -> None:
@@ -238,14 +240,16 @@ def test_records_sharing_a_key_are_refused_or_skipped_as_declared(small: Any) ->
 def test_empty_tables_and_empty_intersections_are_named(small: Any) -> None:
     _fails(small, r"party 'north', table 'ehr' has no rows", {"north": small.parts["north"].clear()})
     strangers = small.parts["vendor"].join(small.truth.links.select("person_key"), on="person_key", how="anti")
-    _fails(small, r"no record of party 'north' matched party 'vendor' in any pass \(name_dob, dob_phone, name_phone\); check that both sides",
-           {"vendor": strangers})
+    ledger = _fails(small, r"no record of party 'north' matched party 'vendor' in any pass \(name_dob, dob_phone, name_phone\); check that both sides",
+                    {"vendor": strangers})
+    assert {m.kind for m in ledger.messages} == {"psi.schema", "psi.setup", "psi.payload", "psi.request", "psi.response"}  # it ran, found nothing
 
 
 def test_missing_and_all_null_key_columns_are_named_and_nothing_is_written(small: Any) -> None:
-    # north would link fine; south fails: north must not keep a linked table either
-    _fails(small, r"party 'south', table 'ehr': field 'phone' reads column 'phone', which the table does not have",
-           {"south": small.parts["south"].drop("phone")})
+    # north would link fine; south fails: every party checks its input before anything is sent
+    ledger = _fails(small, r"party 'south', table 'ehr': field 'phone' reads column 'phone', which the table does not have",
+                    {"south": small.parts["south"].drop("phone")})
+    assert ledger.messages == ()
     _fails(small, r"party 'vendor', table 'vitals': column 'family_name' \(family_name\) is entirely null",
            {"vendor": small.parts["vendor"].with_columns(family_name=pl.lit(None, pl.Utf8))})
 

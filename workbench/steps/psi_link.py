@@ -127,9 +127,9 @@ class PsiLinkParams(StepParams):
         return list(dict.fromkeys(name for p in self.passes for name in p.fields))
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Side:
-    """One party's records, as the party itself sees them: its table, its keys per pass, its own bookkeeping."""
+    """One party's records, as the party itself sees them: its table and its key per pass."""
 
     party: str
     source: KeySource
@@ -138,17 +138,13 @@ class _Side:
     """One column per pass: the normalised composite key, null where the record has none or (skip) it is ambiguous."""
     ambiguous: dict[str, int]
     without_key: dict[str, int]
-    linked: np.ndarray = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.linked = np.zeros(self.frame.height, dtype=bool)
-
-    def candidates(self, pass_name: str, *, exclude_linked: bool) -> tuple[np.ndarray, list[str]]:
-        """Row numbers and keys of the records that take part in a pass."""
+    def candidates(self, pass_name: str, linked: np.ndarray | None) -> tuple[np.ndarray, list[str]]:
+        """Row numbers and keys of the records that take part in a pass: those with a key, not already linked."""
         keys = self.keys.get_column(pass_name)
         usable = keys.is_not_null().to_numpy()
-        if exclude_linked:
-            usable &= ~self.linked
+        if linked is not None:
+            usable &= ~linked
         rows = np.flatnonzero(usable)
         return rows, keys.gather(rows).to_list()
 
@@ -189,11 +185,18 @@ class PsiLink(Step[PsiLinkParams]):
 
     def run(self, ctx: StepContext) -> None:
         requesters, provider = self._pairs(ctx)
+        p = self.params
+        # Every party checks its own input before any message is sent.
+        prov = self._side(ctx, provider, p.provider)
+        sides = [self._side(ctx, requester, p.requester) for requester in requesters]
+        for req in sides:
+            check_same_canonical_forms((req.party, req.source), (provider, prov.source), p.fields_used())
+            self._check_output_columns(req, prov)
+        codec = PayloadCodec.for_frame(prov.frame, p.payload_columns, f"party {provider!r}, table {prov.source.table!r}") if p.payload_columns else None
         outcomes = []
         with self._executor() as executor:
-            for requester in requesters:
-                outcomes.append(self._link(ctx, requester, provider, executor))
-                ctx.progress(len(outcomes), len(requesters), f"{requester} linked")
+            for number, req in enumerate(sides):
+                outcomes.append(self._link(ctx, req, prov, codec, executor, progress=(number * len(p.passes), len(sides) * len(p.passes))))
         self._commit(ctx, outcomes)
         self._publish(ctx, outcomes)
         scores = {o.requester.party: score for o in outcomes if (score := _score(ctx, o)) is not None}
@@ -260,23 +263,20 @@ class PsiLink(Step[PsiLinkParams]):
 
     # --- one requester with the provider --------------------------------------------------------
 
-    def _link(self, ctx: StepContext, requester: str, provider: str, executor: Executor | None) -> _PairOutcome:
+    def _link(self, ctx: StepContext, req: _Side, prov: _Side, codec: PayloadCodec | None, executor: Executor | None,
+              progress: tuple[int, int]) -> _PairOutcome:
+        """Every pass between one requester and the provider; the links stay with the step until all pairs are done."""
         p = self.params
-        req = self._side(ctx, requester, p.requester)
-        prov = self._side(ctx, provider, p.provider)
-        check_same_canonical_forms((requester, req.source), (provider, prov.source), p.fields_used())
-        self._check_output_columns(req, prov)
         outcome = _PairOutcome(req, prov)
         protocol = "labeled" if p.reveal == "payload" else "ecdh"
-        to_provider, to_requester = _channel(ctx, protocol, requester, provider), _channel(ctx, protocol, provider, requester)
-        if p.reveal == "payload":
-            codec = PayloadCodec.for_frame(prov.frame, p.payload_columns, f"party {provider!r}, table {prov.source.table!r}")
+        to_provider, to_requester = _channel(ctx, protocol, req.party, prov.party), _channel(ctx, protocol, prov.party, req.party)
+        if codec is not None:
             outcome.codec = PayloadCodec.from_schema(to_requester("psi.schema", codec.schema()))
-        rng = ctx.rng(requester, provider)
-        for number, lp in enumerate(p.passes, start=1):
-            ctx.progress(number, len(p.passes), f"{requester} × {provider}: pass {lp.name}")
-            req_rows, req_keys = req.candidates(lp.name, exclude_linked=True)
-            prov_rows, prov_keys = prov.candidates(lp.name, exclude_linked=p.reveal == "both")
+        req_linked, prov_linked = np.zeros(req.frame.height, dtype=bool), np.zeros(prov.frame.height, dtype=bool)
+        for number, lp in enumerate(p.passes):
+            ctx.progress(progress[0] + number, progress[1], f"{req.party} × {prov.party}: pass {lp.name}")
+            req_rows, req_keys = req.candidates(lp.name, req_linked)
+            prov_rows, prov_keys = prov.candidates(lp.name, prov_linked if p.reveal == "both" else None)
             if not len(req_rows) or not len(prov_rows):
                 outcome.passes.append(_PassOutcome(lp.name, lp.fields, len(req_rows), len(prov_rows), 0, []))
                 continue
@@ -285,34 +285,40 @@ class PsiLink(Step[PsiLinkParams]):
                 matched = self._payload_pass(req_rows, req_keys, prov_rows, prov_keys, outcome, executor, to_provider, to_requester)
                 learned = len(matched)
             else:
-                found = run_psi(
-                    PsiClient(req_keys, reveal_intersection=p.reveal != "cardinality", chunk_size=p.chunk_size, parallelism=p.workers),
-                    PsiServer(prov_keys, reveal_intersection=p.reveal != "cardinality", fpr=p.fpr, data_structure=p.data_structure,
-                              chunk_size=p.chunk_size, parallelism=p.workers),
-                    to_provider, to_requester, workers=p.workers,
-                )
-                learned = found.size
-                if found.indices is None:  # cardinality: no party knows the links; the simulation finds them to score the count
-                    matched = [i for i, key in enumerate(req_keys) if key in prov_row_of]
-                elif p.reveal == "both":
-                    matched = self._reveal_back(found.indices, req_rows, req_keys, prov_row_of, lp.name, outcome, rng, to_provider, to_requester)
-                    learned = len(matched)
-                else:
-                    matched = found.indices
+                matched, learned = self._ecdh_pass(ctx, req_rows, req_keys, prov_keys, prov_row_of, lp.name, outcome, to_provider, to_requester)
             pairs = [(int(req_rows[i]), prov_row_of[req_keys[i]]) for i in matched if req_keys[i] in prov_row_of]
             if p.reveal != "cardinality":
-                req.linked[req_rows[matched]] = True
+                req_linked[req_rows[matched]] = True
                 outcome.link_pass.update({int(req_rows[i]): lp.name for i in matched})
             if p.reveal == "both":
-                prov.linked[[row for _, row in pairs]] = True
+                prov_linked[[row for _, row in pairs]] = True
             outcome.count += learned
             outcome.passes.append(_PassOutcome(lp.name, lp.fields, len(req_rows), len(prov_rows), learned, pairs))
+        ctx.progress(progress[0] + len(p.passes), progress[1], f"{req.party} × {prov.party}: {outcome.count} linked")
         if outcome.count == 0:
             raise LinkageInputError(
-                f"no record of party {requester!r} matched party {provider!r} in any pass ({', '.join(lp.name for lp in p.passes)}); "
+                f"no record of party {req.party!r} matched party {prov.party!r} in any pass ({', '.join(lp.name for lp in p.passes)}); "
                 "check that both sides declare the same fields with each party's own columns and formats, and that the tables cover the same people"
             )
         return outcome
+
+    def _ecdh_pass(self, ctx: StepContext, req_rows: np.ndarray, req_keys: list[str], prov_keys: list[str], prov_row_of: dict[str, int],
+                   pass_name: str, outcome: _PairOutcome, to_provider: Send, to_requester: Send) -> tuple[list[int], int]:
+        """One ECDH-PSI session: the requester's matched positions, and the count it learned."""
+        p = self.params
+        reveal = p.reveal != "cardinality"
+        found = run_psi(
+            PsiClient(req_keys, reveal_intersection=reveal, chunk_size=p.chunk_size, parallelism=p.workers),
+            PsiServer(prov_keys, reveal_intersection=reveal, fpr=p.fpr, data_structure=p.data_structure, chunk_size=p.chunk_size, parallelism=p.workers),
+            to_provider, to_requester, workers=p.workers,
+        )
+        if found.indices is None:  # cardinality: no party knows the links; the simulation finds them to score the count
+            return [i for i, key in enumerate(req_keys) if key in prov_row_of], found.size
+        if p.reveal == "both":
+            rng = ctx.rng(outcome.requester.party, outcome.provider.party, pass_name)
+            matched = self._reveal_back(found.indices, req_rows, req_keys, prov_row_of, pass_name, outcome, rng, to_provider, to_requester)
+            return matched, len(matched)
+        return found.indices, found.size
 
     def _check_output_columns(self, req: _Side, prov: _Side) -> None:
         """The output tables add link columns (and payload columns); refuse before any message if a name is taken."""
@@ -414,18 +420,19 @@ class PsiLink(Step[PsiLinkParams]):
         requesters = {party: s for party, s in results.items() if party != TRUTH and "provider" in s}
         truth = results.get(TRUTH, {})
         blocks: list[Block] = []
-        rows = []
+        rows, keys = [], {}
         for party, s in requesters.items():
             scored = {r["pass"]: r for r in truth.get(party, {}).get("passes", [])}
             total = 0
             for r in s["passes"]:
                 total += r["linked"]
+                keys[r["pass"]] = " + ".join(r["fields"])
                 score = scored.get(r["pass"], {})
-                rows.append([party, r["pass"], " + ".join(r["fields"]), r["queried"], r["provider_set"], r["linked"], total,
-                             score.get("precision"), score.get("recall")])
-        blocks.append(Table("Linkage per pass", ["requester", "pass", "key", "queried", "provider set", "linked", "linked so far",
+                rows.append([party, r["pass"], r["queried"], r["provider_set"], r["linked"], total, score.get("precision"), score.get("recall")])
+        blocks.append(Table("Linkage per pass", ["requester", "pass", "queried", "provider set", "linked", "linked so far",
                                                   "precision so far", "recall so far"], rows,
-                            note="Precision and recall are scored by the simulation against the generator's true links (empty without one)."))
+                            note="Keys: " + "; ".join(f"{name} = {key}" for name, key in keys.items()) + ". Precision and recall are scored "
+                                 "by the simulation against the generator's true links (empty without one)."))
         overall = [[party, s["provider"], s["reveal"], s["records"], s["linked"], truth.get(party, {}).get("true_links"),
                     truth.get(party, {}).get("precision"), truth.get(party, {}).get("recall")] for party, s in requesters.items()]
         blocks.append(Table("Linkage overall", ["requester", "provider", "reveal", "records", "linked", "true links", "precision", "recall"], overall))
