@@ -25,7 +25,7 @@ export class WorkbenchPanel extends Widget {
       ),
       h('h3', { class: 'wb-section' }, 'Recipes'),
       this.galleryNode,
-      h('h3', { class: 'wb-section' }, 'Runs'),
+      this.runsHeading,
       this.runsNode
     );
   }
@@ -87,11 +87,13 @@ export class WorkbenchPanel extends Widget {
     run: async (card: IRecipeCard) => {
       await api.startRun(card.ref);
       await this.loadRuns();
+      this.runsHeading.scrollIntoView({ behavior: 'smooth', block: 'start' });
     },
     validate: async (card: IRecipeCard) => (await api.validate(card.ref)).problems
   };
 
   private readonly galleryNode = h('div', { class: 'wb-gallery-host' }, h('p', { class: 'wb-empty' }, 'Loading recipes…'));
   private readonly runsNode = h('div', { class: 'wb-runs-host' });
+  private readonly runsHeading = h('h3', { class: 'wb-section' }, 'Runs');
   private timer: number | null = null;
 }

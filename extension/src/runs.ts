@@ -28,21 +28,21 @@ function renderRun(run: IRunSummary, reportUrl: (id: string) => string): HTMLEle
       { class: 'wb-run-head' },
       h('span', { class: `wb-status wb-status-${run.status}` }, STATUS_LABELS[run.status]),
       h('span', { class: 'wb-run-recipe' }, run.recipe),
-      h('span', { class: 'wb-run-time', title: run.id }, run.seconds !== null ? `${run.seconds.toFixed(1)} s` : run.started)
+      h('span', { class: 'wb-run-time', title: run.id }, [startedAt(run.started), run.seconds !== null ? `${run.seconds.toFixed(1)} s` : ''].filter(Boolean).join(' · '))
     ),
-    run.status === 'running' && progress
+    run.status === 'running'
       ? h(
           'div',
           { class: 'wb-run-progress' },
           h('progress', { max: '1', value: String(fraction) }),
-          h('span', {}, `${progress.step} ${progress.done}/${progress.total} ${progress.label}`)
+          h('span', {}, progress ? `${progress.step} ${progress.done}/${progress.total} ${progress.label}` : 'starting…')
         )
       : null,
     run.error ? h('div', { class: 'wb-run-error' }, run.error) : null,
     run.metrics.length
       ? h(
           'dl',
-          { class: 'wb-metrics' },
+          { class: 'wb-metrics', title: 'Mean over sites of the held-out AUC of each model' },
           ...run.metrics.flatMap(metric => [h('dt', {}, metric.label), h('dd', {}, formatNumber(metric.value))])
         )
       : null,
@@ -50,4 +50,14 @@ function renderRun(run: IRunSummary, reportUrl: (id: string) => string): HTMLEle
       ? h('a', { class: 'wb-report-link', href: reportUrl(run.id), target: '_blank', rel: 'noopener' }, 'Open report ↗')
       : null
   );
+}
+
+/** The time of day a run started, or its date if not today: runs are told apart by when, not by hash. */
+function startedAt(iso: string): string {
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) {
+    return iso;
+  }
+  const today = new Date().toDateString() === when.toDateString();
+  return today ? when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : when.toLocaleDateString();
 }

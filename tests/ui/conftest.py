@@ -49,15 +49,3 @@ def browser() -> Iterator[object]:
         yield browser
         browser.close()
 
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # noqa: ANN201
-    """On a failing browser test, keep a screenshot of every open page: the page shows what the assertion could not."""
-    report = yield
-    if report.when == "call" and report.failed and "browser" in item.fixturenames:
-        browser = item.funcargs["browser"]
-        ARTIFACTS.mkdir(exist_ok=True)
-        for c, context in enumerate(browser.contexts):
-            for p, page in enumerate(context.pages):
-                page.screenshot(path=str(ARTIFACTS / f"failed-{item.name}-{c}-{p}.png"))
-    return report

@@ -8,7 +8,10 @@ test-artifacts/.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.server.live import JupyterProcess
 
@@ -18,17 +21,21 @@ SHORT_MS = 30_000
 """For what is already on the page once JupyterLab has loaded."""
 
 
-def _open_lab(browser, lab: JupyterProcess):  # noqa: ANN001, ANN202
+@pytest.fixture
+def lab_page(browser, lab: JupyterProcess, artifacts: Path, request: pytest.FixtureRequest) -> Iterator[tuple[object, object]]:  # noqa: ANN001
+    """A fresh browser context on JupyterLab; its last state is kept as a screenshot, which tells what a failure saw."""
     context = browser.new_context(viewport={"width": 1500, "height": 1000})
     page = context.new_page()
-    page.goto(f"{lab.url}/lab?token={lab.token}")
-    page.wait_for_selector(".jp-LabShell", timeout=LONG_MS)
-    return context, page
+    # A workspace of its own, reset: each test starts from JupyterLab's default layout (sidebar closed, launcher open).
+    page.goto(f"{lab.url}/lab/workspaces/{request.node.name.removeprefix('test_')}?reset&token={lab.token}")
+    page.locator(".jp-LauncherCard").first.wait_for(timeout=LONG_MS)
+    yield context, page
+    page.screenshot(path=str(artifacts / f"last-{request.node.name}.png"))
+    context.close()
 
 
 def _open_sidebar(page):  # noqa: ANN001
-    if not page.locator("#ppml-workbench-panel").is_visible():
-        page.locator(".jp-SideBar .lm-TabBar-tab[data-id='ppml-workbench-panel']").click()
+    page.locator(".jp-SideBar .lm-TabBar-tab[data-id='ppml-workbench-panel']").click()
     page.wait_for_selector("#ppml-workbench-panel .wb-card[data-recipe='flagship']", timeout=LONG_MS)
 
 
@@ -37,75 +44,72 @@ def _wait_for_idle_kernel(page):  # noqa: ANN001
     page.locator(".jp-StatusBar-Widget", has_text="Python 3 (ipykernel) | Idle").first.wait_for(timeout=LONG_MS)
 
 
-def test_open_the_flagship_as_a_notebook_and_run_it(browser, lab: JupyterProcess, artifacts: Path) -> None:  # noqa: ANN001
-    context, page = _open_lab(browser, lab)
-    try:
-        _open_sidebar(page)
-        card = page.locator(".wb-card[data-recipe='flagship']")
-        card.locator(".wb-validate").click()
-        card.locator(".wb-card-status.wb-valid").wait_for(timeout=LONG_MS)
-        page.screenshot(path=str(artifacts / "01-sidebar.png"))
+def test_open_the_flagship_as_a_notebook_and_run_it(lab_page, lab: JupyterProcess, artifacts: Path) -> None:  # noqa: ANN001
+    _, page = lab_page
+    _open_sidebar(page)
+    card = page.locator(".wb-card[data-recipe='flagship']")
+    card.locator(".wb-validate").click()
+    card.locator(".wb-card-status.wb-valid").wait_for(timeout=LONG_MS)
+    page.screenshot(path=str(artifacts / "01-sidebar.png"))
 
-        card.locator(".wb-open").click()
-        panel = page.locator(".jp-NotebookPanel:visible")
-        panel.wait_for(timeout=LONG_MS)
-        _wait_for_idle_kernel(page)
-        page.screenshot(path=str(artifacts / "02-notebook.png"))
+    card.locator(".wb-open").click()
+    panel = page.locator(".jp-NotebookPanel:visible")
+    panel.wait_for(timeout=LONG_MS)
+    _wait_for_idle_kernel(page)
+    page.screenshot(path=str(artifacts / "02-notebook.png"))
 
-        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
-        page.locator(".lm-Menu-item:visible", has_text="Run All Cells").first.click()
-        finished = page.locator(".wb-run-monitor .wb-run-finished")
-        finished.wait_for(timeout=LONG_MS)
-        results = page.locator(".wb-results .wb-results-table")
-        results.wait_for(timeout=LONG_MS)
-        _wait_for_idle_kernel(page)
-        assert "finished" in finished.inner_text()
-        assert "local" in results.inner_text()
-        page.locator(".wb-run-monitor").first.scroll_into_view_if_needed()
-        page.screenshot(path=str(artifacts / "03-run-monitor.png"))
-        page.locator(".wb-ledger-view").first.scroll_into_view_if_needed()
-        page.screenshot(path=str(artifacts / "04-results-and-ledger.png"))
-        assert list((lab.root / "runs").glob("flagship-*/metrics.json")), "the notebook wrote its run directory"  # type: ignore[attr-defined]
-    finally:
-        context.close()
+    page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+    page.locator(".lm-Menu-item:visible", has_text="Run All Cells").first.click()
+    finished = page.locator(".wb-run-monitor .wb-run-finished")
+    finished.wait_for(timeout=LONG_MS)
+    results = page.locator(".wb-results .wb-results-table")
+    results.wait_for(timeout=LONG_MS)
+    _wait_for_idle_kernel(page)
+    assert "finished" in finished.inner_text()
+    assert "local" in results.inner_text()
+    page.locator(".wb-run-monitor").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "03-run-monitor.png"))
+    page.locator(".wb-ledger-view").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "04-results-and-ledger.png"))
+    assert list((lab.root / "runs").glob("flagship-*/metrics.json")), "the notebook wrote its run directory"  # type: ignore[attr-defined]
 
 
-def test_run_headless_from_the_sidebar_and_open_the_report(browser, lab: JupyterProcess, artifacts: Path) -> None:  # noqa: ANN001
-    context, page = _open_lab(browser, lab)
-    try:
-        _open_sidebar(page)
-        page.locator(".wb-card[data-recipe='flagship'] .wb-run").click()
-        finished = page.locator("#ppml-workbench-panel li.wb-run-finished").first
-        finished.wait_for(timeout=LONG_MS)
-        assert "AUC local" in finished.inner_text()
-        finished.scroll_into_view_if_needed()
-        page.screenshot(path=str(artifacts / "05-runs-list.png"))
-        with context.expect_page() as report_page:
-            finished.locator(".wb-report-link").click()
-        report = report_page.value
-        report.wait_for_load_state()
-        assert "flagship" in report.content()
-        report.screenshot(path=str(artifacts / "06-report.png"))
-    finally:
-        context.close()
+def test_run_headless_from_the_sidebar_and_open_the_report(lab_page, lab: JupyterProcess, artifacts: Path) -> None:  # noqa: ANN001
+    context, page = lab_page
+    _open_sidebar(page)
+    page.locator("#ppml-workbench-panel .wb-runs-host").wait_for(timeout=SHORT_MS)
+    before = page.locator("#ppml-workbench-panel li.wb-run").count()
+    page.locator(".wb-card[data-recipe='flagship'] .wb-run").click()
+    page.locator("#ppml-workbench-panel li.wb-run-running").first.wait_for(timeout=LONG_MS)
+    page.screenshot(path=str(artifacts / "05-run-in-progress.png"))
+    page.wait_for_function(
+        "n => document.querySelectorAll('#ppml-workbench-panel li.wb-run').length > n"
+        " && !document.querySelector('#ppml-workbench-panel li.wb-run-running')",
+        arg=before, timeout=LONG_MS)
+    finished = page.locator("#ppml-workbench-panel li.wb-run").first
+    assert "wb-run-finished" in (finished.get_attribute("class") or ""), finished.inner_text()
+    assert "AUC local" in finished.inner_text()
+    finished.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "06-runs-list.png"))
+    with context.expect_page() as report_page:
+        finished.locator(".wb-report-link").click()
+    report = report_page.value
+    report.wait_for_load_state()
+    assert "flagship" in report.content()
+    report.screenshot(path=str(artifacts / "07-report.png"))
 
 
-def test_palette_offers_both_notebook_commands(browser, lab: JupyterProcess, artifacts: Path) -> None:  # noqa: ANN001
-    context, page = _open_lab(browser, lab)
-    try:
-        page.locator(".lm-MenuBar-item", has_text="View").first.click()
-        page.locator(".lm-Menu-item:visible", has_text="Activate Command Palette").first.click()
-        palette = page.locator(".lm-CommandPalette-input:visible")
-        for label in ("Export current notebook to a recipe", "New notebook from a recipe"):
-            palette.fill(label)
-            page.locator(".lm-CommandPalette-item:visible", has_text=label).first.wait_for(timeout=SHORT_MS)
-        page.screenshot(path=str(artifacts / "07-palette.png"))
-        page.keyboard.press("Escape")
-        launcher = page.locator(".jp-LauncherCard", has_text="Notebook from a recipe")
-        if not launcher.count():
-            page.locator(".lm-MenuBar-item", has_text="File").first.click()
-            page.locator(".lm-Menu-item:visible", has_text="New Launcher").first.click()
-        launcher.first.wait_for(state="attached", timeout=SHORT_MS)
-        page.screenshot(path=str(artifacts / "08-launcher.png"))
-    finally:
-        context.close()
+def test_palette_offers_both_notebook_commands(lab_page, lab: JupyterProcess, artifacts: Path) -> None:  # noqa: ANN001
+    _, page = lab_page
+    page.locator(".lm-MenuBar-item", has_text="View").first.click()
+    page.locator(".lm-Menu-item:visible", has_text="Activate Command Palette").first.click()
+    palette = page.locator(".lm-CommandPalette-input:visible")
+    palette.wait_for(timeout=SHORT_MS)
+    for label in ("Export current notebook to a recipe", "New notebook from a recipe"):
+        palette.fill(label)
+        page.locator(".lm-CommandPalette-item:visible", has_text=label).first.wait_for(timeout=SHORT_MS)
+    page.screenshot(path=str(artifacts / "08-palette.png"))
+    page.keyboard.press("Escape")
+    page.locator(".jp-LauncherCard:visible", has_text="Notebook from a recipe").first.wait_for(timeout=SHORT_MS)
+    page.locator(".jp-LauncherCard:visible", has_text="Export current notebook to a recipe").first.wait_for(timeout=SHORT_MS)
+    page.screenshot(path=str(artifacts / "09-launcher.png"))

@@ -19,7 +19,8 @@ DATA = "ppml_workbench-0.1.0.data/data"
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(ROOT)], check=True, cwd=ROOT)
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(ROOT)], cwd=ROOT, capture_output=True, text=True)
+    assert build.returncode == 0, f"pip wheel failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}"
     (built,) = out.glob("ppml_workbench-*.whl")
     return built
 
@@ -38,7 +39,9 @@ def test_a_fresh_environment_with_only_the_wheel_lists_the_extension_enabled_and
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt"), str(wheel)], check=True)
+    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt"), str(wheel)],
+                             capture_output=True, text=True)
+    assert install.returncode == 0, f"pip install of the wheel failed:\n{install.stdout[-3000:]}\n{install.stderr[-3000:]}"
     # Only the fresh environment on PATH: the listing must not lean on this checkout or its node_modules.
     clean = {key: value for key, value in os.environ.items() if not key.startswith(("JUPYTER", "PYTHON", "VIRTUAL_ENV"))}
     clean["PATH"] = f"{env_dir / 'bin'}:/usr/bin:/bin"

@@ -25,12 +25,17 @@ STATUS_CLASSES = {"waiting": "wb-run-waiting", "running": "wb-run-running", "fin
 STATUS_COLORS = {"waiting": "#888", "running": "#1976d2", "finished": "#2e7d32", "failed": "#c62828"}
 
 
+def _title(name: str, kind: str) -> str:
+    extra = f" <span style='{MUTED}'>{escape(kind)}</span>" if kind and kind != name else ""
+    return f"<b>{escape(name)}</b>{extra}"
+
+
 class _StepRow:
     """One step's bar, and a second bar once the step reports federated rounds."""
 
     def __init__(self, name: str, kind: str = "") -> None:
         self.bar = widgets.FloatProgress(value=0, min=0, max=1, bar_style="", layout=widgets.Layout(width="260px"))
-        self.title = widgets.HTML(f"<b>{name}</b> <span style='{MUTED}'>{kind}</span>", layout=widgets.Layout(width="220px"))
+        self.title = widgets.HTML(_title(name, kind), layout=widgets.Layout(width="220px"))
         self.detail = widgets.HTML("", layout=widgets.Layout(width="260px"))
         self.rounds = widgets.FloatProgress(value=0, min=0, max=1, layout=widgets.Layout(width="260px"))
         self.rounds_detail = widgets.HTML("")
@@ -90,7 +95,7 @@ class RunMonitor(widgets.VBox):
         if e.get("index") == 0 and DATA_PHASE in self._rows:
             self._rows[DATA_PHASE].bar.value, self._rows[DATA_PHASE].bar.bar_style = 1.0, "success"
         row = self._row(e["step"], e.get("kind", ""))
-        row.title.value = f"<b>{e['step']}</b> <span style='{MUTED}'>{e.get('kind', '')}</span>"
+        row.title.value = _title(e["step"], e.get("kind", ""))
         row.bar.bar_style = "info"
         row.detail.value = f"<span style='{MUTED}'>at {', '.join(e.get('parties', []))}</span>"
 

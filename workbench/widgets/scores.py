@@ -48,12 +48,12 @@ def site_scores(metrics: Mapping[str, Any]) -> list[SiteScores]:
 
 
 def key_metrics(metrics: Mapping[str, Any]) -> list[tuple[str, float]]:
-    """Mean AUC over sites per model of the last scoring step: the figures a runs list shows."""
+    """Mean AUC over sites per model of the last scoring step: the figures a runs list shows (labelled "AUC MODEL")."""
     scored = site_scores(metrics)
     if not scored:
         return []
     last = scored[-1]
-    pairs = [(f"AUC {model} (mean of {len(last.sites)} sites)", last.mean(model)) for model in last.models]
+    pairs = [(f"AUC {model}", last.mean(model)) for model in last.models]
     return [(label, value) for label, value in pairs if value is not None]
 
 

@@ -69,7 +69,7 @@ class RecipeSession:
     def from_recipe(cls, recipe: Recipe, *, base_dir: str | Path = ".") -> RecipeSession:
         session = cls(recipe.model_dump(mode="json"), base_dir=base_dir)
         for name, spec in zip(recipe.step_names(), recipe.steps):
-            session.steps[name] = spec.model_dump(mode="json", exclude_none=True)
+            session.steps[name] = spec.model_dump(mode="json", exclude_unset=True)
         return session
 
     def step(self, key: str, text: str) -> StepCard:
