@@ -11,7 +11,9 @@ evaluation on a process pool). Half of each side's ids are in the other's.
 Columns: wall and CPU seconds (CPU of the process and its worker processes),
 ids per second (ids of one side / wall), bytes per element (every protocol
 message / ids of one side), peak resident memory (the process, plus its
-largest worker), and the polars inner join of the same id lists.
+largest worker), the polars inner join of the same id lists, and the CPU
+seconds other processes on the machine used meanwhile (from /proc/stat: on
+a shared machine, wall time is only meaningful next to it).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import random
 import resource
 import struct
@@ -52,6 +55,17 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def machine_busy() -> float:
+    """CPU-seconds the whole machine has been busy (all processes, from /proc/stat): shows how much others took meanwhile."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except OSError:
+        return float("nan")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def polars_join(client: list[str], server: list[str]) -> tuple[float, float, int]:
     wall, cpu = time.perf_counter(), _cpu()
     joined = pl.DataFrame({"id": client}).join(pl.DataFrame({"id": server}), on="id", how="inner")
@@ -69,7 +83,7 @@ def one(protocol: str, n: int, workers: int, fpr: float, structure: str) -> dict
 
     join_wall, join_cpu, join_rows = polars_join(client, server)
     detail = ""
-    wall, cpu = time.perf_counter(), _cpu()
+    wall, cpu, busy = time.perf_counter(), _cpu(), machine_busy()
     if protocol == "ecdh":
         psi_client = PsiClient(client, reveal_intersection=True, parallelism=workers)
         psi_server = PsiServer(server, reveal_intersection=True, fpr=fpr, data_structure=structure, parallelism=workers)  # type: ignore[arg-type]
@@ -84,11 +98,12 @@ def one(protocol: str, n: int, workers: int, fpr: float, structure: str) -> dict
         finally:
             if pool is not None:
                 pool.shutdown()
-    wall, cpu = time.perf_counter() - wall, _cpu() - cpu
+    wall, cpu, busy = time.perf_counter() - wall, _cpu() - cpu, machine_busy() - busy
     assert found == common == join_rows, (found, common, join_rows)
     own, children = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {"protocol": protocol, "n": n, "wall": wall, "cpu": cpu, "ids_per_s": n / wall, "bytes_per_element": sent[0] / n,
-            "peak_mb": (own + children) / 1024, "join_wall": join_wall, "join_cpu": join_cpu, "detail": detail}
+            "peak_mb": (own + children) / 1024, "join_wall": join_wall, "join_cpu": join_cpu, "detail": detail,
+            "others_cpu": busy - cpu}
 
 
 def main() -> None:
@@ -106,7 +121,7 @@ def main() -> None:
         return
     console = Console(width=170)
     table = Table(title=f"PSI next to a polars join, 50 % overlap, {args.workers} workers")
-    for column in ("protocol", "ids a side", "wall s", "CPU s", "ids/s", "B/element", "peak MB", "join wall s", "PSI / join", "setup"):
+    for column in ("protocol", "ids a side", "wall s", "CPU s", "ids/s", "B/element", "peak MB", "join wall s", "PSI / join", "others' CPU s", "setup"):
         table.add_column(column, justify="left" if column in {"protocol", "setup"} else "right")
     for protocol in args.protocols.split(","):
         for n in (int(float(size)) for size in args.sizes.split(",")):
@@ -114,7 +129,7 @@ def main() -> None:
                        "--data-structure", args.data_structure]
             r = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
             table.add_row(protocol, f"{n:,}", f"{r['wall']:.1f}", f"{r['cpu']:.1f}", f"{r['ids_per_s']:,.0f}", f"{r['bytes_per_element']:.1f}",
-                          f"{r['peak_mb']:.0f}", f"{r['join_wall']:.3f}", f"{r['wall'] / r['join_wall']:,.0f}×", r["detail"])
+                          f"{r['peak_mb']:.0f}", f"{r['join_wall']:.3f}", f"{r['wall'] / r['join_wall']:,.0f}×", f"{r['others_cpu']:.0f}", r["detail"])
             console.print(f"{protocol} {n:,}: wall {r['wall']:.1f} s, CPU {r['cpu']:.1f} s", highlight=False)
     console.print(table)
 

@@ -67,8 +67,8 @@ def test_a_non_matching_record_cannot_be_opened() -> None:
     outsider = b"MRN999999"
     # The best a receiver can do for an item the sender does not hold: its true OPRF output under the session key.
     tag, key = derive(ristretto.Evaluator.from_seed(sender._seed, INFO).evaluate_known_input(outsider), table.salt)
-    assert tag not in table.records
-    for record_tag, ciphertext in table.records.items():
+    assert table.find([tag]) == [None]
+    for record_tag, ciphertext in table.records():
         with pytest.raises(InvalidTag):
             AESGCM(key).decrypt(NONCE, ciphertext, table.salt + record_tag)
 
@@ -77,8 +77,8 @@ def test_keys_of_another_session_open_nothing() -> None:
     first, second = LabeledPsiSender(VENDOR, PAYLOADS), LabeledPsiSender(VENDOR, PAYLOADS)
     table = parse_table(second.table())
     tag, key = derive(ristretto.Evaluator.from_seed(first._seed, INFO).evaluate_known_input(VENDOR[0].encode()), first.salt)
-    assert tag not in table.records and first.public_key != second.public_key and first.salt != second.salt
-    for record_tag, ciphertext in table.records.items():
+    assert table.find([tag]) == [None] and first.public_key != second.public_key and first.salt != second.salt
+    for record_tag, ciphertext in table.records():
         with pytest.raises(InvalidTag):
             AESGCM(key).decrypt(NONCE, ciphertext, table.salt + record_tag)
 
@@ -120,8 +120,12 @@ def test_malformed_messages_are_refused() -> None:
         sender.evaluate(bytes(32))  # the identity point
     with pytest.raises(LabeledPsiError, match="multiple of 32"):
         sender.evaluate(bytes(33))
+    table = sender.table()
     with pytest.raises(LabeledPsiError, match="does not match"):
-        parse_table(sender.table()[:-1])
+        parse_table(table[:-1])
+    first, second = table[HEADER:HEADER + RECORD], table[HEADER + RECORD:HEADER + 2 * RECORD]
+    with pytest.raises(LabeledPsiError, match="not sorted by distinct tags"):
+        parse_table(table[:HEADER] + second + first + table[HEADER + 2 * RECORD:])
     with pytest.raises(ValueError, match="one length"):
         LabeledPsiSender(["a", "b"], [b"x", b"yy"])
     assert INFO.startswith(b"ppml-workbench")

@@ -280,6 +280,15 @@ def test_linkage_errors_reach_the_user_as_messages(tmp_path: Path) -> None:
     assert error.value.user_error
 
 
+def test_a_party_with_its_own_columns_declares_them(small: Any) -> None:
+    south = small.parts["south"].rename({"phone": "telephone"})
+    own = {**LINK_PARAMS["requester"], "fields": {**LINK_PARAMS["requester"]["fields"], "phone": {"column": "telephone", "type": "phone", "last_digits": 10}}}
+    stores = _stores(small, south=south)
+    _link(stores, per_party={"south": own})
+    assert stores["south"].table("linked").height == len(_true_pairs(small, "south"))
+    _fails(small, r"per_party names 'west', which this step does not run at \(north, south, vendor\)", per_party={"west": own})
+
+
 def test_params_are_checked_when_the_recipe_loads() -> None:
     with pytest.raises(ValueError, match="reveal payload needs payload_columns"):
         PsiLinkParams.model_validate(_params(payload_columns=[]))

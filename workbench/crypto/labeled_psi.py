@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import secrets
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -77,14 +78,25 @@ def _encode(item: str | bytes) -> bytes:
     return data
 
 
-def _seal_records(seed: bytes, salt: bytes, items: Sequence[bytes], payloads: Sequence[bytes]) -> list[bytes]:
-    """tag || AES-GCM(key, payload) for each record: the sender's expensive part, a pure function for worker processes."""
+def _seal_records(seed: bytes, salt: bytes, items: Sequence[bytes], payloads: Sequence[bytes]) -> bytes:
+    """tag || AES-GCM(key, payload) for each record, concatenated: the sender's expensive part, a pure function for worker processes."""
     evaluator = oprf.Evaluator.from_seed(seed, INFO)
     records = []
     for item, payload in zip(items, payloads, strict=True):
         tag, key = derive(evaluator.evaluate_known_input(item), salt)
         records.append(tag + AESGCM(key).encrypt(NONCE, payload, salt + tag))
-    return records
+    return b"".join(records)
+
+
+def _record_view(body: bytes | memoryview, width: int) -> np.ndarray:
+    """Fixed-width records as a numpy view: the tag's two halves as big-endian integers (sortable, searchable), then the rest."""
+    return np.frombuffer(body, dtype=np.dtype([("hi", ">u8"), ("lo", ">u8"), ("rest", f"V{width - TAG_LEN}")]))
+
+
+def _sorted_by_tag(records: bytes, width: int) -> bytes:
+    """Records in tag order: tags are pseudorandom, so this order says nothing about the sender's record order."""
+    view = _record_view(records, width)
+    return bytes(view[np.lexsort((view["lo"], view["hi"]))].tobytes())
 
 
 def _evaluate(seed: bytes, blinded: bytes) -> bytes:
@@ -129,9 +141,9 @@ class LabeledPsiSender:
             step = -(-n // shards)
             futures = [self._executor.submit(_seal_records, self._seed, self.salt, self._items[i:i + step], self._payloads[i:i + step])
                        for i in range(0, n, step)]
-            records = [record for future in futures for record in future.result()]
-        records.sort()
-        return _HEADER.pack(self.public_key, self.salt, n, self.payload_length) + b"".join(records)
+            records = b"".join(future.result() for future in futures)
+        width = TAG_LEN + self.payload_length + GCM_TAG_LEN
+        return _HEADER.pack(self.public_key, self.salt, n, self.payload_length) + _sorted_by_tag(records, width)
 
     def accept(self, declaration: bytes) -> None:
         """Set the evaluation budget to the set size the receiver declared; it cannot be raised afterwards."""
@@ -169,15 +181,45 @@ class LabeledPsiSender:
 
 @dataclass(frozen=True)
 class _Table:
+    """A sender's table, kept as received: records are found by binary search on their tags, with no per-record objects."""
+
     public_key: bytes
     salt: bytes
     payload_length: int
-    records: dict[bytes, bytes]
-    """tag -> ciphertext."""
+    body: memoryview
+    tags: np.ndarray
+    """The first half of each record's tag as an unsigned integer, in table (sorted) order."""
+
+    @property
+    def width(self) -> int:
+        return TAG_LEN + self.payload_length + GCM_TAG_LEN
+
+    def __len__(self) -> int:
+        return len(self.tags)
+
+    def find(self, tags: Sequence[bytes]) -> list[bytes | None]:
+        """The ciphertext stored under each tag, or None where the table has no such tag."""
+        wanted = np.array([int.from_bytes(tag[:8], "big") for tag in tags], dtype=np.uint64)
+        positions = np.searchsorted(self.tags, wanted)
+        found: list[bytes | None] = [None] * len(tags)
+        for query in np.flatnonzero(positions < len(self.tags)).tolist():
+            position = int(positions[query])
+            while position < len(self.tags) and self.tags[position] == wanted[query]:  # equal halves: compare whole tags
+                start = position * self.width
+                if self.body[start:start + TAG_LEN] == tags[query]:
+                    found[query] = bytes(self.body[start + TAG_LEN:start + self.width])
+                    break
+                position += 1
+        return found
+
+    def records(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every (tag, ciphertext), for inspection."""
+        for start in range(0, len(self) * self.width, self.width):
+            yield bytes(self.body[start:start + TAG_LEN]), bytes(self.body[start + TAG_LEN:start + self.width])
 
 
 def parse_table(table: bytes) -> _Table:
-    """Read a sender's table; refuse one whose length does not match its header."""
+    """Read a sender's table; refuse one whose length does not match its header, or that is not sorted by distinct tags."""
     if len(table) < _HEADER.size:
         raise LabeledPsiError(f"a table starts with a {_HEADER.size}-byte header, got {len(table)} bytes")
     public_key, salt, count, payload_length = _HEADER.unpack_from(table)
@@ -185,10 +227,12 @@ def parse_table(table: bytes) -> _Table:
     if len(table) != _HEADER.size + count * width:
         raise LabeledPsiError(f"table length {len(table)} does not match its {count} records of {width} bytes")
     body = memoryview(table)[_HEADER.size:]
-    records = {bytes(body[i:i + TAG_LEN]): bytes(body[i + TAG_LEN:i + width]) for i in range(0, count * width, width)}
-    if len(records) != count:
-        raise LabeledPsiError("the table repeats a tag")
-    return _Table(public_key, salt, payload_length, records)
+    view = _record_view(body, width)
+    hi, lo = view["hi"].astype(np.uint64), view["lo"].astype(np.uint64)
+    earlier_hi, later_hi = hi[:-1], hi[1:]
+    if np.any((later_hi < earlier_hi) | ((later_hi == earlier_hi) & (lo[1:] <= lo[:-1]))):
+        raise LabeledPsiError("the table's records are not sorted by distinct tags")
+    return _Table(public_key, salt, payload_length, body, hi)
 
 
 class LabeledPsiReceiver:
@@ -238,10 +282,9 @@ class LabeledPsiReceiver:
             if isinstance(error, KeyboardInterrupt | SystemExit):
                 raise
             raise LabeledPsiError(f"the sender's answer does not verify against its public key: {error}") from None
+        derived = [derive(output, table.salt) for output in outputs]
         opened = {}
-        for offset, output in enumerate(outputs):
-            tag, key = derive(output, table.salt)
-            ciphertext = table.records.get(tag)
+        for offset, ((tag, key), ciphertext) in enumerate(zip(derived, table.find([tag for tag, _ in derived]))):
             if ciphertext is None:
                 continue
             try:

@@ -213,6 +213,9 @@ class PsiLink(Step[PsiLinkParams]):
                 f"psi_link links hospitals with one data provider; it runs at {', '.join(ctx.parties)} "
                 f"({len(requesters)} hospital(s), {len(providers)} data provider(s)): list one provider and its hospitals in `at:`"
             )
+        unknown = sorted(set(self.params.per_party) - set(ctx.parties))
+        if unknown:
+            raise LinkageInputError(f"per_party names {', '.join(map(repr, unknown))}, which this step does not run at ({', '.join(ctx.parties)})")
         return requesters, providers[0]
 
     @contextmanager
