@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 from rich.console import Console
 from rich.table import Table
 
+from workbench import variants
 from workbench.crypto import ckks
-from workbench.recipe import parse_recipe
+from workbench.recipe import load_recipe
 from workbench.runner import run_recipe
 
 FLAGSHIP = Path(__file__).parents[1] / "recipes" / "flagship.yaml"
@@ -54,7 +54,7 @@ def primitives(sizes: list[int], client_counts: list[int], console: Console) -> 
                 encrypt_seconds += seconds
             total, aggregate_seconds = timed(ckks.add, keyless, encrypted)
             values, decrypt_seconds = timed(ckks.decrypt, secret, total, size)
-            _, plain_seconds = timed(lambda: np.sum(np.stack(updates), axis=0))
+            _, plain_seconds = timed(lambda stacked=updates: np.sum(np.stack(stacked), axis=0))
             error = float(np.abs(values - np.sum(updates, axis=0)).max())
             table.add_row(f"{size:.0e}", str(clients), f"{encrypt_seconds / clients:.3f}", f"{aggregate_seconds:.3f}", f"{decrypt_seconds:.3f}",
                           f"{sum(map(len, encrypted[0])):,}", f"{ckks.expansion(encrypted[0], size):.2f}", f"{error:.1e}",
@@ -63,13 +63,9 @@ def primitives(sizes: list[int], client_counts: list[int], console: Console) -> 
 
 
 def flagship(rounds: int, console: Console) -> None:
-    raw = yaml.safe_load(FLAGSHIP.read_text())
-    index = next(i for i, step in enumerate(raw["steps"]) if step["kind"] == "fl_train")
-    raw["steps"][index]["params"]["rounds"] = rounds
-    plain = parse_recipe(yaml.safe_dump(raw))
-    raw["steps"].insert(index, {"kind": "ckks_keys", "params": {"custody": "clients"}})
-    raw["steps"][index + 1]["params"]["aggregation"] = "ckks"
-    encrypted = parse_recipe(yaml.safe_dump(raw))
+    index = next(i for i, step in enumerate(load_recipe(FLAGSHIP).steps) if step.kind == "fl_train")
+    plain = load_recipe(FLAGSHIP, [f"steps[{index}].params.rounds={rounds}"])
+    encrypted = variants.encrypted(plain)
     with tempfile.TemporaryDirectory() as scratch:
         run_recipe(plain, Path(scratch) / "warm-up")  # imports and caches, paid by neither side
         _, plain_seconds = timed(run_recipe, plain, Path(scratch) / "none")

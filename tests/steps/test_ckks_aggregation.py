@@ -10,21 +10,22 @@ import yaml
 
 from workbench.crypto import ckks
 from workbench.models import model_key
-from workbench.recipe import Recipe, parse_recipe
+from workbench.recipe import Recipe, load_recipe, parse_recipe
 from workbench.runner import RunResult, run_recipe
+from workbench.variants import encrypted
 
 FLAGSHIP = Path(__file__).parents[2] / "recipes" / "flagship.yaml"
 
 
+def flagship(rounds: int) -> Recipe:
+    index = next(i for i, step in enumerate(load_recipe(FLAGSHIP).steps) if step.kind == "fl_train")
+    return load_recipe(FLAGSHIP, [f"steps[{index}].params.rounds={rounds}"])
+
+
 def with_ckks(rounds: int) -> tuple[Recipe, Recipe]:
-    """The flagship with fewer rounds, plain and with a ckks_keys step and encrypted aggregation."""
-    raw = yaml.safe_load(FLAGSHIP.read_text())
-    index = next(i for i, step in enumerate(raw["steps"]) if step["kind"] == "fl_train")
-    raw["steps"][index]["params"]["rounds"] = rounds
-    plain = parse_recipe(yaml.safe_dump(raw))
-    raw["steps"].insert(index, {"kind": "ckks_keys", "params": {"custody": "clients"}})
-    raw["steps"][index + 1]["params"]["aggregation"] = "ckks"
-    return plain, parse_recipe(yaml.safe_dump(raw))
+    """The flagship with fewer rounds, plain and with encrypted aggregation (custody clients)."""
+    plain = flagship(rounds)
+    return plain, encrypted(plain)
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +82,7 @@ def test_ckks_without_keys_is_a_clear_error(tmp_path: Path) -> None:
 
 def key_holder_recipe(rounds: int) -> Recipe:
     """The flagship with a key-holder party holding the only secret key."""
-    raw = yaml.safe_load(FLAGSHIP.read_text())
-    raw["parties"]["key_holder"] = {"role": "key_holder", "description": "Holds the secret key; decrypts only masked sums."}
-    index = next(i for i, step in enumerate(raw["steps"]) if step["kind"] == "fl_train")
-    raw["steps"][index]["params"].update(rounds=rounds, aggregation="ckks")
-    raw["steps"].insert(index, {"kind": "ckks_keys", "params": {"custody": "key_holder"}})
-    return parse_recipe(yaml.safe_dump(raw))
+    return encrypted(flagship(rounds), custody="key_holder")
 
 
 @pytest.fixture(scope="module")

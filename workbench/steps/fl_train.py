@@ -16,27 +16,23 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from workbench.context import StepContext
+from workbench.crypto import ckks
 from workbench.fl.accounting_grid import Transfer
 from workbench.fl.plan import FLPlan
-from workbench.crypto import ckks
 from workbench.fl.runtimes import DeploymentSettings, RuntimeName, run_federated
 from workbench.fl.server_app import FLOutcome
 from workbench.ledger import Protection
 from workbench.models import model_key
-from workbench.models.features import FeatureSpec
-from workbench.models.model import Model, ModelSpec
+from workbench.models.model import Model
 from workbench.models.standardize import Standardizer
 from workbench.parties import MissingItemError, Role
 from workbench.report.blocks import Block, Figure, Table, Text
 from workbench.report.figures import line_chart
-from workbench.steps.base import Step, StepParams, register
+from workbench.steps.base import Step, register
+from workbench.steps.training import TrainingParams
 
 
-class FLTrainParams(StepParams):
-    table: str = Field("data", description="Table holding features, label and the split at each site.")
-    label: str = Field(description="Binary outcome column.")
-    features: FeatureSpec = Field(description="Columns the model uses and their encoding (the same at every site).")
-    model: ModelSpec = Field(default_factory=ModelSpec, description="Model family and regularization.")
+class FLTrainParams(TrainingParams):
     strategy: Literal["fedavg", "fedprox"] = Field("fedavg", description="FedAvg, or FedProx with a proximal term.")
     proximal_mu: float = Field(0.0, ge=0.0, description="FedProx's proximal weight mu (fedprox only).")
     rounds: int = Field(30, ge=1, le=10_000, description="Federated rounds.")

@@ -9,17 +9,14 @@ from pydantic import Field
 from workbench.context import StepContext
 from workbench.data.splits import split_part
 from workbench.models import model_key
-from workbench.models.features import FeatureSpec, TableRef, design_matrix, label_vector
-from workbench.models.model import ModelSpec, fit_model
+from workbench.models.features import TableRef, design_matrix, label_vector
+from workbench.models.model import fit_model
 from workbench.parties import Role
-from workbench.steps.base import SiteStep, StepParams, register
+from workbench.steps.base import SiteStep, register
+from workbench.steps.training import TrainingParams
 
 
-class LocalTrainParams(StepParams):
-    table: str = Field("data", description="Table holding features and label at each site.")
-    label: str = Field(description="Binary outcome column.")
-    features: FeatureSpec = Field(description="Columns the model uses and their encoding.")
-    model: ModelSpec = Field(default_factory=ModelSpec, description="Model family and regularization.")
+class LocalTrainParams(TrainingParams):
     save_as: str = Field("local", description="Name under which each site keeps its model, for `evaluate`.")
 
 

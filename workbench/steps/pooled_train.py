@@ -17,19 +17,16 @@ from workbench.context import StepContext
 from workbench.data.splits import split_part
 from workbench.ledger import Protection
 from workbench.models import model_key
-from workbench.models.features import FeatureSpec, TableRef, design_matrix, label_vector
-from workbench.models.model import ModelSpec, fit_model, model_bytes
+from workbench.models.features import TableRef, design_matrix, label_vector
+from workbench.models.model import fit_model, model_bytes
 from workbench.parties import Role
-from workbench.steps.base import Step, StepParams, register
+from workbench.steps.base import Step, register
+from workbench.steps.training import TrainingParams
 
 ORACLE = "oracle"
 
 
-class PooledTrainParams(StepParams):
-    table: str = Field("data", description="Table holding features, label and the split at each site.")
-    label: str = Field(description="Binary outcome column.")
-    features: FeatureSpec = Field(description="Columns the model uses and their encoding.")
-    model: ModelSpec = Field(default_factory=ModelSpec, description="Model family and regularization.")
+class PooledTrainParams(TrainingParams):
     save_as: str = Field("pooled", description="Name under which each site keeps the oracle's model, for `evaluate`.")
 
 
