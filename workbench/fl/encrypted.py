@@ -13,7 +13,6 @@ from collections.abc import Sequence
 import numpy as np
 from flwr.app import Array, ArrayRecord, RecordDict
 
-
 PREFIX = "ckks-"
 
 
