@@ -81,11 +81,12 @@ def _encode(item: str | bytes) -> bytes:
 def _seal_records(seed: bytes, salt: bytes, items: Sequence[bytes], payloads: Sequence[bytes]) -> bytes:
     """tag || AES-GCM(key, payload) for each record, concatenated: the sender's expensive part, a pure function for worker processes."""
     evaluator = oprf.Evaluator.from_seed(seed, INFO)
-    records = []
+    records = bytearray()  # no object per record: at 1e6 records that is ~100 MB saved
     for item, payload in zip(items, payloads, strict=True):
         tag, key = derive(evaluator.evaluate_known_input(item), salt)
-        records.append(tag + AESGCM(key).encrypt(NONCE, payload, salt + tag))
-    return b"".join(records)
+        records += tag
+        records += AESGCM(key).encrypt(NONCE, payload, salt + tag)
+    return bytes(records)
 
 
 def _record_view(body: bytes | memoryview, width: int) -> np.ndarray:
@@ -93,10 +94,10 @@ def _record_view(body: bytes | memoryview, width: int) -> np.ndarray:
     return np.frombuffer(body, dtype=np.dtype([("hi", ">u8"), ("lo", ">u8"), ("rest", f"V{width - TAG_LEN}")]))
 
 
-def _sorted_by_tag(records: bytes, width: int) -> bytes:
+def _sorted_by_tag(records: bytes, width: int) -> np.ndarray:
     """Records in tag order: tags are pseudorandom, so this order says nothing about the sender's record order."""
     view = _record_view(records, width)
-    return bytes(view[np.lexsort((view["lo"], view["hi"]))].tobytes())
+    return view[np.lexsort((view["lo"], view["hi"]))]
 
 
 def _evaluate(seed: bytes, blinded: bytes) -> bytes:
@@ -143,7 +144,7 @@ class LabeledPsiSender:
                        for i in range(0, n, step)]
             records = b"".join(future.result() for future in futures)
         width = TAG_LEN + self.payload_length + GCM_TAG_LEN
-        return _HEADER.pack(self.public_key, self.salt, n, self.payload_length) + _sorted_by_tag(records, width)
+        return b"".join((_HEADER.pack(self.public_key, self.salt, n, self.payload_length), _sorted_by_tag(records, width)))  # one copy
 
     def accept(self, declaration: bytes) -> None:
         """Set the evaluation budget to the set size the receiver declared; it cannot be raised afterwards."""
