@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.live import JupyterProcess
+from tests.server.live import JupyterProcess, private_dir
 
 BROKEN_RECIPE = """\
 name: broken
@@ -24,16 +24,21 @@ steps:
 
 
 @pytest.fixture(scope="session")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("workspace")
-    (root / "lab").mkdir()
+def scratch() -> Iterator[Path]:
+    with private_dir("server") as folder:
+        yield folder
+
+
+@pytest.fixture(scope="session")
+def workspace(scratch: Path) -> Path:
+    root = scratch / "workspace"
+    (root / "lab").mkdir(parents=True)
     (root / "lab" / "broken.recipe.yaml").write_text(BROKEN_RECIPE)
     return root
 
 
 @pytest.fixture(scope="session")
-def server(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterProcess]:
-    log = tmp_path_factory.mktemp("logs") / "jupyter-server.log"
-    process = JupyterProcess("server", workspace, log, ["--ServerApp.jpserver_extensions={'workbench.server': True}"])
+def server(workspace: Path, scratch: Path) -> Iterator[JupyterProcess]:
+    process = JupyterProcess("server", workspace, scratch / "jupyter-server.log", ["--ServerApp.jpserver_extensions={'workbench.server': True}"])
     yield process
     process.stop()

@@ -7,13 +7,27 @@ import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 STARTUP_LIMIT_S = 90
+
+
+@contextmanager
+def private_dir(prefix: str) -> Iterator[Path]:
+    """A scratch folder outside pytest's numbered basetemp folders.
+
+    A pytest session prunes all but the newest three /tmp/pytest-of-USER/pytest-N folders when it starts, so
+    another session starting on the same machine could delete a long-lived server's workspace mid-run.
+    """
+    with tempfile.TemporaryDirectory(prefix=f"workbench-{prefix}-") as folder:
+        yield Path(folder)
 
 
 def free_port() -> int:

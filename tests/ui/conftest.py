@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.live import JupyterProcess
+from tests.server.conftest import BROKEN_RECIPE
+from tests.server.live import JupyterProcess, private_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -26,16 +27,18 @@ def artifacts() -> Path:
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[JupyterProcess]:
-    root = tmp_path_factory.mktemp("lab-workspace")
-    settings = tmp_path_factory.mktemp("lab-app-settings")
-    (settings / "overrides.json").write_text(json.dumps(OVERRIDES))
-    env = {**os.environ, "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path_factory.mktemp("lab-workspaces")),
-           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path_factory.mktemp("lab-user-settings"))}
-    process = JupyterProcess("lab", root, artifacts / "jupyterlab.log", [f"--LabApp.app_settings_dir={settings}"], env=env)
-    process.root = root  # type: ignore[attr-defined]
-    yield process
-    process.stop()
+def lab(artifacts: Path) -> Iterator[JupyterProcess]:
+    with private_dir("lab") as scratch:
+        root, settings = scratch / "workspace", scratch / "app-settings"
+        (root / "lab").mkdir(parents=True)
+        (root / "lab" / "broken.recipe.yaml").write_text(BROKEN_RECIPE)
+        settings.mkdir()
+        (settings / "overrides.json").write_text(json.dumps(OVERRIDES))
+        env = {**os.environ, "JUPYTERLAB_WORKSPACES_DIR": str(scratch / "lab-workspaces"), "JUPYTERLAB_SETTINGS_DIR": str(scratch / "user-settings")}
+        process = JupyterProcess("lab", root, artifacts / "jupyterlab.log", [f"--LabApp.app_settings_dir={settings}"], env=env)
+        process.root = root  # type: ignore[attr-defined]
+        yield process
+        process.stop()
 
 
 @pytest.fixture(scope="session")

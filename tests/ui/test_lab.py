@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.server.live import JupyterProcess
+from workbench.recipe import load_recipe
+
+ROOT = Path(__file__).resolve().parents[2]
 
 LONG_MS = 480_000
 """Generous waits for a kernel start and a whole run on a busy 2-core machine; nothing here asserts speed."""
@@ -36,7 +39,19 @@ def lab_page(browser, lab: JupyterProcess, artifacts: Path, request: pytest.Fixt
 
 def _open_sidebar(page):  # noqa: ANN001
     page.locator(".jp-SideBar .lm-TabBar-tab[data-id='ppml-workbench-panel']").click()
-    page.wait_for_selector("#ppml-workbench-panel .wb-card[data-recipe='flagship']", timeout=LONG_MS)
+    page.wait_for_selector("#ppml-workbench-panel .wb-card[data-ref='package/flagship.yaml']", timeout=LONG_MS)
+
+
+def _palette(page, label: str):  # noqa: ANN001, ANN202
+    """The command palette's entry for `label`, opened from the View menu."""
+    page.locator(".lm-MenuBar-item", has_text="View").first.click()
+    page.locator(".lm-Menu-item:visible", has_text="Activate Command Palette").first.click()
+    palette = page.locator(".lm-CommandPalette-input:visible")
+    palette.wait_for(timeout=SHORT_MS)
+    palette.fill(label)
+    item = page.locator(".lm-CommandPalette-item:visible", has_text=label).first
+    item.wait_for(timeout=SHORT_MS)
+    return item
 
 
 def _wait_for_idle_kernel(page):  # noqa: ANN001
@@ -47,7 +62,7 @@ def _wait_for_idle_kernel(page):  # noqa: ANN001
 def test_open_the_flagship_as_a_notebook_and_run_it(lab_page, lab: JupyterProcess, artifacts: Path) -> None:  # noqa: ANN001
     _, page = lab_page
     _open_sidebar(page)
-    card = page.locator(".wb-card[data-recipe='flagship']")
+    card = page.locator(".wb-card[data-ref='package/flagship.yaml']")
     card.locator(".wb-validate").click()
     card.locator(".wb-card-status.wb-valid").wait_for(timeout=LONG_MS)
     page.screenshot(path=str(artifacts / "01-sidebar.png"))
@@ -73,15 +88,35 @@ def test_open_the_flagship_as_a_notebook_and_run_it(lab_page, lab: JupyterProces
     page.screenshot(path=str(artifacts / "04-results-and-ledger.png"))
     assert list((lab.root / "runs").glob("flagship-*/metrics.json")), "the notebook wrote its run directory"  # type: ignore[attr-defined]
 
+    _palette(page, "Export current notebook to a recipe").click()
+    page.locator(".jp-Dialog", has_text="Recipe exported").wait_for(timeout=LONG_MS)
+    page.screenshot(path=str(artifacts / "05-exported.png"))
+    page.locator(".jp-Dialog button", has_text="Close").click()
+    exported = load_recipe(lab.root / "flagship.recipe.yaml")  # type: ignore[attr-defined]
+    assert exported.hash() == load_recipe(ROOT / "recipes" / "flagship.yaml").hash()
+
+
+def test_validate_shows_each_problem_against_its_step(lab_page, artifacts: Path) -> None:  # noqa: ANN001
+    _, page = lab_page
+    _open_sidebar(page)
+    card = page.locator(".wb-card[data-ref='workspace/lab/broken.recipe.yaml']")
+    card.locator(".wb-validate").click()
+    invalid = card.locator(".wb-step-invalid")
+    invalid.first.wait_for(timeout=LONG_MS)
+    assert invalid.count() == 1 and invalid.first.get_attribute("data-step") == "split"
+    assert "test_fraction" in invalid.first.inner_text() and "line 8" in invalid.first.inner_text()
+    card.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "06-validation.png"))
+
 
 def test_run_headless_from_the_sidebar_and_open_the_report(lab_page, lab: JupyterProcess, artifacts: Path) -> None:  # noqa: ANN001
     context, page = lab_page
     _open_sidebar(page)
     page.locator("#ppml-workbench-panel .wb-runs-host").wait_for(timeout=SHORT_MS)
     before = page.locator("#ppml-workbench-panel li.wb-run").count()
-    page.locator(".wb-card[data-recipe='flagship'] .wb-run").click()
+    page.locator(".wb-card[data-ref='package/flagship.yaml'] .wb-run").click()
     page.locator("#ppml-workbench-panel li.wb-run-running").first.wait_for(timeout=LONG_MS)
-    page.screenshot(path=str(artifacts / "05-run-in-progress.png"))
+    page.screenshot(path=str(artifacts / "07-run-in-progress.png"))
     page.wait_for_function(
         "n => document.querySelectorAll('#ppml-workbench-panel li.wb-run').length > n"
         " && !document.querySelector('#ppml-workbench-panel li.wb-run-running')",
@@ -90,26 +125,22 @@ def test_run_headless_from_the_sidebar_and_open_the_report(lab_page, lab: Jupyte
     assert "wb-run-finished" in (finished.get_attribute("class") or ""), finished.inner_text()
     assert "AUC local" in finished.inner_text()
     finished.scroll_into_view_if_needed()
-    page.screenshot(path=str(artifacts / "06-runs-list.png"))
+    page.screenshot(path=str(artifacts / "08-runs-list.png"))
     with context.expect_page() as report_page:
         finished.locator(".wb-report-link").click()
     report = report_page.value
     report.wait_for_load_state()
     assert "flagship" in report.content()
-    report.screenshot(path=str(artifacts / "07-report.png"))
+    report.screenshot(path=str(artifacts / "09-report.png"))
 
 
 def test_palette_offers_both_notebook_commands(lab_page, lab: JupyterProcess, artifacts: Path) -> None:  # noqa: ANN001
     _, page = lab_page
-    page.locator(".lm-MenuBar-item", has_text="View").first.click()
-    page.locator(".lm-Menu-item:visible", has_text="Activate Command Palette").first.click()
-    palette = page.locator(".lm-CommandPalette-input:visible")
-    palette.wait_for(timeout=SHORT_MS)
-    for label in ("Export current notebook to a recipe", "New notebook from a recipe"):
-        palette.fill(label)
-        page.locator(".lm-CommandPalette-item:visible", has_text=label).first.wait_for(timeout=SHORT_MS)
-    page.screenshot(path=str(artifacts / "08-palette.png"))
+    _palette(page, "Export current notebook to a recipe")
+    page.keyboard.press("Escape")
+    _palette(page, "New notebook from a recipe")
+    page.screenshot(path=str(artifacts / "10-palette.png"))
     page.keyboard.press("Escape")
     page.locator(".jp-LauncherCard:visible", has_text="Notebook from a recipe").first.wait_for(timeout=SHORT_MS)
     page.locator(".jp-LauncherCard:visible", has_text="Export current notebook to a recipe").first.wait_for(timeout=SHORT_MS)
-    page.screenshot(path=str(artifacts / "09-launcher.png"))
+    page.screenshot(path=str(artifacts / "11-launcher.png"))

@@ -7,7 +7,7 @@ a notebook rendered outside Jupyter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from html import escape
 
 BORDER = "1px solid var(--jp-border-color2, #ddd)"
@@ -25,7 +25,7 @@ def cell(value: object) -> str:
     return escape(str(value))
 
 
-def table(columns: Sequence[str], rows: Sequence[Sequence[object]], *, bold: set[tuple[int, int]] = frozenset(), css_class: str = "") -> str:  # type: ignore[assignment]
+def table(columns: Sequence[str], rows: Sequence[Sequence[object]], *, bold: Collection[tuple[int, int]] = (), css_class: str = "") -> str:
     """A compact table; `bold` holds (row, column) positions to emphasise, e.g. each site's best model."""
     head = "".join(f"<th style='text-align:left; padding:3px 10px; border-bottom:{BORDER}'>{escape(c)}</th>" for c in columns)
     body = []
@@ -47,8 +47,3 @@ def heading(text: str, note: str = "") -> str:
 def note(text: str) -> str:
     return f"<div style='{MUTED}; font-size:0.9em'>{escape(text)}</div>"
 
-
-def human_bytes(n: int) -> str:
-    from workbench.report.html import human_bytes as report_bytes
-
-    return report_bytes(n)

@@ -16,7 +16,8 @@ import ipywidgets as widgets
 from workbench.events import Event
 from workbench.ledger import Ledger, Message, read_ledger
 from workbench.widgets import svg
-from workbench.widgets.html import heading, human_bytes, note, table
+from workbench.report.html import human_bytes
+from workbench.widgets.html import heading, note, table
 
 
 def flows(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
