@@ -119,6 +119,14 @@ def test_reveal_cardinality_leaves_every_store_as_it_was(tmp_path: Path, small: 
         PsiLinkParams.model_validate(_params(reveal="cardinality", payload_columns=[]))
 
 
+def test_same_recipe_and_seed_give_the_same_metrics_and_tables(tmp_path: Path) -> None:
+    """Keys are fresh every session, yet what is learned, and so metrics.json, is the same (link ids come from the seed)."""
+    first, second = (run_recipe(parse_recipe(_small_recipe(reveal="both", payload_columns=[])), tmp_path / name) for name in ("a", "b"))
+    assert (first.out_dir / "metrics.json").read_bytes() == (second.out_dir / "metrics.json").read_bytes()
+    assert first.stores["vendor"].table("linked").equals(second.stores["vendor"].table("linked"))
+    assert [m.digest for m in first.ledger.messages] != [m.digest for m in second.ledger.messages]  # fresh keys: other bytes
+
+
 # --- the ledger ------------------------------------------------------------------------------------
 
 

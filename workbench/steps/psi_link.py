@@ -341,7 +341,7 @@ class PsiLink(Step[PsiLinkParams]):
                       executor: Executor | None, to_provider: Send, to_requester: Send) -> list[int]:
         """Labeled PSI: the provider seals its payload rows under keys only a matching requester key can derive."""
         assert outcome.codec is not None
-        payloads = outcome.codec.encode(outcome.provider.frame[prov_rows.tolist()])
+        payloads = outcome.codec.encode(_rows(outcome.provider.frame, prov_rows.tolist()))
         sender = LabeledPsiSender(prov_keys, payloads, executor=executor)
         opened = run_labeled_psi(LabeledPsiReceiver(req_keys), sender, to_provider, to_requester)
         outcome.payloads.update({int(req_rows[i]): payload for i, payload in opened.items()})
@@ -378,13 +378,13 @@ class PsiLink(Step[PsiLinkParams]):
         provider_frames = []
         for o in outcomes:
             rows = sorted(o.link_pass)
-            linked = o.requester.frame[rows].with_columns(
+            linked = _rows(o.requester.frame, rows).with_columns(
                 link_party=pl.lit(o.provider.party), link_pass=pl.Series([o.link_pass[r] for r in rows], dtype=pl.Utf8),
             )
             if p.reveal == "both":
                 linked = linked.with_columns(link_id=pl.Series([o.link_id[r] for r in rows], dtype=pl.Int64))
                 prov_rows = sorted(o.provider_links, key=lambda r: o.provider_links[r][0])
-                provider_frames.append(o.provider.frame[prov_rows].with_columns(
+                provider_frames.append(_rows(o.provider.frame, prov_rows).with_columns(
                     link_party=pl.lit(o.requester.party),
                     link_pass=pl.Series([o.provider_links[r][1] for r in prov_rows], dtype=pl.Utf8),
                     link_id=pl.Series([o.provider_links[r][0] for r in prov_rows], dtype=pl.Int64),
@@ -444,6 +444,11 @@ class PsiLink(Step[PsiLinkParams]):
             blocks.append(Table("True links missed, by identifier noise", ["requester", "noise", "missed"], missed))
         blocks.append(Text("What each party learned", disclosure(results)))
         return blocks
+
+
+def _rows(frame: pl.DataFrame, rows: list[int]) -> pl.DataFrame:
+    """The given rows, in that order (also when there are none)."""
+    return frame.select(pl.all().gather(rows))
 
 
 def _channel(ctx: StepContext, protocol: str, sender: str, receiver: str) -> Send:
