@@ -94,7 +94,7 @@ def one(protocol: str, n: int, workers: int, fpr: float, structure: str) -> dict
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
         detail = f"4 float64 payload, {workers} provider process(es)"
         try:
-            found = len(run_labeled_psi(LabeledPsiReceiver(client), LabeledPsiSender(server, payloads, executor=pool), carry, carry))
+            found = len(run_labeled_psi(LabeledPsiReceiver(client), LabeledPsiSender(server, payloads, executor=pool, parallelism=workers), carry, carry))
         finally:
             if pool is not None:
                 pool.shutdown()

@@ -63,11 +63,17 @@ def test_gcs_guard_refuses_parameters_the_library_fails_on() -> None:
         choose_data_structure("raw", 1, 1, 1.0)
 
 
-def test_the_guarded_overflow_is_real() -> None:
-    """What the guard prevents: openmined-psi 2.0.4 fails deep inside on an overflowing GCS hash range."""
+def test_the_guarded_failure_is_real() -> None:
+    """What the guard prevents: openmined-psi 2.0.4 fails deep inside when the GCS gap gets too large.
+
+    (This case is a floating-point failure of the Golomb parameter and so is
+    repeatable; the int64 overflow of larger ranges is undefined behaviour and
+    has been seen to pass silently.)
+    """
+    assert not gcs_is_safe(10**6, 10, 1e-6)
     server = cpp.cpp_server.CreateWithNewKey(True)
     with pytest.raises(ValueError, match="basic_string"):
-        server.CreateSetupMessage(1e-9, 10**6, ["a"] * 10, cpp.data_structure.GCS)
+        server.CreateSetupMessage(1e-6, 10**6, [f"s{i}" for i in range(10)], cpp.data_structure.GCS)
 
 
 def test_text_that_is_not_unicode_is_refused() -> None:

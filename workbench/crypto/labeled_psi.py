@@ -117,7 +117,7 @@ class LabeledPsiSender:
     seed and the records travel to the workers, which belong to the sender.
     """
 
-    def __init__(self, items: Sequence[str | bytes], payloads: Sequence[bytes], *, executor: Executor | None = None) -> None:
+    def __init__(self, items: Sequence[str | bytes], payloads: Sequence[bytes], *, executor: Executor | None = None, parallelism: int = 2) -> None:
         if len(items) != len(payloads):
             raise ValueError(f"{len(items)} items but {len(payloads)} payloads")
         lengths = {len(payload) for payload in payloads}
@@ -128,23 +128,25 @@ class LabeledPsiSender:
         self.payload_length = lengths.pop() if lengths else 0
         self._seed = secrets.token_bytes(32)
         self._executor = executor
+        self._shards = max(1, parallelism)
         self.salt = secrets.token_bytes(32)
         self.public_key = bytes(oprf.Evaluator.from_seed(self._seed, INFO).public_key.serialize())
         self.budget: int | None = None
         """Evaluations left; None until the receiver has declared its set size."""
 
-    def table(self, shards: int = 2) -> bytes:
+    def table(self) -> bytes:
         """Every record sealed under its item's OPRF-derived key, sorted by tag (which hides record order)."""
         n = len(self._items)
-        if self._executor is None or n < 2 * shards:
+        if self._executor is None or n < 2 * self._shards:
             records = _seal_records(self._seed, self.salt, self._items, self._payloads)
         else:
-            step = -(-n // shards)
+            step = -(-n // self._shards)
             futures = [self._executor.submit(_seal_records, self._seed, self.salt, self._items[i:i + step], self._payloads[i:i + step])
                        for i in range(0, n, step)]
             records = b"".join(future.result() for future in futures)
         width = TAG_LEN + self.payload_length + GCM_TAG_LEN
-        return b"".join((_HEADER.pack(self.public_key, self.salt, n, self.payload_length), _sorted_by_tag(records, width)))  # one copy
+        header = _HEADER.pack(self.public_key, self.salt, n, self.payload_length)
+        return b"".join((header, _sorted_by_tag(records, width).data.cast("B")))  # one copy
 
     def accept(self, declaration: bytes) -> None:
         """Set the evaluation budget to the set size the receiver declared; it cannot be raised afterwards."""

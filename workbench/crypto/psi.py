@@ -20,9 +20,11 @@ Why it looks the way it does (measured on openmined-psi 2.0.4, see docs/psi.md):
   server's one long setup call overlaps with the client's encryption).
 * A RAW setup (exact) is built from chunks encrypted in parallel; a GCS setup
   is one library call that runs while the client encrypts.
-* GCS setups overflow inside the library (`basic_string::_M_replace_aux`) when
-  the hash range gets too large; `choose_data_structure` refuses such
-  parameters before the library is called, or falls back to an exact RAW setup.
+* GCS setups break inside the library when the hash range gets too large
+  (usually `basic_string::_M_replace_aux`; the int64 overflow behind it is
+  undefined behaviour and once passed silently in our tests), so
+  `choose_data_structure` refuses such parameters before the library is
+  called, or falls back to an exact RAW setup.
 """
 
 from __future__ import annotations

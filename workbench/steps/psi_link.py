@@ -342,7 +342,7 @@ class PsiLink(Step[PsiLinkParams]):
         """Labeled PSI: the provider seals its payload rows under keys only a matching requester key can derive."""
         assert outcome.codec is not None
         payloads = outcome.codec.encode(_rows(outcome.provider.frame, prov_rows.tolist()))
-        sender = LabeledPsiSender(prov_keys, payloads, executor=executor)
+        sender = LabeledPsiSender(prov_keys, payloads, executor=executor, parallelism=self.params.workers)
         opened = run_labeled_psi(LabeledPsiReceiver(req_keys), sender, to_provider, to_requester)
         outcome.payloads.update({int(req_rows[i]): payload for i, payload in opened.items()})
         return sorted(opened)
