@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import tenseal as ts
@@ -18,12 +19,15 @@ from flwr.clientapp.typing import Mod
 
 from workbench.context import derive_rng
 from workbench.crypto import ckks
+from workbench.crypto import secure_sum as ss
+from workbench.fl import moments
 from workbench.fl.encrypted import from_arrays, is_encrypted
 from workbench.fl.plan import FLPlan
 from workbench.fl.site_data import SiteData, load_site
 from workbench.models.metrics import binary_metrics
 from workbench.models.model import sgd_epochs
-from workbench.models.standardize import Standardizer, moments
+from workbench.models.standardize import Standardizer
+from workbench.models.standardize import moments as feature_moments
 
 KEY_HOLDER_ROLE = "key_holder"
 
@@ -41,8 +45,22 @@ def _site(msg: Message, context: Context) -> tuple[FLPlan, str, SiteData]:
     return plan, party, data
 
 
-def _standardizer(config: ConfigRecord) -> Standardizer:
-    return Standardizer(np.asarray(config["center"], dtype=float), np.asarray(config["scale"], dtype=float))
+def _standardizer(config: ConfigRecord, plan: FLPlan, context: Context) -> tuple[Standardizer, float]:
+    """The shared standardizer and the pooled number of training rows.
+
+    Custody clients: the aggregator cannot read the pooled moments, so every message carries them encrypted and
+    the site decrypts them (once per process: the same ciphertext comes every round). Otherwise they are plain.
+    """
+    if moments.CONFIG_KEY in config:
+        chunks = tuple(cast(list[bytes], config[moments.CONFIG_KEY]))
+        return _decrypted_moments(str(context.node_config["ckks-context-path"]), chunks, len(plan.features.names()), len(plan.parties))
+    standardizer = Standardizer(np.asarray(config["center"], dtype=float), np.asarray(config["scale"], dtype=float))
+    return standardizer, float(cast(float, config.get("total-rows", 0.0)))
+
+
+@lru_cache(maxsize=4)
+def _decrypted_moments(context_path: str, chunks: tuple[bytes, ...], features: int, parties: int) -> tuple[Standardizer, float]:
+    return moments.decrypt(_ckks_context(context_path), chunks, features, parties)
 
 
 def _global_params(msg: Message, plan: FLPlan, context: Context) -> np.ndarray:
@@ -73,14 +91,26 @@ def _key_holder(msg: Message, context: Context) -> Message:
     identity = ConfigRecord({"party": str(context.node_config["party"]), "role": KEY_HOLDER_ROLE})
     if config.get("op") != "decrypt":
         return Message(content=RecordDict({"identity": identity}), reply_to=msg)
-    values = ckks.decrypt(_ckks_context(str(context.node_config["ckks-context-path"])), list(config["ckks"]), int(config["count"]))
+    secret = _ckks_context(str(context.node_config["ckks-context-path"]))
+    if "parties" in config:  # exact moments: round here, so the aggregator gets integers and no decryption noise
+        values = ss.decrypt_masked(secret, list(config["ckks"]), int(config["count"]), moments.CODEC, int(config["parties"]))
+    else:
+        values = ckks.decrypt(secret, list(config["ckks"]), int(config["count"]))
     return Message(content=RecordDict({"identity": identity, "masked": ArrayRecord({"values": _array(values)})}), reply_to=msg)
 
 
 def statistics(msg: Message, context: Context) -> Message:
-    """Count, sums and sums of squares of the training features: enough for the server to standardize."""
-    _, party, data = _site(msg, context)
-    count, sums, squares = moments(data.X_train)
+    """Count, sums and sums of squares of the training features: enough to standardize as pooled data would.
+
+    Plain aggregation sends them in the clear; CKKS aggregation encrypts them as exact fixed-point limbs.
+    """
+    plan, party, data = _site(msg, context)
+    count, sums, squares = feature_moments(data.X_train)
+    if plan.aggregation == "ckks":
+        chunks = moments.encrypt(_ckks_context(str(context.node_config["ckks-context-path"])), party, plan.features.names(),
+                                 len(plan.parties), count, sums, squares)
+        content = RecordDict({"encrypted": ConfigRecord({"ckks": chunks}), "identity": ConfigRecord({"party": party})})
+        return Message(content=content, reply_to=msg)
     content = RecordDict({
         "arrays": ArrayRecord({"sums": _array(sums), "squares": _array(squares)}),
         "metrics": MetricRecord({"num-examples": int(count)}),
@@ -93,7 +123,7 @@ def train(msg: Message, context: Context) -> Message:
     plan, party, data = _site(msg, context)
     config = msg.content["config"]
     family = plan.model.build()
-    standardizer = _standardizer(config)
+    standardizer, total_rows = _standardizer(config, plan, context)
     Z = standardizer.apply(data.X_train)
     start = _global_params(msg, plan, context)
     rng = derive_rng(plan.seed, "fl", party, f"round-{int(config['server-round'])}")
@@ -103,7 +133,7 @@ def train(msg: Message, context: Context) -> Message:
     if plan.aggregation == "ckks":
         # Weight w_k = n_k / n travels inside the ciphertext, so sites that drop out are corrected for
         # at decryption and the aggregator never learns a site's size or its update.
-        weight = len(data.y_train) / float(config["total-rows"])
+        weight = len(data.y_train) / total_rows
         if plan.key_holder:  # the key holder's view of the masked sum is bounded only for bounded values
             params = np.clip(params, -ckks.VALUE_BOUND, ckks.VALUE_BOUND)
         chunks = ckks.encrypt(_ckks_context(str(context.node_config["ckks-context-path"])), np.append(weight * params, weight))
@@ -121,7 +151,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     plan, _, data = _site(msg, context)
     family = plan.model.build()
     params = _global_params(msg, plan, context)
-    Z = _standardizer(msg.content["config"]).apply(data.X_test)
+    Z = _standardizer(msg.content["config"], plan, context)[0].apply(data.X_test)
     loss, _ = family.loss_and_grad(params, Z, data.y_test, 0.0)
     scores = binary_metrics(data.y_test, family.predict_proba(params, Z))
     metrics = {"num-examples": len(data.y_test), "eval-loss": loss}

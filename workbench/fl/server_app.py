@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import tenseal as ts
@@ -23,6 +24,8 @@ from flwr.serverapp import Grid, ServerApp
 
 from workbench.context import derive_rng
 from workbench.crypto import ckks
+from workbench.crypto import secure_sum as ss
+from workbench.fl import moments
 from workbench.fl.accounting_grid import AccountingGrid, Transfer
 from workbench.fl.encrypted import from_arrays
 from workbench.fl.errors import FederationError
@@ -33,8 +36,9 @@ from workbench.models.standardize import Standardizer
 
 @dataclass
 class FLOutcome:
-    """What the aggregator ends with. Under CKKS it holds the model only as ciphertexts: `params` stays
-    empty and `encrypted_params` ([sum w_k theta_k..., sum w_k]) is for a site to decrypt."""
+    """What the aggregator ends with. Under CKKS with custody clients it holds model and moments only as
+    ciphertexts: `params`, `center` and `scale` stay empty, and `encrypted_params` ([sum w_k theta_k..., sum w_k])
+    and `encrypted_moments` (the pooled [count, sums..., squares...] as fixed-point limbs) are for a site to decrypt."""
 
     params: list[float]
     center: list[float]
@@ -43,10 +47,12 @@ class FLOutcome:
     dropped: dict[int, list[str]]
     transfers: list[Transfer] = field(default_factory=list)
     encrypted_params: list[bytes] = field(default_factory=list)
+    encrypted_moments: list[bytes] = field(default_factory=list)
 
     def to_json(self) -> str:
         data = asdict(self)
-        data["encrypted_params"] = [base64.b64encode(chunk).decode() for chunk in data["encrypted_params"]]
+        for key in ("encrypted_params", "encrypted_moments"):
+            data[key] = [base64.b64encode(chunk).decode() for chunk in data[key]]
         return json.dumps({"outcome": data})
 
     @classmethod
@@ -54,7 +60,8 @@ class FLOutcome:
         history = {int(r): sites for r, sites in data["history"].items()}
         dropped = {int(r): sites for r, sites in data["dropped"].items()}
         return cls(data["params"], data["center"], data["scale"], history, dropped, [Transfer(**t) for t in data["transfers"]],
-                   [base64.b64decode(c) for c in data.get("encrypted_params", [])])
+                   [base64.b64decode(c) for c in data.get("encrypted_params", [])],
+                   [base64.b64decode(c) for c in data.get("encrypted_moments", [])])
 
 
 def serve(grid: Grid, plan: FLPlan, observer: RoundObserver, on_transfer: Callable[[Transfer], None],
@@ -73,10 +80,17 @@ def serve(grid: Grid, plan: FLPlan, observer: RoundObserver, on_transfer: Callab
     family = plan.model.build()
     initial = family.init_params(len(plan.features.names()), derive_rng(plan.seed, "fl", "init"))
     strategy = WorkbenchFedAvg(plan, accounting, observer, adder, unmask)
-    standardizer, rows = federated_standardizer(accounting, plan)
-    config = ConfigRecord({"plan": plan.model_dump_json(), "center": standardizer.center.tolist(), "scale": standardizer.scale.tolist()})
-    if adder is not None:
-        config["total-rows"] = rows  # sites weight their encrypted updates by n_k / n
+    pooled = federated_standardizer(accounting, plan, context)
+    config = ConfigRecord({"plan": plan.model_dump_json()})
+    if pooled.standardizer is None:  # custody clients: only the sites can read the pooled moments
+        config[moments.CONFIG_KEY] = pooled.encrypted
+        center: list[float] = []
+        scale: list[float] = []
+    else:
+        center, scale = pooled.standardizer.center.tolist(), pooled.standardizer.scale.tolist()
+        config["center"], config["scale"] = center, scale
+        if adder is not None:
+            config["total-rows"] = float(cast(float, pooled.rows))  # sites weight their encrypted updates by n_k / n
     logging.getLogger("flwr").setLevel(logging.WARNING)
     result = strategy.start(
         grid=accounting,
@@ -87,10 +101,10 @@ def serve(grid: Grid, plan: FLPlan, observer: RoundObserver, on_transfer: Callab
         evaluate_config=ConfigRecord(dict(config)),
     )
     if adder is not None and unmask is None:
-        return FLOutcome([], standardizer.center.tolist(), standardizer.scale.tolist(), strategy.history, strategy.dropped,
-                         transfers, encrypted_params=from_arrays(result.arrays))
+        return FLOutcome([], center, scale, strategy.history, strategy.dropped, transfers,
+                         encrypted_params=from_arrays(result.arrays), encrypted_moments=pooled.encrypted)
     params = result.arrays["params"].numpy()
-    return FLOutcome(params.tolist(), standardizer.center.tolist(), standardizer.scale.tolist(), strategy.history, strategy.dropped, transfers)
+    return FLOutcome(params.tolist(), center, scale, strategy.history, strategy.dropped, transfers)
 
 
 def _aggregator_context(plan: FLPlan, public_context: bytes | None) -> ts.Context | None:
@@ -109,16 +123,21 @@ def _unmasker(grid: AccountingGrid, plan: FLPlan, context: ts.Context) -> Callab
     count = plan.param_count() + 1
 
     def unmask(chunks: list[bytes]) -> np.ndarray:
-        holder = next((node for node, party in grid.parties.items() if party == plan.key_holder), None)
         masked, mask = ckks.mask(context, chunks, count)
-        request = RecordDict({"config": ConfigRecord({"op": "decrypt", "ckks": masked, "count": count})})
-        replies = [] if holder is None else list(grid.send_and_receive([Message(request, holder, "query")], timeout=plan.node_timeout))
-        if not replies or replies[0].has_error():
-            reason = replies[0].error.reason.splitlines()[0] if replies else "no answer"
-            raise FederationError(f"the key holder {plan.key_holder!r} did not decrypt the masked aggregate ({reason})")
-        return replies[0].content["masked"]["values"].numpy() - mask
+        return _key_holder_decrypts(grid, plan, ConfigRecord({"op": "decrypt", "ckks": masked, "count": count}), "aggregate") - mask
 
     return unmask
+
+
+def _key_holder_decrypts(grid: AccountingGrid, plan: FLPlan, request: ConfigRecord, what: str) -> np.ndarray:
+    """Send a masked sum to the key holder's node and return what it decrypted (still masked)."""
+    holder = next((node for node, party in grid.parties.items() if party == plan.key_holder), None)
+    message = Message(RecordDict({"config": request}), holder, "query") if holder is not None else None
+    replies = [] if message is None else list(grid.send_and_receive([message], timeout=plan.node_timeout))
+    if not replies or replies[0].has_error():
+        reason = replies[0].error.reason.splitlines()[0] if replies else "no answer"
+        raise FederationError(f"the key holder {plan.key_holder!r} did not decrypt the masked {what} ({reason})")
+    return replies[0].content["masked"]["values"].numpy()
 
 
 def _identified_replies(grid: AccountingGrid, plan: FLPlan, query: RecordDict) -> list[Message]:
@@ -139,13 +158,36 @@ def _identified_replies(grid: AccountingGrid, plan: FLPlan, query: RecordDict) -
 
 
 
-def federated_standardizer(grid: AccountingGrid, plan: FLPlan) -> tuple[Standardizer, float]:
-    """Sites send counts, sums and sums of squares; their totals standardize exactly as pooled data would."""
+@dataclass(frozen=True)
+class PooledMoments:
+    """The federated statistics as the aggregator ends with them: plain (a standardizer and the row count), or,
+    under custody clients, only `encrypted` (the sites' summed moments, which the sites decrypt)."""
+
+    standardizer: Standardizer | None
+    rows: float | None
+    encrypted: list[bytes] = field(default_factory=list)
+
+
+def federated_standardizer(grid: AccountingGrid, plan: FLPlan, context: ts.Context | None = None) -> PooledMoments:
+    """Sites send counts, sums and sums of squares; their totals standardize exactly as pooled data would.
+
+    Under CKKS (`context` is the aggregator's, without the secret key) the moments arrive encrypted and are only
+    added here; custody key_holder then decrypts the masked total through the key holder.
+    """
     good = _identified_replies(grid, plan, RecordDict({"config": ConfigRecord({"plan": plan.model_dump_json()})}))
-    count = sum(float(r.content["metrics"]["num-examples"]) for r in good)
-    sums = np.sum([r.content["arrays"]["sums"].numpy() for r in good], axis=0)
-    squares = np.sum([r.content["arrays"]["squares"].numpy() for r in good], axis=0)
-    return Standardizer.from_moments(count, sums, squares), count
+    if context is None:
+        count = sum(float(r.content["metrics"]["num-examples"]) for r in good)
+        sums = np.sum([r.content["arrays"]["sums"].numpy() for r in good], axis=0)
+        squares = np.sum([r.content["arrays"]["squares"].numpy() for r in good], axis=0)
+        return PooledMoments(Standardizer.from_moments(count, sums, squares), count)
+    total = ckks.add(context, [list(cast(list[bytes], r.content["encrypted"]["ckks"])) for r in good])
+    if plan.key_holder is None:
+        return PooledMoments(None, None, total)
+    features, sites = len(plan.features.names()), len(good)
+    masked = ss.mask(context, total, 1 + 2 * features, moments.CODEC, sites)
+    request = ConfigRecord({"op": "decrypt", "ckks": masked.chunks, "count": len(masked.mask), "parties": sites})
+    seen = _key_holder_decrypts(grid, plan, request, "feature moments")
+    return PooledMoments(*moments.standardizer(ss.unmask(seen.astype(np.int64), masked, moments.CODEC, sites), features))
 
 
 # --- the Flower ServerApp, for the simulation and deployment runtimes -----------------------------

@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 
 from workbench.context import StepContext
 from workbench.crypto import ckks
+from workbench.fl import moments
 from workbench.fl.accounting_grid import Transfer
 from workbench.fl.plan import FLPlan
 from workbench.fl.runtimes import DeploymentSettings, RuntimeName, run_federated
@@ -118,11 +119,12 @@ class FLTrain(Step[FLTrainParams]):
         })
 
     def _final_model(self, ctx: StepContext, plan: FLPlan, outcome: FLOutcome, site: str) -> tuple[Standardizer, np.ndarray]:
-        """Plain: what the aggregator holds. CKKS: a site decrypts the final aggregate (the aggregator cannot)."""
-        standardizer = Standardizer(np.asarray(outcome.center), np.asarray(outcome.scale))
-        if plan.aggregation == "none" or plan.key_holder:  # custody key_holder: the aggregator ends with the plain aggregate
-            return standardizer, np.asarray(outcome.params)
+        """Plain: what the aggregator holds. CKKS, custody clients: a site decrypts the final aggregate and the pooled
+        feature moments (the aggregator can read neither); custody key_holder: the aggregator ends with both in the clear."""
+        if plan.aggregation == "none" or plan.key_holder:
+            return Standardizer(np.asarray(outcome.center), np.asarray(outcome.scale)), np.asarray(outcome.params)
         secret = ckks.load_context(ctx.store(site).get(ckks.SECRET_ITEM))
+        standardizer, _ = moments.decrypt(secret, outcome.encrypted_moments, len(plan.features.names()), len(plan.parties))
         values = ckks.decrypt(secret, outcome.encrypted_params, plan.param_count() + 1)
         return standardizer, values[:-1] / values[-1]
 
@@ -151,13 +153,17 @@ class FLTrain(Step[FLTrainParams]):
         rounds = sorted(summary["rounds"], key=int)
         sites = sorted({site for r in rounds for site in summary["rounds"][r]})
         if summary["update_protection"] == "ckks":
-            custody = ("the key holder decrypted only masked sums, so the aggregator saw the aggregate model but no site's update"
-                       if summary.get("custody") == "key_holder" else "the aggregator never saw a site's update or the aggregate model")
-            protection = (f"Model updates travelled CKKS-encrypted (protection: ckks): the aggregator '{server}' added "
-                          f"ciphertexts with a context holding no secret key; {custody}. "
+            if summary.get("custody") == "key_holder":
+                custody = ("the key holder decrypted only masked sums, so the aggregator saw the aggregate model and the pooled "
+                           "feature means and deviations, but no site's update or statistics")
+            else:
+                custody = ("the aggregator never saw a site's update or statistics, the aggregate model or the pooled feature "
+                           "means and deviations (the sites decrypted those themselves)")
+            protection = (f"Model updates travelled CKKS-encrypted (protection: ckks), and so did each site's feature counts, "
+                          f"sums and sums of squares for standardization (as exact fixed-point sums): the aggregator '{server}' "
+                          f"added ciphertexts with a context holding no secret key; {custody}. "
                           f"Update messages were {summary['ciphertext_expansion']:.2f}x the float32 bytes of their values. "
-                          "Still in the clear: each site's feature counts, sums and sums of squares (for standardization), "
-                          "and its training and held-out losses and AUCs.")
+                          "Still in the clear: each site's training and held-out losses and AUCs, and its number of held-out rows.")
         else:
             protection = (f"Model updates travelled in the clear (protection: {summary['update_protection']}): the aggregator "
                           f"'{server}' saw each site's update in every round.")
