@@ -1,28 +1,36 @@
 """Cost of CKKS aggregation next to plaintext aggregation, measured in the same run.
 
-    python benchmarks/he.py [--sizes 1e3,1e4,1e5,1e6] [--clients 3,10] [--flagship-rounds 150]
+    python benchmarks/he.py [--sizes 1e3,1e4,1e5,1e6] [--clients 3,10] [--flagship-rounds 150] [--repeats 3]
 
 Per size and client count: each client's encryption time, the aggregator's
 time to add all ciphertexts, one decryption, the bytes a client sends, the
 expansion over float32, and the same weighted sum done in plaintext numpy.
-Then the flagship recipe's whole-run wall time with `aggregation: ckks` over
-`aggregation: none`.
+
+Then the flagship's federated part (its split, fl_train and evaluate steps on
+the hospitals' own table, without the linkage before them) run whole with
+`aggregation: none` and with `ckks` under both custodies: wall time of the
+whole run and of the fl_train step. The three runs alternate `--repeats`
+times after a warm-up, so the machine's load falls on all of them alike; each
+ratio is the median of the ratios within a repetition.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import yaml
 from rich.console import Console
 from rich.table import Table
 
 from workbench import variants
 from workbench.crypto import ckks
-from workbench.recipe import load_recipe
+from workbench.recipe import Recipe, load_recipe, parse_recipe
 from workbench.runner import run_recipe
 
 FLAGSHIP = Path(__file__).parents[1] / "recipes" / "flagship.yaml"
@@ -62,18 +70,63 @@ def primitives(sizes: list[int], client_counts: list[int], console: Console) -> 
     console.print(table)
 
 
-def flagship(rounds: int, console: Console) -> None:
-    index = next(i for i, step in enumerate(load_recipe(FLAGSHIP).steps) if step.kind == "fl_train")
-    plain = load_recipe(FLAGSHIP, [f"steps[{index}].params.rounds={rounds}"])
-    encrypted = variants.encrypted(plain)
+def federated_part(rounds: int) -> Recipe:
+    """The flagship's split → fl_train → evaluate on each hospital's own table, as the chain stood before linkage.
+
+    Linkage is timed in benchmarks/psi.py; here it would only dilute the ratio. A table made by a psi_link step
+    is replaced by the requester's table it came from, and the features the link adds (payload, `matched`) are
+    dropped. Only the first fl_train is kept, with plain aggregation; `variants.encrypted` derives the others.
+    """
+    raw: dict[str, Any] = yaml.safe_load(load_recipe(FLAGSHIP).to_yaml())
+    links = {step["params"]["into"]: step["params"] for step in raw["steps"] if step["kind"] == "psi_link"}
+    kinds = ("split", "fl_train", "evaluate")
+    steps = [next(step for step in raw["steps"] if step["kind"] == kind) for kind in kinds]
+    for step in steps:
+        step.pop("at", None)
+        params = step["params"]
+        link = links.get(params["table"])
+        if link:
+            params["table"] = link["requester"]["table"]
+            added = {*link.get("payload_columns", []), "matched"}
+            features = params.get("features", {})
+            features["numeric"] = [column for column in features.get("numeric", []) if column not in added]
+            features["fill_missing"] = {column: value for column, value in features.get("fill_missing", {}).items() if column not in added}
+    fl, evaluate = steps[1]["params"], steps[2]["params"]
+    fl.update(rounds=rounds, aggregation="none")
+    evaluate["models"] = [fl.get("save_as", "federated")]
+    raw["steps"] = steps
+    raw["parties"] = {name: party for name, party in raw["parties"].items() if party["role"] != "key_holder"}  # encrypted() adds it
+    return parse_recipe(yaml.safe_dump(raw, sort_keys=False))
+
+
+def timed_run(recipe: Recipe, out_dir: Path) -> tuple[float, float]:
+    """Whole-run wall time and the fl_train step's own time (from the run's manifest)."""
+    result, seconds = timed(run_recipe, recipe, out_dir)
+    step = recipe.step_names()[next(i for i, spec in enumerate(recipe.steps) if spec.kind == "fl_train")]
+    return seconds, float(result.manifest["timings_seconds"][step])
+
+
+def flagship(rounds: int, repeats: int, console: Console) -> None:
+    plain = federated_part(rounds)
+    variants_ = {"none": plain, "ckks, custody clients": variants.encrypted(plain, "clients"),
+                 "ckks, custody key_holder": variants.encrypted(plain, "key_holder")}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants_}
     with tempfile.TemporaryDirectory() as scratch:
-        run_recipe(plain, Path(scratch) / "warm-up")  # imports and caches, paid by neither side
-        _, plain_seconds = timed(run_recipe, plain, Path(scratch) / "none")
-        _, ckks_seconds = timed(run_recipe, encrypted, Path(scratch) / "ckks")
-    table = Table(title=f"Flagship recipe, whole run, {rounds} federated rounds, embedded runtime")
-    for column in ("aggregation: none (s)", "aggregation: ckks (s)", "ckks / none"):
+        for name, recipe in variants_.items():  # imports, caches and TenSEAL's first contexts, paid by no side
+            run_recipe(recipe, Path(scratch) / f"warm-up-{len(times[name])}-{name}")
+        for repeat in range(repeats):
+            for index, (name, recipe) in enumerate(variants_.items()):
+                times[name].append(timed_run(recipe, Path(scratch) / f"{repeat}-{index}"))
+    table = Table(title=f"Flagship federated part (split → fl_train → evaluate), {rounds} rounds, embedded runtime, "
+                        f"median of {repeats} alternating runs")
+    for column in ("aggregation", "whole run s", "fl_train s", "whole run × none", "fl_train × none"):
         table.add_column(column, justify="right")
-    table.add_row(f"{plain_seconds:.2f}", f"{ckks_seconds:.2f}", f"{ckks_seconds / plain_seconds:.2f}")
+    for name, samples in times.items():
+        whole = statistics.median(run for run, _ in samples)
+        step = statistics.median(fl for _, fl in samples)
+        ratios = [(run / base_run, fl / base_fl) for (run, fl), (base_run, base_fl) in zip(samples, times["none"])]
+        table.add_row(name, f"{whole:.2f}", f"{step:.2f}", f"{statistics.median(r for r, _ in ratios):.2f}",
+                      f"{statistics.median(f for _, f in ratios):.2f}")
     console.print(table)
 
 
@@ -82,10 +135,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="1e3,1e4,1e5,1e6")
     parser.add_argument("--clients", default="3,10")
     parser.add_argument("--flagship-rounds", type=int, default=150)
+    parser.add_argument("--repeats", type=int, default=3, help="alternating runs of the flagship's federated part per aggregation")
     args = parser.parse_args()
     console = Console(width=180)
     primitives([int(float(s)) for s in args.sizes.split(",")], [int(c) for c in args.clients.split(",")], console)
-    flagship(args.flagship_rounds, console)
+    flagship(args.flagship_rounds, args.repeats, console)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def test_damaged_ciphertexts_are_refused_clearly(keys: tuple[object, object]) ->
     chunk = ckks.encrypt(secret, np.ones(10))[0]
     flipped = bytearray(chunk)
     flipped[len(flipped) // 2] ^= 0xFF
-    for damaged, what in ((chunk[: len(chunk) // 3], "truncated"), (bytes(flipped), "tampered")):
+    for damaged in (chunk[: len(chunk) // 3], bytes(flipped)):  # truncated, tampered
         with pytest.raises(ckks.CKKSError, match="not a valid ciphertext .*tampered or truncated"):
             ckks.add(keyless, [[chunk], [damaged]])
     with pytest.raises(ckks.CKKSError, match="different numbers of ciphertexts"):
@@ -57,3 +57,15 @@ def test_expansion_is_under_eight_for_full_ciphertexts(keys: tuple[object, objec
     secret, _ = keys
     values = np.random.default_rng(1).normal(0, 1, 2048 * 8)
     assert ckks.expansion(ckks.encrypt(secret, values), len(values)) < 8
+
+
+def test_secret_key_encryptions_add_with_public_key_ones(keys: tuple[object, object]) -> None:
+    """Sites holding the secret key (custody clients) encrypt with it; with only the public key (custody key_holder) with that."""
+    secret, keyless = keys
+    public = ckks.load_context(ckks.context_bytes(secret, secret=False))
+    kept = ckks.context_bytes(secret, secret=True)
+    rng = np.random.default_rng(2)
+    a, b = rng.uniform(-1, 1, 3000), rng.uniform(-1, 1, 3000)
+    total = ckks.add(keyless, [ckks.encrypt(secret, a), ckks.encrypt(public, b), ckks.encrypt(secret, b)])
+    assert np.abs(ckks.decrypt(secret, total, 3000) - (a + 2 * b)).max() < 1e-6
+    assert ckks.context_bytes(secret, secret=True) == kept, "encrypting leaves the context and its keys as they were"

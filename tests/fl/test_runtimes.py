@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
+from flwr.app import Array, ArrayRecord, Message, RecordDict
+from flwr.common.constant import FLWR_PRIVATE_MAX_ARRAY_CHUNK_SIZE
+from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
+from flwr.supercore.inflatable.inflatable_utils import inflate_object_from_contents
 
+from workbench.crypto.ckks import CKKSError
 from workbench.fl.accounting_grid import Transfer
 from workbench.fl.client_app import app as client_app
-from workbench.fl.embedded_grid import EmbeddedGrid, identity
+from workbench.fl.embedded_grid import EmbeddedGrid, _wire_copy, identity
+from workbench.fl.encrypted import from_arrays, to_arrays
 from workbench.fl.errors import FederationError
 from workbench.fl.plan import FLPlan
 from workbench.fl.runtimes import run_embedded
@@ -97,3 +104,22 @@ def test_fraction_train_samples_the_same_sites_every_time(site_configs: list[dic
     first = trained(plan)
     assert first == trained(plan) and len(first) == 5
     assert len({tuple(r) for r in first}) > 1, "different sites are sampled in different rounds"
+
+
+def test_ciphertexts_cross_flowers_wire_byte_for_byte() -> None:
+    """The encrypted aggregate rides as raw bytes: through the embedded grid's protobuf copy and through the object
+    tree a SuperLink moves (one ciphertext larger than Flower's array chunk), it arrives unchanged."""
+    chunks = [os.urandom(FLWR_PRIVATE_MAX_ARRAY_CHUNK_SIZE + 1), os.urandom(55_000)]
+    record = to_arrays(chunks)
+    with identity(node_id=1):
+        message = Message(RecordDict({"arrays": record}), 1001, "train", group_id="1")
+    assert from_arrays(_wire_copy(message).content.array_records["arrays"]) == chunks
+    contents = {object_id: obj.deflate() for object_id, obj in get_all_nested_objects(record).items()}
+    assert len(contents) > 3, "chunked as in deployment"
+    inflated = inflate_object_from_contents(record.object_id, contents)
+    assert isinstance(inflated, ArrayRecord) and from_arrays(inflated) == chunks
+
+
+def test_an_array_that_is_not_a_ciphertext_is_refused() -> None:
+    with pytest.raises(CKKSError, match="serialization type 'numpy.ndarray', not a ciphertext"):
+        from_arrays(ArrayRecord({"ckks-00000": Array(np.zeros(3))}))

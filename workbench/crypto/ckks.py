@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -129,10 +130,34 @@ def fingerprint(data: bytes) -> str:
 
 
 def encrypt(context: ts.Context, values: np.ndarray) -> list[bytes]:
-    """One ciphertext per N/2 values."""
+    """One ciphertext per N/2 values: under the secret key when the context holds it, else under the public key.
+
+    Secret-key (symmetric) RLWE encryption rests on the same assumption with the same parameters as
+    public-key encryption, adds less fresh noise (no u·e term) and takes half the time in SEAL
+    (0.7 vs 1.5 ms at N=4096; benchmarks/he.py); its ciphertexts are ordinary ones that add and
+    decrypt alike. Whoever holds the secret key gains nothing from the public-key path.
+    """
+    encryptor = _symmetric(context) if context.is_private() else context
     slots = _slots(context)
     values = np.asarray(values, dtype=np.float64)
-    return [ts.ckks_vector(context, values[start : start + slots]).serialize() for start in range(0, max(len(values), 1), slots)]
+    return [ts.ckks_vector(encryptor, values[start : start + slots]).serialize() for start in range(0, max(len(values), 1), slots)]
+
+
+_SYMMETRIC_TWINS: weakref.WeakKeyDictionary[ts.Context, ts.Context] = weakref.WeakKeyDictionary()
+_ENCRYPTION_TYPE_FIELD = bytes([4 << 3, int(ts.ENCRYPTION_TYPE.SYMMETRIC.value)])
+"""TenSEALContextProto's `encryption_type = 4` set to SYMMETRIC. TenSEAL fixes the encryption type when a context
+is made; a protobuf parser keeps the last value of a repeated singular field, so appending this to a serialized
+context turns the same keys into a secret-key encryptor."""
+
+
+def _symmetric(context: ts.Context) -> ts.Context:
+    """The same keys and scale as `context` (which holds the secret key), encrypting with the secret key; made once."""
+    twin = _SYMMETRIC_TWINS.get(context)
+    if twin is None:
+        twin = load_context(context_bytes(context, secret=True, public_key=False) + _ENCRYPTION_TYPE_FIELD)
+        twin.global_scale = context.global_scale
+        _SYMMETRIC_TWINS[context] = twin
+    return twin
 
 
 def _slots(context: ts.Context) -> int:
