@@ -101,7 +101,7 @@ def mask(context: ts.Context, chunks: Sequence[bytes], length: int) -> tuple[lis
     knows the recipe must not be able to recompute it.
     """
     values = np.random.default_rng(secrets.randbits(128)).uniform(-(2.0**MASK_BITS), 2.0**MASK_BITS, length)
-    return add(context, [list(chunks), encrypt(context, values)]), values
+    return [total.serialize() for total in _sum(context, [list(chunks), _encrypt(context, values)])], values  # mask never serialized
 
 
 def secret_context(params: CKKSParams) -> ts.Context:
@@ -137,10 +137,14 @@ def encrypt(context: ts.Context, values: np.ndarray) -> list[bytes]:
     (0.7 vs 1.5 ms at N=4096; benchmarks/he.py); its ciphertexts are ordinary ones that add and
     decrypt alike. Whoever holds the secret key gains nothing from the public-key path.
     """
+    return [vector.serialize() for vector in _encrypt(context, values)]
+
+
+def _encrypt(context: ts.Context, values: np.ndarray) -> list[ts.CKKSVector]:
     encryptor = _symmetric(context) if context.is_private() else context
     slots = _slots(context)
     values = np.asarray(values, dtype=np.float64)
-    return [ts.ckks_vector(encryptor, values[start : start + slots]).serialize() for start in range(0, max(len(values), 1), slots)]
+    return [ts.ckks_vector(encryptor, values[start : start + slots]) for start in range(0, max(len(values), 1), slots)]
 
 
 _SYMMETRIC_TWINS: weakref.WeakKeyDictionary[ts.Context, ts.Context] = weakref.WeakKeyDictionary()
@@ -166,6 +170,11 @@ def _slots(context: ts.Context) -> int:
 
 def add(context: ts.Context, updates: Sequence[Sequence[bytes]]) -> list[bytes]:
     """Element-wise sum of several encrypted vectors; needs no key at all."""
+    return [total.serialize() for total in _sum(context, updates)]
+
+
+def _sum(context: ts.Context, updates: Sequence[Sequence[bytes | ts.CKKSVector]]) -> list[ts.CKKSVector]:
+    """Serialized ciphertexts are loaded, vectors taken as they are; the first update's are summed into in place."""
     if not updates:
         raise CKKSError("nothing to add")
     lengths = {len(update) for update in updates}
@@ -178,7 +187,7 @@ def add(context: ts.Context, updates: Sequence[Sequence[bytes]]) -> list[bytes]:
                 totals[i] += _vector(context, chunk, f"update {u}, ciphertext {i}")
             except ValueError as error:
                 raise CKKSError(f"update {u}, ciphertext {i} cannot be added ({error}); was it encrypted under another key?") from None
-    return [total.serialize() for total in totals]
+    return totals
 
 
 def decrypt(context: ts.Context, chunks: Sequence[bytes], length: int) -> np.ndarray:
@@ -188,7 +197,9 @@ def decrypt(context: ts.Context, chunks: Sequence[bytes], length: int) -> np.nda
     return values[:length]
 
 
-def _vector(context: ts.Context, chunk: bytes, what: str) -> ts.CKKSVector:
+def _vector(context: ts.Context, chunk: bytes | ts.CKKSVector, what: str) -> ts.CKKSVector:
+    if isinstance(chunk, ts.CKKSVector):
+        return chunk
     try:
         return ts.ckks_vector_from(context, chunk)
     except Exception as error:
