@@ -1,4 +1,4 @@
-"""Shared fixtures: the shipped recipes and one flagship run reused by read-only tests."""
+"""Shared fixtures: the shipped recipes, one full flagship run and one light one, reused by read-only tests."""
 
 from __future__ import annotations
 
@@ -11,6 +11,14 @@ from workbench.runner import RunResult, run_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
+LIGHT_ROUNDS = 15
+LIGHT_VENDOR_ONLY_PEOPLE = 1000
+
+
+def light_overrides(recipe: Recipe) -> list[str]:
+    """The same pipeline at a fraction of the cost: fewer vendor-only people to link against, fewer rounds."""
+    rounds = [f"steps[{i}].params.rounds={LIGHT_ROUNDS}" for i, step in enumerate(recipe.steps) if step.kind == "fl_train"]
+    return [f"datasets.cohort.vendor_only_people={LIGHT_VENDOR_ONLY_PEOPLE}", *rounds]
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +35,22 @@ def flagship(flagship_path: Path) -> Recipe:
 def flagship_run(flagship: Recipe, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
     """One flagship run for tests that only read its outputs."""
     return run_recipe(flagship, tmp_path_factory.mktemp("flagship") / "run", base_dir=RECIPES)
+
+
+@pytest.fixture(scope="session")
+def light_flagship(flagship_path: Path, flagship: Recipe) -> Recipe:
+    return load_recipe(flagship_path, light_overrides(flagship))
+
+
+@pytest.fixture(scope="session")
+def light_flagship_path(light_flagship: Recipe, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The light flagship as a recipe file, for tests that go through the command line or a notebook."""
+    path = tmp_path_factory.mktemp("light") / "flagship.yaml"
+    path.write_text(light_flagship.to_yaml())
+    return path
+
+
+@pytest.fixture(scope="session")
+def light_flagship_run(light_flagship: Recipe, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    """The flagship with every step, plain and encrypted training side by side, in a fraction of the time."""
+    return run_recipe(light_flagship, tmp_path_factory.mktemp("light-flagship") / "run", base_dir=RECIPES)

@@ -10,8 +10,10 @@ from pathlib import Path
 import polars as pl
 from typer.testing import CliRunner
 
+from tests.conftest import light_overrides
 from tests.test_recipe import THREE_PROBLEMS
 from workbench.cli import app
+from workbench.recipe import Recipe
 
 runner = CliRunner()
 
@@ -39,10 +41,11 @@ def test_schema_is_json_schema() -> None:
     assert schema["title"] == "Recipe" and "steps" in schema["required"]
 
 
-def test_run_with_overrides_writes_the_run_directory(flagship_path: Path, tmp_path: Path) -> None:
+def test_run_with_overrides_writes_the_run_directory(flagship_path: Path, flagship: Recipe, tmp_path: Path) -> None:
     out = tmp_path / "run"
+    light = [option for override in light_overrides(flagship) for option in ("--set", override)]
     result = runner.invoke(app, ["run", str(flagship_path), "--out", str(out), "--seed", "3",
-                                 "--set", "steps[1].params.model.l2=0.1"])
+                                 "--set", "steps[2].params.model.l2=0.1", *light])
     assert result.exit_code == 0, result.output
     assert "Held-out performance per site" in result.output and "general_hospital" in result.output
     as_run = (out / "recipe.yaml").read_text()
@@ -66,10 +69,10 @@ def test_data_generate_keeps_ground_truth_apart(tmp_path: Path) -> None:
     assert not any("person_key" in frame.columns for name, frame in parts.items() if name != "vendor")
 
 
-def test_installed_command_runs_the_flagship(flagship_path: Path, tmp_path: Path) -> None:
+def test_installed_command_runs_the_flagship(light_flagship_path: Path, tmp_path: Path) -> None:
     """The real entry point in a fresh process, as a user or CI would call it."""
     command = Path(sys.executable).with_name("workbench")
-    done = subprocess.run([str(command), "run", str(flagship_path), "--out", str(tmp_path / "run")],
+    done = subprocess.run([str(command), "run", str(light_flagship_path), "--out", str(tmp_path / "run")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "run directory" in done.stdout

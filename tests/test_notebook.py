@@ -10,6 +10,7 @@ import nbformat
 import pytest
 from typer.testing import CliRunner
 
+from tests.reproducibility import assert_same_ledger, assert_same_metrics
 from workbench.cli import app
 from workbench.notebook import (
     HEADER_TAG,
@@ -23,13 +24,11 @@ from workbench.notebook import (
     recipe_to_notebook,
     write_recipe_notebook,
 )
-from workbench.recipe import RecipeError, load_recipe
+from workbench.recipe import Recipe, RecipeError, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE_FILES = sorted((ROOT / "recipes").glob("*.yaml"))
 TUTORIALS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-SAME_FILES = ("metrics.json", "recipe.yaml", "ledger.jsonl")
-"""Run-directory files that must be byte-identical; events and manifest carry timings, the report shows them."""
 
 
 def _tags(notebook: nbformat.NotebookNode) -> list[list[str]]:
@@ -78,12 +77,13 @@ def test_a_step_cell_that_is_no_longer_a_literal_is_named(flagship) -> None:
 
 def test_a_bad_value_in_a_step_cell_is_reported_with_its_cell_and_path(flagship) -> None:
     notebook = recipe_to_notebook(flagship)
-    number, cell = next((n, c) for n, c in enumerate(notebook.cells, start=1) if STEP_TAG in c.metadata.get("tags", []))
+    step_cells = [(n, c) for n, c in enumerate(notebook.cells, start=1) if STEP_TAG in c.metadata.get("tags", [])]
+    index, (number, cell) = next((i, nc) for i, nc in enumerate(step_cells) if "test_fraction: 0.3" in nc[1].source)
     cell.source = cell.source.replace("test_fraction: 0.3", "test_fraction: 3")
     with pytest.raises(RecipeError) as caught:
         notebook_to_recipe(notebook, "demo.ipynb")
     problem = caught.value.problems[0]
-    assert problem.path == "steps[0].params.test_fraction" and f"(cell {number})" in problem.message
+    assert problem.path == f"steps[{index}].params.test_fraction" and f"(cell {number})" in problem.message
 
 
 def test_a_notebook_without_a_recipe_cell_is_refused_by_name() -> None:
@@ -91,15 +91,18 @@ def test_a_notebook_without_a_recipe_cell_is_refused_by_name() -> None:
         notebook_to_recipe(nbformat.v4.new_notebook(), "plain.ipynb")
 
 
-def test_the_notebook_run_headless_writes_the_same_run_directory_as_workbench_run(tmp_path: Path, flagship_path: Path, flagship) -> None:
+def test_the_notebook_run_headless_writes_the_same_run_directory_as_workbench_run(tmp_path: Path, light_flagship_path: Path,
+                                                                                  light_flagship: Recipe) -> None:
     cli_out = tmp_path / "cli-run"
-    subprocess.run([sys.executable, "-m", "workbench", "run", str(flagship_path), "--out", str(cli_out)], check=True, capture_output=True)
-    notebook_path = write_recipe_notebook(flagship, flagship_path, tmp_path / "nb" / "flagship.ipynb")
+    subprocess.run([sys.executable, "-m", "workbench", "run", str(light_flagship_path), "--out", str(cli_out)], check=True,
+                   capture_output=True)
+    notebook_path = write_recipe_notebook(light_flagship, light_flagship_path, tmp_path / "nb" / "flagship.ipynb")
     executed = execute_notebook(notebook_path, {"out_dir": "nb-run"})
     nb_out = tmp_path / "nb" / "nb-run"
     assert sorted(p.name for p in nb_out.iterdir()) == sorted(p.name for p in cli_out.iterdir())
-    for name in SAME_FILES:
-        assert (nb_out / name).read_bytes() == (cli_out / name).read_bytes(), name
+    assert (nb_out / "recipe.yaml").read_bytes() == (cli_out / "recipe.yaml").read_bytes()
+    assert_same_metrics(nb_out / "metrics.json", cli_out / "metrics.json", light_flagship)
+    assert_same_ledger(nb_out / "ledger.jsonl", cli_out / "ledger.jsonl", light_flagship)
     outputs = [o for cell in executed.cells for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     widget_views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]

@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from workbench.context import StepContext
+from workbench.ledger import Protection
 from workbench.parties import COORDINATOR, MissingItemError, PartyBoundaryError, PartyStore, Role, ScopedParties
 from workbench.recipe import Recipe, parse_recipe
 from workbench.runner import RunError, RunResult, run_recipe
@@ -37,8 +39,10 @@ def peek_registered() -> Iterator[None]:
 
 
 def _with_peek(flagship_path: Path, target: str) -> Recipe:
-    text = flagship_path.read_text() + f"\n  - kind: peek\n    at: [county_hospital]\n    params: {{target: {target}}}\n"
-    return parse_recipe(text)
+    """The flagship with a peeking step first, so the run stops before any real work."""
+    raw = yaml.safe_load(flagship_path.read_text())
+    raw["steps"].insert(0, {"kind": "peek", "at": ["county_hospital"], "params": {"target": target}})
+    return parse_recipe(yaml.safe_dump(raw, sort_keys=False))
 
 
 def test_a_step_cannot_read_another_partys_store(peek_registered: None, flagship_path: Path, tmp_path: Path) -> None:
@@ -64,9 +68,9 @@ def test_scoped_view_lists_only_allowed_parties() -> None:
 
 def test_each_party_holds_only_its_own_part(flagship_run: RunResult) -> None:
     stores = flagship_run.stores
-    assert set(stores["general_hospital"].tables()) == {"ehr"}
+    assert set(stores["general_hospital"].tables()) == {"ehr", "linked"}
     assert set(stores["vendor"].tables()) == {"vitals"}
-    assert stores["aggregator"].tables() == {}
+    assert stores["aggregator"].tables() == {} and stores["key_holder"].tables() == {}
     sizes = {name: fp["rows"] for name, fp in flagship_run.manifest["data"].items()}
     assert {name: store.tables().get("ehr", store.tables().get("vitals")).height
             for name, store in stores.items() if store.tables()} == sizes
@@ -79,11 +83,16 @@ def test_ground_truth_never_enters_a_store(flagship_run: RunResult) -> None:
             assert not {"hospital", "frailty", "noise"} & set(table.columns), (store.name, name)
 
 
-def test_only_the_declared_oracle_moves_rows(flagship_run: RunResult) -> None:
-    """The pooled oracle is declared in the recipe; nothing else in the flagship moves row-level data."""
+def test_only_the_declared_oracle_moves_rows_in_the_clear(flagship_run: RunResult) -> None:
+    """The pooled oracle is declared in the recipe; linkage moves per-record messages, but only blinded ones."""
     row_level = [m for m in flagship_run.ledger.messages if m.row_level]
-    assert {(m.step, m.receiver, m.kind) for m in row_level} == {("pooled_train", "oracle", "oracle.training_rows")}
-    assert {m.sender for m in row_level} == {"general_hospital", "county_hospital", "trauma_center"}
+    clear = [m for m in row_level if m.protection is Protection.NONE]
+    assert {(m.step, m.receiver, m.kind) for m in clear} == {("pooled_train", "oracle", "oracle.training_rows")}
+    assert {m.sender for m in clear} == {"general_hospital", "county_hospital", "trauma_center"}
+    blinded = [m for m in row_level if m.protection is not Protection.NONE]
+    assert {(m.step, m.protection) for m in blinded} == {("link", Protection.BLINDED)}
+    assert {frozenset((m.sender, m.receiver)) for m in blinded} == {
+        frozenset((site, "vendor")) for site in ("general_hospital", "county_hospital", "trauma_center")}
 
 
 def test_baseline_steps_send_only_summaries_to_the_coordinator(flagship_run: RunResult) -> None:

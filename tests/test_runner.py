@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import RECIPES
+from tests.reproducibility import assert_same_ledger, assert_same_metrics, fresh_randomness_steps
 from workbench.events import Event, MessageSent, RunFinished, RunStarted, StepFinished, StepStarted
-from workbench.recipe import Recipe, parse_recipe
+from workbench.recipe import Recipe, load_recipe, parse_recipe
 from workbench.runner import RunError, RunResult, run_recipe
 
 RUN_FILES = {"recipe.yaml", "manifest.json", "ledger.jsonl", "metrics.json", "report.html", "events.jsonl"}
@@ -23,28 +25,38 @@ def test_recipe_as_run_reloads_to_the_same_hash(flagship_run: RunResult, flagshi
     assert again.hash() == flagship.hash() == flagship_run.manifest["recipe"]["hash"]
 
 
-def test_manifest_records_data_packages_and_seed(flagship_run: RunResult) -> None:
+def test_manifest_records_data_packages_and_seed(flagship_run: RunResult, flagship: Recipe) -> None:
     manifest = json.loads((flagship_run.out_dir / "manifest.json").read_text())
     assert manifest["seeds"]["recipe"] == 7
     assert set(manifest["data"]) == {"general_hospital", "county_hospital", "trauma_center", "vendor"}
     assert all(len(fp["sha256"]) == 64 and fp["rows"] > 0 for fp in manifest["data"].values())
     assert {"ppml-workbench", "numpy", "polars", "pydantic"} <= set(manifest["packages"])
     assert manifest["ledger"]["bytes"] == flagship_run.ledger.total_bytes()
-    assert set(manifest["timings_seconds"]) == {"split", "local_train", "pooled_train", "fl_train", "evaluate"}
+    assert set(manifest["timings_seconds"]) == set(flagship.step_names())
 
 
 def test_metrics_hold_what_each_site_published(flagship_run: RunResult) -> None:
     evaluate = flagship_run.metrics["steps"]["evaluate"]
     assert set(evaluate) == {"general_hospital", "county_hospital", "trauma_center"}
-    for site in evaluate.values():
-        assert 0.5 < site["local"]["auc"] <= 1.0
+    for site in evaluate.values():  # a small site alone may score below chance on a few positives; together they do not
+        assert 0.0 <= site["local"]["auc"] <= 1.0 and 0.5 < site["federated"]["auc"] <= 1.0
         assert 0.0 <= site["local"]["brier"] < 0.25
 
 
-def test_same_recipe_and_seed_give_identical_metrics(flagship: Recipe, flagship_run: RunResult, tmp_path: Path) -> None:
-    again = run_recipe(flagship, tmp_path / "again", base_dir=Path("recipes"))
-    assert (again.out_dir / "metrics.json").read_bytes() == (flagship_run.out_dir / "metrics.json").read_bytes()
-    assert again.manifest["data"] == flagship_run.manifest["data"]
+def test_same_recipe_and_seed_give_the_same_metrics_and_ledger(light_flagship: Recipe, light_flagship_run: RunResult, tmp_path: Path) -> None:
+    again = run_recipe(light_flagship, tmp_path / "again", base_dir=Path("recipes"))
+    assert_same_metrics(again.out_dir / "metrics.json", light_flagship_run.out_dir / "metrics.json", light_flagship)
+    assert_same_ledger(again.out_dir / "ledger.jsonl", light_flagship_run.out_dir / "ledger.jsonl", light_flagship)
+    assert again.manifest["data"] == light_flagship_run.manifest["data"]
+
+
+def test_a_plain_recipe_repeats_bit_for_bit(tmp_path: Path) -> None:
+    """Without PSI or CKKS nothing draws fresh randomness: metrics and ledger are byte-identical."""
+    recipe = load_recipe(RECIPES / "uci_heart.yaml")
+    assert not fresh_randomness_steps(recipe)
+    first, second = (run_recipe(recipe, tmp_path / name, base_dir=RECIPES) for name in ("first", "second"))
+    for name in ("metrics.json", "ledger.jsonl"):
+        assert (first.out_dir / name).read_bytes() == (second.out_dir / name).read_bytes(), name
 
 
 def test_another_seed_gives_other_metrics(flagship_path: Path, flagship_run: RunResult, tmp_path: Path) -> None:
@@ -55,13 +67,13 @@ def test_another_seed_gives_other_metrics(flagship_path: Path, flagship_run: Run
     assert other.manifest["data"]["vendor"]["sha256"] != flagship_run.manifest["data"]["vendor"]["sha256"]
 
 
-def test_events_tell_the_run_in_order(flagship: Recipe, tmp_path: Path) -> None:
+def test_events_tell_the_run_in_order(light_flagship: Recipe, tmp_path: Path) -> None:
     events: list[Event] = []
-    result = run_recipe(flagship, tmp_path / "run", listeners=[events.append])
+    result = run_recipe(light_flagship, tmp_path / "run", listeners=[events.append])
     assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunFinished)
     starts = [e.step for e in events if isinstance(e, StepStarted)]
     finishes = [e.step for e in events if isinstance(e, StepFinished)]
-    assert starts == finishes == ["split", "local_train", "pooled_train", "fl_train", "evaluate"]
+    assert starts == finishes == light_flagship.step_names()
     assert [e.message for e in events if isinstance(e, MessageSent)] == list(result.ledger.messages)
     logged = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
     assert [entry["type"] for entry in logged] == [e.type for e in events]

@@ -13,6 +13,7 @@ from rich.console import Console
 from workbench.console import ConsoleRenderer, render_tables
 from workbench.data.cohort import CohortParams, generate_cohort, save_cohort
 from workbench.recipe import RecipeError, json_schema, load_recipe
+from workbench.report.comparison import comparison_blocks
 from workbench.report.html import boundary_statement, human_bytes, step_blocks
 from workbench.runner import RunError, run_recipe
 
@@ -55,6 +56,7 @@ def run(
         raise typer.Exit(1) from None
     for blocks in step_blocks(parsed, result.metrics).values():
         render_tables(console, blocks)
+    render_tables(console, comparison_blocks(parsed, result.metrics, result.manifest, result.ledger))
     console.print(boundary_statement(result.ledger))
     console.print(f"ledger: {len(result.ledger.messages)} messages, {human_bytes(result.ledger.total_bytes())}")
     console.print(f"run directory: [bold]{out}[/] (report.html, metrics.json, manifest.json, ledger.jsonl, recipe.yaml)")

@@ -35,6 +35,14 @@ def test_bad_tables_are_named(frame: pl.DataFrame, spec: FeatureSpec, message: s
         design_matrix(frame, spec, WHERE)
 
 
+def test_declared_fills_stand_in_for_missing_values_and_must_name_numeric_columns() -> None:
+    frame = FRAME.with_columns(pl.Series("age", [70, None, 81]))
+    X = design_matrix(frame, SPEC.model_copy(update={"fill_missing": {"age": 65.0}}), WHERE)
+    assert X[:, 0].tolist() == [70.0, 65.0, 81.0]
+    with pytest.raises(ValueError, match="fill_missing names surgery_type, which are not among the numeric columns"):
+        FeatureSpec(numeric=["age"], categorical={"surgery_type": ["general", "cardiac"]}, fill_missing={"surgery_type": 0})
+
+
 @pytest.mark.parametrize(("frame", "message"), [
     (FRAME.drop("death_30d"), "label column 'death_30d' is missing"),
     (FRAME.with_columns(pl.Series("death_30d", [True, None, False])), "has 1 missing values"),

@@ -8,12 +8,13 @@ from workbench.steps.evaluate import Evaluate
 def test_summary_is_a_table_per_site_and_model_an_auc_figure_and_gains(flagship_run: RunResult) -> None:
     table, figure, gains = Evaluate.summarize(flagship_run.metrics["steps"]["evaluate"])
     assert isinstance(table, Table) and isinstance(figure, Figure) and isinstance(gains, Table)
-    assert [row[0] for row in table.rows[::3]] == ["general_hospital", "county_hospital", "trauma_center"]
+    models = ["local", "federated", "federated_ckks", "federated_key_holder", "pooled"]
+    assert [row[0] for row in table.rows[::len(models)]] == ["general_hospital", "county_hospital", "trauma_center"]
     assert figure.png.startswith(b"\x89PNG")
-    assert gains.columns == ["site", "held-out n", "local", "federated", "pooled", "federated − local", "pooled − local"]
+    assert gains.columns == ["site", "held-out n", *models, *(f"{m} − local" for m in models[1:])]
     assert [row[0] for row in gains.rows] == ["trauma_center", "county_hospital", "general_hospital"]
-    trauma = gains.rows[0]
-    assert trauma[5] == trauma[3] - trauma[2]
+    trauma = dict(zip(gains.columns, gains.rows[0]))
+    assert trauma["federated − local"] == trauma["federated"] - trauma["local"]
 
 
 def test_evaluation_scores_the_held_out_rows_only(flagship_run: RunResult) -> None:

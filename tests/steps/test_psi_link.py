@@ -107,6 +107,22 @@ def test_reveal_payload_gives_the_hospital_the_vitals_of_its_matches_only(tmp_pa
     assert set(run.stores["vendor"].tables()) == {"vitals"} and run.stores["vendor"].table("vitals").equals(small.parts["vendor"])
 
 
+def test_keep_unmatched_keeps_every_row_in_order_with_payload_only_for_matches(tmp_path: Path, small: Any) -> None:
+    run = _small_run(tmp_path, keep_unmatched=True)
+    for hospital in ("north", "south"):
+        linked = run.stores[hospital].table("linked")
+        ehr = small.parts[hospital]
+        assert linked.columns == [*ehr.columns, "link_party", "link_pass", *VITALS, "matched"]
+        assert linked.select(ehr.columns).equals(ehr), "every row, in the hospital's own order, unchanged"
+        matched = set(linked.filter(pl.col("matched"))["patient_id"])
+        assert matched == {p for p, _ in _true_pairs(small, hospital)} and 0 < len(matched) < ehr.height
+        unmatched = linked.filter(~pl.col("matched"))
+        assert unmatched.select("link_pass", *VITALS).null_count().row(0) == (unmatched.height,) * (1 + len(VITALS))
+    with pytest.raises(ValueError, match="keep_unmatched needs an output table"):
+        PsiLinkParams.model_validate(_params(reveal="cardinality", payload_columns=[], keep_unmatched=True,
+                                             passes=[{"name": "exact", "fields": ["phone"]}]))
+
+
 def test_reveal_cardinality_leaves_every_store_as_it_was(tmp_path: Path, small: Any) -> None:
     exact = [{"name": "exact", "fields": ["given_name", "family_name", "birth_date", "sex", "phone"]}]
     run = _small_run(tmp_path, reveal="cardinality", payload_columns=[], passes=exact)

@@ -24,8 +24,9 @@ def test_split_is_seeded() -> None:
 
 def test_split_step_marks_rows_at_each_site(flagship_run: RunResult) -> None:
     for site, summary in flagship_run.metrics["steps"]["split"].items():
-        ehr = flagship_run.stores[site].table("ehr")
-        assert ehr["is_test"].sum() == summary["test_rows"] == round(0.3 * (ehr["death_30d"].sum())) + round(0.3 * (~ehr["death_30d"]).sum())
+        linked = flagship_run.stores[site].table("linked")
+        deaths = linked["death_30d"]
+        assert linked["is_test"].sum() == summary["test_rows"] == round(0.3 * deaths.sum()) + round(0.3 * (~deaths).sum())
 
 
 def test_no_split_no_training() -> None:

@@ -29,7 +29,8 @@ def test_every_registered_step_kind_gets_a_form_with_its_parameters(flagship, ki
 
 def test_a_bad_value_is_reported_next_to_its_field(flagship) -> None:
     builder = RecipeBuilder(flagship)
-    fraction = _field(builder._steps[0].params, "test_fraction")
+    split = next(editor for editor, spec in zip(builder._steps, flagship.steps) if spec.kind == "split")
+    fraction = _field(split.params, "test_fraction")
     fraction.widget.value = "3"
     assert "less than 1" in fraction.error.value
     assert "1 problem" in builder.status.value
@@ -64,9 +65,10 @@ def test_parties_are_added_and_removed(flagship) -> None:
 
 def test_a_session_checks_each_step_as_its_cell_runs(flagship) -> None:
     session = RecipeSession.from_recipe(flagship)
+    index = flagship.step_names().index("split")
     card = session.step("split", "kind: split\nparams: {label: death_30d, test_fraction: 2}\n")
-    assert card.problems and card.problems[0].path == "steps[0].params.test_fraction"
+    assert card.problems and card.problems[0].path == f"steps[{index}].params.test_fraction"
     assert "has problems" in card._repr_html_()
-    card = session.step("split", "kind: split\nparams: {table: ehr, label: death_30d, test_fraction: 0.3}\n")
+    card = session.step("split", "kind: split\nparams: {table: linked, label: death_30d, test_fraction: 0.3}\n")
     assert not card.problems and card.parties
     assert session.recipe().hash() == flagship.hash()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class FeatureSpec(BaseModel):
@@ -27,6 +27,18 @@ class FeatureSpec(BaseModel):
         default_factory=dict,
         description="Column -> its categories; one-hot encoded, first category is the reference level.",
     )
+    fill_missing: dict[str, float] = Field(
+        default_factory=dict,
+        description="Numeric column -> the value that stands in where it is missing (e.g. a linked payload a record did not get). "
+        "Declared, not learned from data, so every site fills alike without pooling anything; pair it with an indicator column.",
+    )
+
+    @model_validator(mode="after")
+    def _fills_numeric_columns(self) -> FeatureSpec:
+        stray = sorted(set(self.fill_missing) - set(self.numeric))
+        if stray:
+            raise ValueError(f"fill_missing names {', '.join(stray)}, which are not among the numeric columns {self.numeric}")
+        return self
 
     def names(self) -> list[str]:
         """Model input names in matrix order."""
@@ -64,7 +76,9 @@ def design_matrix(frame: pl.DataFrame, spec: FeatureSpec, where: TableRef) -> np
         dtype = frame.schema[column]
         if not (dtype.is_numeric() or dtype == pl.Boolean):
             raise FeatureError(f"{where}: column {column!r} must be numeric or Boolean, got {dtype}")
-        parts.append(pl.col(column).cast(pl.Float64))
+        value = pl.col(column).cast(pl.Float64)
+        fill = spec.fill_missing.get(column)
+        parts.append(value if fill is None else value.fill_null(fill))
     for column, levels in spec.categorical.items():
         if len(levels) < 2:
             raise FeatureError(f"{where}: categorical column {column!r} needs at least two categories, got {levels}")
@@ -82,7 +96,7 @@ def design_matrix(frame: pl.DataFrame, spec: FeatureSpec, where: TableRef) -> np
     null_counts = {c: n for c, n in zip(encoded.columns, encoded.null_count().row(0)) if n}
     if null_counts:
         detail = ", ".join(f"{column} ({count} rows)" for column, count in null_counts.items())
-        raise FeatureError(f"{where}: missing values in {detail}; impute or drop them before this step")
+        raise FeatureError(f"{where}: missing values in {detail}; declare a value in features.fill_missing, or impute or drop them before this step")
     return encoded.to_numpy().astype(np.float64, copy=False)
 
 

@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from workbench.ledger import Ledger
 from workbench.recipe import Recipe
 from workbench.report.blocks import Block, Figure, Table, Text
+from workbench.report.comparison import comparison_blocks
 from workbench.steps import REGISTRY
 
 _ENV = Environment(loader=PackageLoader("workbench.report"), autoescape=select_autoescape(["html", "j2"]))
@@ -57,6 +58,7 @@ def write_report(path: Path, recipe: Recipe, metrics: dict[str, Any], manifest: 
         recipe=recipe,
         steps=list(zip(recipe.step_names(), recipe.steps)),
         blocks=step_blocks(recipe, metrics),
+        comparison=comparison_blocks(recipe, metrics, manifest, ledger),
         manifest=manifest,
         ledger=ledger.summary(),
         ledger_total=ledger.total_bytes(),

@@ -46,6 +46,8 @@ from workbench.steps.base import Step, StepParams, register
 
 Reveal = Literal["requester", "both", "payload", "cardinality"]
 LINK_COLUMNS = ("link_party", "link_pass", "link_id")
+MATCHED_COLUMN = "matched"
+"""With keep_unmatched: True on the requester's rows some pass linked, so a model can tell filled-in payload from received."""
 TRUTH = "ground_truth"
 """Key of the step's results that holds scores against the generator's truth (computed by the simulation, sent by no party)."""
 
@@ -93,6 +95,9 @@ class PsiLinkParams(StepParams):
     )
     payload_columns: list[str] = Field(default_factory=list, description="payload only: the provider's numeric or Boolean columns the requester receives.")
     into: str = Field("linked", description="Output table: at the requester its matched rows (plus payload columns); with reveal both also at the provider.")
+    keep_unmatched: bool = Field(
+        False, description="Requester's output: false keeps its matched rows only; true keeps every row, with the link's columns "
+        f"(and payload) null where no pass matched and a Boolean `{MATCHED_COLUMN}` column saying which did.")
     duplicates: Literal["error", "skip"] = Field(
         "error",
         description="A key shared by several records of one party cannot tell them apart. error: stop and say so; "
@@ -118,6 +123,8 @@ class PsiLinkParams(StepParams):
             raise ValueError(f"payload_columns only apply to reveal payload, not {self.reveal!r}")
         if self.into in {self.requester.table, self.provider.table}:
             raise ValueError(f"into {self.into!r} would overwrite a linked table; name the output table otherwise")
+        if self.keep_unmatched and self.reveal == "cardinality":
+            raise ValueError("keep_unmatched needs an output table; reveal cardinality writes none")
         return self
 
     def source(self, party: str, side: KeySource) -> KeySource:
@@ -326,7 +333,8 @@ class PsiLink(Step[PsiLinkParams]):
     def _check_output_columns(self, req: _Side, prov: _Side) -> None:
         """The output tables add link columns (and payload columns); refuse before any message if a name is taken."""
         p = self.params
-        outputs = [] if p.reveal == "cardinality" else [(req, [*LINK_COLUMNS, *p.payload_columns])]
+        added = [*LINK_COLUMNS, *p.payload_columns, *([MATCHED_COLUMN] if p.keep_unmatched else [])]
+        outputs = [] if p.reveal == "cardinality" else [(req, added)]
         if p.reveal == "both":
             outputs.append((prov, list(LINK_COLUMNS)))
         for side, added in outputs:
@@ -392,6 +400,8 @@ class PsiLink(Step[PsiLinkParams]):
             if p.reveal == "payload":
                 assert o.codec is not None
                 linked = pl.concat([linked, o.codec.decode([o.payloads[r] for r in rows])], how="horizontal")
+            if p.keep_unmatched:
+                linked = _with_unmatched(o.requester.frame, rows, linked)
             ctx.store(o.requester.party).put_table(p.into, linked)
         if provider_frames:
             ctx.store(outcomes[0].provider.party).put_table(p.into, pl.concat(provider_frames))
@@ -449,6 +459,14 @@ class PsiLink(Step[PsiLinkParams]):
 def _rows(frame: pl.DataFrame, rows: list[int]) -> pl.DataFrame:
     """The given rows, in that order (also when there are none)."""
     return frame.select(pl.all().gather(rows))
+
+
+def _with_unmatched(frame: pl.DataFrame, rows: list[int], linked: pl.DataFrame) -> pl.DataFrame:
+    """Every row of `frame` in its own order, with the columns `linked` adds for `rows` (null elsewhere) and a matched flag."""
+    index = "__row__"
+    added = linked.select(pl.exclude(frame.columns)).with_columns(pl.Series(index, rows, dtype=pl.UInt32))
+    return (frame.with_row_index(index).join(added, on=index, how="left").sort(index)
+            .with_columns(pl.col(index).is_in(rows).alias(MATCHED_COLUMN)).drop(index))
 
 
 def _channel(ctx: StepContext, protocol: str, sender: str, receiver: str) -> Send:

@@ -1,0 +1,81 @@
+"""What "the same run again" means once a recipe uses fresh keys or encryption randomness.
+
+Plain steps repeat bit for bit from the recipe seed. PSI keys and CKKS
+encryption randomness come from the operating system on purpose (a party that
+knows the recipe must not be able to recompute them), so messages of those
+steps differ in bytes from run to run, and values decrypted from CKKS agree to
+CKKS precision, not bit for bit. Tests of reproducibility hold every part to
+the strictest standard it can meet.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workbench.recipe import Recipe
+from workbench.steps.ckks_keys import CKKSKeysParams
+from workbench.steps.evaluate import EvaluateParams
+from workbench.steps.fl_train import FLTrainParams
+from workbench.steps.psi_link import PsiLinkParams
+from workbench.steps.secure_sum import SecureSumParams
+
+CKKS_TOLERANCE = {"rel": 1e-3, "abs": 1e-6}
+"""Decrypted values carry CKKS noise (≤1e-6); compressed ciphertext sizes vary by up to ~1e-4 relative."""
+
+
+def encrypted_names(recipe: Recipe) -> set[str]:
+    """Names under which values that went through CKKS are published: the encrypted steps and the models they trained."""
+    names: set[str] = set()
+    for name, spec in zip(recipe.step_names(), recipe.steps):
+        if isinstance(spec.params, FLTrainParams) and spec.params.aggregation == "ckks":
+            names |= {name, spec.params.save_as}
+        if isinstance(spec.params, SecureSumParams):
+            names.add(name)
+    return names
+
+
+def fresh_randomness_steps(recipe: Recipe) -> set[str]:
+    """Steps whose messages carry fresh keys or encryption randomness, so their bytes differ from run to run."""
+    randomized = (PsiLinkParams, CKKSKeysParams, SecureSumParams)
+    return {name for name, spec in zip(recipe.step_names(), recipe.steps)
+            if isinstance(spec.params, randomized) or (isinstance(spec.params, FLTrainParams) and spec.params.aggregation == "ckks")}
+
+
+def assert_same_metrics(first: Path, second: Path, recipe: Recipe) -> None:
+    """metrics.json of two runs: every value equal, except values that came through CKKS, equal to CKKS precision."""
+    _same(json.loads(first.read_text()), json.loads(second.read_text()), (), encrypted_names(recipe))
+
+
+def assert_same_ledger(first: Path, second: Path, recipe: Recipe) -> None:
+    """ledger.jsonl of two runs: the same messages in the same order; the same bytes wherever no fresh randomness is involved
+    (in the step itself, or in the encrypted models an evaluate step scores)."""
+    encrypted = encrypted_names(recipe)
+    scoring_encrypted = {name for name, spec in zip(recipe.step_names(), recipe.steps)
+                         if isinstance(spec.params, EvaluateParams) and encrypted & set(spec.params.models)}
+    randomized = fresh_randomness_steps(recipe) | scoring_encrypted
+    a, b = ([json.loads(line) for line in path.read_text().splitlines()] for path in (first, second))
+    assert len(a) == len(b)
+    shape = ("seq", "step", "sender", "receiver", "kind", "protection", "row_level")
+    for x, y in zip(a, b):
+        assert {k: x[k] for k in shape} == {k: y[k] for k in shape}
+        if x["step"] not in randomized:
+            assert x == y
+
+
+def _same(a: Any, b: Any, path: tuple[str, ...], encrypted: set[str]) -> None:
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), path
+        for key in a:
+            _same(a[key], b[key], (*path, key), encrypted)
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), path
+        for index, (x, y) in enumerate(zip(a, b)):
+            _same(x, y, (*path, str(index)), encrypted)
+    elif isinstance(a, float) and encrypted & set(path):
+        assert b == pytest.approx(a, **CKKS_TOLERANCE), path
+    else:
+        assert a == b, path

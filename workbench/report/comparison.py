@@ -1,0 +1,117 @@
+"""Federated training steps of one run side by side: utility, cost and the ledger against the plain one.
+
+A recipe may train the same model several ways (plain updates, CKKS under
+either key custody); a reader wants one table that says what encryption
+changed. Everything comes from what the coordinator holds: the published
+metrics, the manifest's timings and the ledger, never a party store.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.ledger import Ledger
+from workbench.recipe import Recipe
+from workbench.report.blocks import Block, Table, Text
+from workbench.steps.evaluate import EvaluateParams
+from workbench.steps.fl_train import FLTrainParams
+
+
+@dataclass(frozen=True)
+class _Variant:
+    """One fl_train step as the comparison needs it."""
+
+    step: str
+    aggregation: str
+    custody: str
+    model: str
+    seconds: float
+    messages: int
+    nbytes: int
+    by_protection: Counter[str]
+    expansion: float | None
+
+
+def comparison_blocks(recipe: Recipe, metrics: dict[str, Any], manifest: dict[str, Any], ledger: Ledger) -> list[Block]:
+    """Cost, ledger and utility of every fl_train step next to the first plain one; nothing when there is one step."""
+    variants = _variants(recipe, metrics, manifest, ledger)
+    if len(variants) < 2:
+        return []
+    plain = next((v for v in variants if v.aggregation == "none"), variants[0])
+    cost = Table(
+        "Cost and ledger per federated training step",
+        ["step", "aggregation", "custody", "wall time (s)", f"× {plain.step}", "messages", "MB", f"bytes × {plain.step}",
+         "messages by protection", "update expansion"],
+        [[v.step, v.aggregation, v.custody, round(v.seconds, 2), _ratio(v.seconds, plain.seconds), v.messages,
+          round(v.nbytes / 1e6, 3), _ratio(v.nbytes, plain.nbytes),
+          ", ".join(f"{protection} {count}" for protection, count in sorted(v.by_protection.items())),
+          None if v.expansion is None else round(v.expansion, 1)]
+         for v in variants],
+        note="Wall time of the whole step (statistics, every round, evaluation); bytes and messages from the ledger; "
+        "update expansion: bytes of the update messages over the float32 bytes of the values they carry (a small model leaves most "
+        "of a ciphertext's N/2 slots empty, so its expansion is far above that of a large one).",
+    )
+    blocks: list[Block] = [Text("Federated training side by side", [_story(variants, plain)]), cost]
+    utility = _utility(recipe, metrics, variants, plain)
+    if utility is not None:
+        blocks.append(utility)
+    return blocks
+
+
+def _variants(recipe: Recipe, metrics: dict[str, Any], manifest: dict[str, Any], ledger: Ledger) -> list[_Variant]:
+    timings = manifest.get("timings_seconds", {})
+    variants = []
+    for name, spec in zip(recipe.step_names(), recipe.steps):
+        params = spec.params
+        if not isinstance(params, FLTrainParams) or name not in metrics.get("steps", {}):
+            continue
+        summary: dict[str, Any] = next(iter(metrics["steps"][name].values()), {})
+        messages = [m for m in ledger.messages if m.step == name]
+        variants.append(_Variant(
+            step=name, aggregation=params.aggregation, custody=summary.get("custody", "—"), model=params.save_as,
+            seconds=float(timings.get(name, 0.0)), messages=len(messages), nbytes=sum(m.nbytes for m in messages),
+            by_protection=Counter(m.protection.value for m in messages), expansion=summary.get("ciphertext_expansion"),
+        ))
+    return variants
+
+
+def _utility(recipe: Recipe, metrics: dict[str, Any], variants: list[_Variant], plain: _Variant) -> Table | None:
+    """Held-out AUC per site of each variant's model, from the last evaluate step that scored them all."""
+    scores = next((metrics["steps"].get(name, {}) for name, spec in reversed(list(zip(recipe.step_names(), recipe.steps)))
+                   if isinstance(spec.params, EvaluateParams) and {v.model for v in variants} <= set(spec.params.models)), None)
+    if not scores:
+        return None
+    sites = list(scores)
+
+    def auc(site: str, model: str) -> float | None:
+        value = scores[site][model]["auc"]
+        return None if value is None else float(value)
+
+    def largest_change(v: _Variant, metric: str) -> str | None:
+        changes = [abs(scores[s][v.model][metric] - scores[s][plain.model][metric]) for s in sites
+                   if scores[s][v.model][metric] is not None and scores[s][plain.model][metric] is not None]
+        return f"{max(changes):.1e}" if changes else None
+
+    return Table(
+        "Held-out utility per federated training step",
+        ["step", "model", *(f"AUC {site}" for site in sites), f"largest |ΔAUC| vs {plain.step}", f"largest |ΔBrier| vs {plain.step}"],
+        [[v.step, v.model, *(auc(site, v.model) for site in sites), largest_change(v, "auc"), largest_change(v, "brier")]
+         for v in variants],
+        note="Scored by each site on its own held-out rows (the evaluate step); differences in scientific notation, as they are tiny.",
+    )
+
+
+def _story(variants: list[_Variant], plain: _Variant) -> str:
+    encrypted = [v for v in variants if v.aggregation == "ckks"]
+    if not encrypted or plain.aggregation != "none":
+        return f"{len(variants)} federated training steps ran; ratios and differences are against {plain.step}."
+    slowest = max(encrypted, key=lambda v: v.seconds)
+    return (f"The same model was trained {len(variants)} ways. Against plain updates ({plain.step}), encrypted aggregation "
+            f"took up to {_ratio(slowest.seconds, plain.seconds)}x the wall time ({slowest.step}) and up to "
+            f"{_ratio(max(v.nbytes for v in encrypted), plain.nbytes)}x the bytes; the utility table shows what it changed in the model.")
+
+
+def _ratio(value: float, reference: float) -> float | None:
+    return round(value / reference, 2) if reference else None
