@@ -82,14 +82,34 @@ def test_report_states_custody_and_what_stayed_in_the_clear(light_flagship_run: 
     assert "Custody: clients." in html and "Custody: key_holder." in html
 
 
-def test_ckks_without_keys_is_a_clear_error(tmp_path: Path) -> None:
+def _small_encrypted_training(keys: dict | None) -> str:
+    """Split and a 2-round encrypted fl_train on the hospitals' own tables, with the given ckks_keys step (or none) first."""
     raw = yaml.safe_load(FLAGSHIP.read_text())
     split = next(step for step in raw["steps"] if step["kind"] == "split")
     fl = next(step for step in raw["steps"] if step["kind"] == "fl_train" and step["params"]["aggregation"] == "ckks")
-    raw["steps"] = [{**split, "params": {**split["params"], "table": "ehr"}},
-                    {**fl, "params": {**fl["params"], "table": "ehr", "rounds": 2, "features": {"numeric": ["age", "asa_class"]}}}]
+    fl = {**fl, "params": {**fl["params"], "table": "ehr", "rounds": 2, "features": {"numeric": ["age", "asa_class"]}}}
+    fl.pop("at", None)
+    raw["steps"] = [{**split, "params": {**split["params"], "table": "ehr"}}, *([keys] if keys else []), fl]
+    return yaml.safe_dump(raw)
+
+
+def test_ckks_without_keys_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RunError, match="aggregation ckks needs keys, and 'aggregator' holds none: add a `ckks_keys` step before fl_train"):
-        run_recipe(parse_recipe(yaml.safe_dump(raw)), tmp_path / "run")
+        run_recipe(parse_recipe(_small_encrypted_training(None)), tmp_path / "run")
+
+
+def test_custody_clients_ignores_a_key_holder_among_its_parties(tmp_path: Path) -> None:
+    """A key_holder party in the recipe gets nothing under custody clients, and training runs as custody clients."""
+    run = run_recipe(parse_recipe(_small_encrypted_training({"kind": "ckks_keys", "params": {"custody": "clients"}})), tmp_path / "run")
+    assert not run.stores["key_holder"].has(ckks.SECRET_ITEM) and not run.stores["key_holder"].has(ckks.PUBLIC_ITEM)
+    assert not any(m.receiver == "key_holder" or m.sender == "key_holder" for m in run.ledger.messages)
+    assert next(iter(run.metrics["steps"]["fl_ckks"].values()))["custody"] == "clients"
+
+
+def test_the_key_holder_releases_values_on_a_coarse_grid() -> None:
+    values = ckks.release(np.array([0.1, -3.3, 2.0**27 + 1e-9]))
+    assert np.all(values * 2.0**ckks.RELEASE_BITS == np.round(values * 2.0**ckks.RELEASE_BITS))
+    assert np.abs(values - [0.1, -3.3, 2.0**27]).max() <= 2.0 ** -(ckks.RELEASE_BITS + 1)
 
 
 def test_masks_swamp_the_values_they_hide() -> None:

@@ -95,7 +95,7 @@ def _key_holder(msg: Message, context: Context) -> Message:
     if "parties" in config:  # exact moments: round here, so the aggregator gets integers and no decryption noise
         values = ss.decrypt_masked(secret, list(config["ckks"]), int(config["count"]), moments.CODEC, int(config["parties"]))
     else:
-        values = ckks.decrypt(secret, list(config["ckks"]), int(config["count"]))
+        values = ckks.release(ckks.decrypt(secret, list(config["ckks"]), int(config["count"])))
     return Message(content=RecordDict({"identity": identity, "masked": ArrayRecord({"values": _array(values)})}), reply_to=msg)
 
 

@@ -48,7 +48,8 @@ class CKKSKeys(Step[CKKSKeysParams]):
             record = self._key_holder(ctx, hospitals, aggregator, holders[0])
         else:
             record = self._clients(ctx, hospitals, aggregator)
-        ctx.store(aggregator).put(ckks.CUSTODY_ITEM, {"custody": self.params.custody, "key_holder": holders[0] if holders else None})
+        holder = holders[0] if self.params.custody == "key_holder" else None  # under custody clients a key holder gets nothing
+        ctx.store(aggregator).put(ckks.CUSTODY_ITEM, {"custody": self.params.custody, "key_holder": holder})
         ctx.manifest.update(record)
         ctx.results["keys"] = {key: record[key] for key in ("custody", "parameters", "secret_key_holders", "generated_at")}
 
