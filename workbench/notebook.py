@@ -49,15 +49,18 @@ def recipe_to_notebook(recipe: Recipe, *, base_dir: str = ".", source: str | Non
     """The notebook for `recipe`; `base_dir` is where its data files are, relative to the notebook's folder."""
     cells = [
         nbformat.v4.new_markdown_cell(_title(recipe, source)),
-        _code(f"# Parameters: papermill or the workbench may override these.\nseed = {recipe.seed!r}\nout_dir = None  # None: runs/NAME-HASH-TIME beside the notebook", PARAMETERS_TAG),
-        nbformat.v4.new_markdown_cell("## The parties and their data\n\nEach party keeps its private store; only what the steps send through the ledger leaves it."),
+        _code(f"# Parameters: papermill or the workbench may override these.\nseed = {recipe.seed!r}\n"
+              "out_dir = None  # None: runs/NAME-HASH-TIME beside the notebook", PARAMETERS_TAG),
+        nbformat.v4.new_markdown_cell("## The parties and their data\n\n"
+                                      "Each party keeps its private store; only what the steps send through the ledger leaves it."),
         _code(_header_source(recipe, base_dir), HEADER_TAG),
     ]
     for index, (name, spec) in enumerate(zip(recipe.step_names(), recipe.steps), start=1):
         cells.append(nbformat.v4.new_markdown_cell(_step_text(recipe, index, name, spec)))
         cells.append(_code(f"wb.{STEP_CALL}({name!r}, {_literal(_step_yaml(spec))})", STEP_TAG))
     cells += [
-        nbformat.v4.new_markdown_cell("## Run\n\nRuns every step in order and writes the run directory (recipe, manifest, ledger, metrics, report). The monitor shows each step's progress and, for federated steps, the curves per round."),
+        nbformat.v4.new_markdown_cell("## Run\n\nRuns every step in order and writes the run directory (recipe, manifest, ledger, metrics, "
+                                      "report). The monitor shows each step's progress and, for federated steps, the curves per round."),
         _code("run = wb.run(out_dir)", RUN_TAG),
         nbformat.v4.new_markdown_cell("## Results\n\nPer-site scores of each model, and every message that crossed a party boundary, by protection."),
         _code("wb.results(run)"),

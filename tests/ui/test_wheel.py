@@ -74,7 +74,8 @@ def test_a_fresh_environment_with_only_the_wheel_lists_the_extension_enabled_and
     text = re.sub(r"\x1b\[[0-9;]*m", "", listing.stdout + listing.stderr)
     assert re.search(r"ppml-workbench v0\.1\.0 enabled\s+OK", text), text
     assert str(env_dir) in text, "the extension is found in the fresh environment, not elsewhere"
-    servers = subprocess.run([str(env_dir / "bin" / "jupyter"), "server", "extension", "list"], capture_output=True, text=True, env=clean, cwd=scratch, check=True)
+    servers = subprocess.run([str(env_dir / "bin" / "jupyter"), "server", "extension", "list"], capture_output=True, text=True, env=clean,
+                             cwd=scratch, check=True)
     assert re.search(r"workbench\.server\s+enabled", re.sub(r"\x1b\[[0-9;]*m", "", servers.stdout + servers.stderr))
     (ARTIFACTS / "labextension-list.txt").write_text(text)
     print(text)

@@ -17,7 +17,7 @@ from jupyter_server.utils import url_path_join
 
 from workbench.notebook import NotebookError, read_notebook_recipe, write_recipe_notebook
 from workbench.recipe import RecipeError, load_recipe
-from workbench.server.cards import problem_json, recipe_card, validate
+from workbench.server.cards import recipe_card, validate
 from workbench.server.runs import RunManager
 from workbench.server.workspace import Workspace, WorkspaceError
 

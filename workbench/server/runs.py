@@ -111,7 +111,8 @@ def _events(path: Path) -> list[dict[str, Any]]:
 
 def _started(folder: Path) -> str:
     try:
-        return datetime.fromtimestamp(folder.stat().st_mtime if not (folder / "recipe.yaml").exists() else (folder / "recipe.yaml").stat().st_mtime).isoformat(timespec="seconds")
+        marker = folder / "recipe.yaml" if (folder / "recipe.yaml").exists() else folder
+        return datetime.fromtimestamp(marker.stat().st_mtime).isoformat(timespec="seconds")
     except OSError:
         return datetime.now().isoformat(timespec="seconds")
 

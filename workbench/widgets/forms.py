@@ -87,7 +87,8 @@ class FieldWidget:
             widget: widgets.Widget = widgets.Checkbox(value=bool(value), indent=False)
         elif self.kind == "enum":
             options = [("—", None)] if self.nullable else []
-            widget = widgets.Dropdown(options=options + [(str(o), o) for o in s["enum"]], value=value if value in s["enum"] else (None if self.nullable else s["enum"][0]))
+            fallback = None if self.nullable else s["enum"][0]
+            widget = widgets.Dropdown(options=options + [(str(o), o) for o in s["enum"]], value=value if value in s["enum"] else fallback)
         elif self.kind == "list":
             text = ", ".join(str(v) for v in value) if isinstance(value, list) else ""
             widget = widgets.Text(value=text, placeholder=placeholder or "comma-separated", layout=widgets.Layout(width="320px"))
@@ -95,7 +96,8 @@ class FieldWidget:
             text = "" if value is None else yaml.safe_dump(value, default_flow_style=None, sort_keys=False).strip()
             widget = widgets.Textarea(value=text, placeholder=placeholder or "YAML", layout=widgets.Layout(width="320px", height="64px"))
         else:
-            widget = widgets.Text(value="" if value is None else str(value), placeholder=placeholder, layout=widgets.Layout(width="320px"), continuous_update=False)
+            widget = widgets.Text(value="" if value is None else str(value), placeholder=placeholder, layout=widgets.Layout(width="320px"),
+                                  continuous_update=False)
         widget.observe(lambda _change: self.on_change(), names="value")
         return widget
 

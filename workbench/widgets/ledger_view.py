@@ -15,8 +15,8 @@ import ipywidgets as widgets
 
 from workbench.events import Event
 from workbench.ledger import Ledger, Message, read_ledger
-from workbench.widgets import svg
 from workbench.report.html import human_bytes
+from workbench.widgets import svg
 from workbench.widgets.html import heading, note, table
 
 
@@ -54,7 +54,8 @@ class LedgerView(widgets.VBox):
         grouped = flows(self._messages)
         total = sum(f["bytes"] for f in grouped)
         rows = [
-            [f"{f['sender']} → {f['receiver']}", f["protection"], ", ".join(f["kinds"]), f["messages"], human_bytes(f["bytes"]), "yes" if f["row_level"] else ""]
+            [f"{f['sender']} → {f['receiver']}", f["protection"], ", ".join(f["kinds"]), f["messages"], human_bytes(f["bytes"]),
+             "yes" if f["row_level"] else ""]
             for f in grouped
         ]
         by_protection: dict[str, int] = {}

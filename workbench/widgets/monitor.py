@@ -9,8 +9,8 @@ Jupyter server or the CLI can be watched the same way.
 from __future__ import annotations
 
 import json
-from html import escape
 from collections.abc import Mapping
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -149,4 +149,5 @@ class RunMonitor(widgets.VBox):
         self.status.add_class(STATUS_CLASSES[state])
         title = f"<b>{escape(self._title)}</b> · " if self._title else ""
         dot = f"<span style='color:{STATUS_COLORS[state]}; font-size:1.2em'>●</span>"
-        self.status.value = f"<div style='margin:2px 0 6px'>{dot} {title}<span class='wb-state'>{state}</span> <span style='{MUTED}'>· {escape(text)}</span></div>"
+        self.status.value = (f"<div style='margin:2px 0 6px'>{dot} {title}<span class='wb-state'>{state}</span> "
+                             f"<span style='{MUTED}'>· {escape(text)}</span></div>")

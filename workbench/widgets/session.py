@@ -39,9 +39,11 @@ class StepCard:
     def _repr_html_(self) -> str:
         if self.problems:
             items = "".join(f"<li><code>{escape(p.path)}</code>: {escape(p.message)}</li>" for p in self.problems)
-            return f"<div class='wb-step-card wb-invalid' style='{CARD}; border-color:#c62828'><b>step {self.index + 1} · {escape(self.kind)}</b> has problems:<ul>{items}</ul></div>"
+            return (f"<div class='wb-step-card wb-invalid' style='{CARD}; border-color:#c62828'><b>step {self.index + 1} · "
+                    f"{escape(self.kind)}</b> has problems:<ul>{items}</ul></div>")
         at = ", ".join(self.parties) or "—"
-        return f"<div class='wb-step-card' style='{CARD}'><span style='color:#2e7d32'>✓</span> <b>step {self.index + 1} · {escape(self.name)}</b> <span style='{MUTED}'>({escape(self.kind)}) at {escape(at)}</span></div>"
+        return (f"<div class='wb-step-card' style='{CARD}'><span style='color:#2e7d32'>✓</span> <b>step {self.index + 1} · "
+                f"{escape(self.name)}</b> <span style='{MUTED}'>({escape(self.kind)}) at {escape(at)}</span></div>")
 
     def __repr__(self) -> str:
         state = f"{len(self.problems)} problem(s)" if self.problems else "ok"
