@@ -2,9 +2,10 @@
 
     python benchmarks/he.py [--sizes 1e3,1e4,1e5,1e6] [--clients 3,10] [--flagship-rounds 150] [--repeats 3]
 
-Per size and client count: each client's encryption time, the aggregator's
-time to add all ciphertexts, one decryption, the bytes a client sends, the
-expansion over float32, and the same weighted sum done in plaintext numpy.
+Per custody, size and client count: each client's encryption time, the
+aggregator's time to add all ciphertexts, the decryption (with masking and
+unmasking under custody key_holder), the bytes a client sends, the expansion
+over float32, and the same weighted sum done in plaintext numpy.
 
 Then the flagship's federated part (its split, fl_train and evaluate steps on
 the hospitals' own table, without the linkage before them) run whole with
@@ -42,12 +43,26 @@ def timed(function, *args):  # noqa: ANN001, ANN201 - a tiny timing helper
     return result, time.perf_counter() - start
 
 
-def primitives(sizes: list[int], client_counts: list[int], console: Console) -> None:
-    params = ckks.choose_parameters(1e-6, max(client_counts))
+def primitives(custody: str, sizes: list[int], client_counts: list[int], console: Console) -> None:
+    """Encrypt, add and decrypt at the parameters and with the contexts each custody uses.
+
+    clients: sites encrypt with the shared secret key, the aggregator adds with a keyless context, a site decrypts.
+    key_holder: sites encrypt under the public key, the aggregator adds and masks, the key holder decrypts and
+    rounds, the aggregator unmasks ("decrypt s" counts all three).
+    """
+    params = ckks.choose_parameters(1e-6, max(client_counts)) if custody == "clients" else ckks.masking_parameters()
     secret = ckks.secret_context(params)
-    keyless = ckks.load_context(ckks.context_bytes(secret, secret=False, public_key=False))
-    table = Table(title=f"CKKS aggregation (N={params.poly_modulus_degree}, primes {params.data_bits}+{params.special_bits} bits, "
-                        f"scale 2^{params.scale_bits}) vs plaintext")
+    public = ckks.load_context(ckks.context_bytes(secret, secret=False, public_key=custody == "key_holder"))
+    encryptor = secret if custody == "clients" else public
+
+    def decrypt(total: list[bytes], size: int) -> np.ndarray:
+        if custody == "clients":
+            return ckks.decrypt(secret, total, size)
+        masked, mask = ckks.mask(public, total, size)
+        return ckks.release(ckks.decrypt(secret, masked, size)) - mask
+
+    table = Table(title=f"CKKS aggregation, custody {custody} (N={params.poly_modulus_degree}, primes {params.data_bits}+"
+                        f"{params.special_bits} bits, scale 2^{params.scale_bits}) vs plaintext")
     for column in ("params", "clients", "encrypt s/client", "aggregate s", "decrypt s", "bytes/client", "expansion",
                    "max error", "plain aggregate s", "aggregate × plain"):
         table.add_column(column, justify="right")
@@ -57,11 +72,11 @@ def primitives(sizes: list[int], client_counts: list[int], console: Console) -> 
             updates = [rng.uniform(-1, 1, size) / clients for _ in range(clients)]
             encrypted, encrypt_seconds = [], 0.0
             for update in updates:
-                chunks, seconds = timed(ckks.encrypt, secret, update)
+                chunks, seconds = timed(ckks.encrypt, encryptor, update)
                 encrypted.append(chunks)
                 encrypt_seconds += seconds
-            total, aggregate_seconds = timed(ckks.add, keyless, encrypted)
-            values, decrypt_seconds = timed(ckks.decrypt, secret, total, size)
+            total, aggregate_seconds = timed(ckks.add, public, encrypted)
+            values, decrypt_seconds = timed(decrypt, total, size)
             _, plain_seconds = timed(lambda stacked=updates: np.sum(np.stack(stacked), axis=0))
             error = float(np.abs(values - np.sum(updates, axis=0)).max())
             table.add_row(f"{size:.0e}", str(clients), f"{encrypt_seconds / clients:.3f}", f"{aggregate_seconds:.3f}", f"{decrypt_seconds:.3f}",
@@ -138,7 +153,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of the flagship's federated part per aggregation")
     args = parser.parse_args()
     console = Console(width=180)
-    primitives([int(float(s)) for s in args.sizes.split(",")], [int(c) for c in args.clients.split(",")], console)
+    for custody in ("clients", "key_holder"):
+        primitives(custody, [int(float(size)) for size in args.sizes.split(",")], [int(c) for c in args.clients.split(",")], console)
     flagship(args.flagship_rounds, args.repeats, console)
 
 

@@ -85,11 +85,14 @@ def choose_parameters(precision: float = 1e-6, clients: int = 10, poly_modulus_d
 
 
 def masking_parameters() -> CKKSParams:
-    """For custody `key_holder`: room for values plus a 2^MASK_BITS mask at scale 2^40 (two data primes, N=8192).
+    """For custody `key_holder`: room for values plus a 2^MASK_BITS mask, at N=4096 within the 128-bit table.
 
-    Costs about twice the bytes of `choose_parameters`: the price of a key holder that sees only masked sums.
+    Two 38-bit data primes hold scale 2^37 times a masked value (|v| < 2^29) with room to spare; the special
+    prime, used only at key generation (no relinearization or Galois keys exist), takes the 33 bits the table
+    leaves. Measured: a masked sum of 10 updates decrypts within 3.5e-7; a ciphertext is ~92 kB for 2048 values,
+    ~1.7x the bytes of `choose_parameters` per value: the price of a key holder that sees only masked sums.
     """
-    params = CKKSParams(poly_modulus_degree=8192, data_bits=[60, 40], special_bits=60, scale_bits=40)
+    params = CKKSParams(poly_modulus_degree=4096, data_bits=[38, 38], special_bits=33, scale_bits=37)
     params.check_security()
     return params
 

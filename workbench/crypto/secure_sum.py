@@ -43,8 +43,9 @@ SCALE_BITS = 20
 decrypted sum 0.006–0.05 at 2^20, 0.14–0.8 at 2^16 (too close to 0.5), 0.0005–0.003 at 2^24 (but 2^4 less headroom)."""
 MASK_BITS = 44
 """Integer masks are uniform in ±2^MASK_BITS. CKKS decodes through float64, so a masked limb sum of size 2^M decodes
-with an error ≈ 2^(M-50). Measured at N=8192, 60+40-bit primes, scale 2^20, 10 parties, 16k slots each: largest
-distance from the true integer 0.03 at 2^44, 0.05 at 2^46, 0.19 at 2^48, 0.38 at 2^49, wrong roundings at 2^50.
+with an error ≈ 2^(M-50). Measured with `ckks.masking_parameters()` (N=4096, 38+38-bit primes), scale 2^20, 10 parties,
+16k slots each: largest distance from the true integer 0.02 at 2^44, 0.05 at 2^46, 0.19 at 2^48, 0.38 at 2^49, 0.75
+(wrong roundings) at 2^50; at N=8192 with 60+40-bit primes the same within 0.01.
 2^44 keeps the error ten times under TOLERANCE."""
 TOLERANCE = 0.25
 """Largest distance of a decrypted limb sum from an integer that is still noise; beyond it, decryption refuses."""

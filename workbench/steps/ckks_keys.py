@@ -88,8 +88,10 @@ class CKKSKeys(Step[CKKSKeysParams]):
                      "and aggregator hold the public key. The aggregator adds the encrypted updates and a fresh random mask "
                      f"(uniform in ±2^{ckks.MASK_BITS}) before the key holder decrypts, so the key holder sees only masked sums "
                      f"(values clipped to ±{ckks.VALUE_BOUND:g}: statistical distance at most {ckks.VALUE_BOUND / 2**ckks.MASK_BITS:.1e} "
-                     "per value) and the aggregator only the unmasked aggregate. No single party can read a hospital's update; "
-                     "the aggregator and the key holder together could.")
+                     "per value) and the aggregator only the unmasked aggregate. No single party that follows the protocol can "
+                     "read a hospital's update; the aggregator and the key holder together could, and so could an aggregator "
+                     "that sent the key holder one hospital's masked update instead of the sum (the key holder cannot tell "
+                     "them apart; docs/he.md).")
         else:
             story = (f"Custody: clients. The secret key was generated at {keys['generated_at']} and is held by "
                      f"{', '.join(keys['secret_key_holders'])}. The aggregator holds a context with no secret key: it can add "
