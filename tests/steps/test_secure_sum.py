@@ -162,3 +162,15 @@ def test_a_share_under_another_key_is_a_clear_error(run: RunResult) -> None:
             rerun(run)
     finally:
         store.put(item, original)
+
+
+def test_the_flagships_cohort_statistics_are_the_exact_totals_of_the_training_rows(light_flagship_run: RunResult) -> None:
+    run = light_flagship_run
+    published = next(iter(run.metrics["steps"]["cohort_statistics"].values()))
+    rows = [run.stores[site].table("linked").filter(~pl.col("is_test")) for site in ("general_hospital", "county_hospital", "trauma_center")]
+    assert published["count"] == sum(r.height for r in rows)
+    assert published["sum"]["death_30d"] == sum(int(r["death_30d"].sum()) for r in rows)
+    assert published["sum_of_squares"]["age"] == sum(int((r["age"].cast(pl.Int64) ** 2).sum()) for r in rows)
+    assert sum(published["histograms"]["age"]["counts"]) == published["count"]
+    shares = [m for m in run.ledger.messages if m.step == "cohort_statistics" and m.kind == "secure_sum.share"]
+    assert len(shares) == 3 and {m.protection.value for m in shares} == {"ckks"}
