@@ -52,6 +52,9 @@ def test_custody_clients_gives_the_aggregator_no_secret_key(light_flagship_run: 
             if store.has(ckks.SECRET_ITEM)}
     assert {party for party, fp in held.items() if fp == keys["secret_context_sha256"]} == set(SITES)
     assert "aggregator" not in held
+    site = ckks.load_context(light_flagship_run.stores[SITES[0]].get(ckks.SECRET_ITEM))
+    with pytest.raises(ckks.CKKSError, match="holds no secret key"):  # the last keys in the aggregator's store are key_holder's
+        ckks.decrypt(ckks.load_context(light_flagship_run.stores["aggregator"].get(ckks.AGGREGATOR_ITEM)), ckks.encrypt(site, np.ones(4)), 4)
 
 
 def test_custody_key_holder_leaves_the_secret_key_with_the_key_holder_alone(light_flagship_run: RunResult) -> None:
@@ -61,9 +64,13 @@ def test_custody_key_holder_leaves_the_secret_key_with_the_key_holder_alone(ligh
     holders = {party for party, store in stores.items()
                if store.has(ckks.SECRET_ITEM) and ckks.fingerprint(store.get(ckks.SECRET_ITEM)) == keys["secret_context_sha256"]}
     assert holders == {"key_holder"}
-    for party in SITES:
-        assert not ckks.load_context(stores[party].get(ckks.PUBLIC_ITEM)).is_private()
-    assert not ckks.load_context(stores["aggregator"].get(ckks.AGGREGATOR_ITEM)).is_private()
+    public = [ckks.load_context(stores[party].get(ckks.PUBLIC_ITEM)) for party in SITES]
+    aggregator = ckks.load_context(stores["aggregator"].get(ckks.AGGREGATOR_ITEM))
+    ciphertext = ckks.encrypt(public[0], np.ones(4))
+    for context in (*public, aggregator):
+        with pytest.raises(ckks.CKKSError, match="holds no secret key"):
+            ckks.decrypt(context, ciphertext, 4)
+    assert ckks.decrypt(ckks.load_context(stores["key_holder"].get(ckks.SECRET_ITEM)), ciphertext, 4) == pytest.approx(np.ones(4), abs=1e-6)
 
 
 def test_the_key_holder_sees_only_masked_sums(light_flagship_run: RunResult) -> None:
