@@ -47,6 +47,10 @@ class StepContext:
     def store(self, party: str) -> PartyStore:
         return self.parties[party]
 
+    def parties_with(self, role: Role) -> list[str]:
+        """This step's parties that have `role`, in recipe order: how a step finds its hospitals, aggregator or key holder."""
+        return [party for party in self.parties if self.roles[party] is role]
+
     def rng(self, *labels: str) -> np.random.Generator:
         return derive_rng(self.seed, self.step, *labels)
 

@@ -37,8 +37,7 @@ class CKKSKeys(Step[CKKSKeysParams]):
     roles = (Role.HOSPITAL, Role.AGGREGATOR, Role.KEY_HOLDER)
 
     def run(self, ctx: StepContext) -> None:
-        by_role = {role: [p for p in ctx.parties if ctx.roles[p] is role] for role in Role}
-        hospitals, aggregators, holders = by_role[Role.HOSPITAL], by_role[Role.AGGREGATOR], by_role[Role.KEY_HOLDER]
+        hospitals, aggregators, holders = (ctx.parties_with(role) for role in (Role.HOSPITAL, Role.AGGREGATOR, Role.KEY_HOLDER))
         if not hospitals or len(aggregators) != 1:
             raise ValueError(f"ckks_keys needs hospitals and one aggregator among its parties; got {list(ctx.parties)}")
         aggregator = aggregators[0]

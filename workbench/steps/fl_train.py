@@ -69,8 +69,7 @@ class FLTrain(Step[FLTrainParams]):
 
     def run(self, ctx: StepContext) -> None:
         p = self.params
-        sites = [party for party in ctx.parties if ctx.roles[party] is Role.HOSPITAL]  # a key holder trains nothing
-        servers = [party for party in ctx.parties if ctx.roles[party] is Role.AGGREGATOR]
+        sites, servers = ctx.parties_with(Role.HOSPITAL), ctx.parties_with(Role.AGGREGATOR)  # a key holder trains nothing
         if len(servers) != 1 or not sites:
             raise ValueError(f"fl_train needs one aggregator and at least one hospital among its parties; got {list(ctx.parties)}")
         plan = FLPlan(

@@ -213,8 +213,7 @@ class PsiLink(Step[PsiLinkParams]):
     # --- who links with whom --------------------------------------------------------------------
 
     def _pairs(self, ctx: StepContext) -> tuple[list[str], str]:
-        requesters = [party for party in ctx.parties if ctx.roles[party] is Role.HOSPITAL]
-        providers = [party for party in ctx.parties if ctx.roles[party] is Role.DATA_PROVIDER]
+        requesters, providers = ctx.parties_with(Role.HOSPITAL), ctx.parties_with(Role.DATA_PROVIDER)
         if len(providers) != 1 or not requesters:
             raise LinkageInputError(
                 f"psi_link links hospitals with one data provider; it runs at {', '.join(ctx.parties)} "

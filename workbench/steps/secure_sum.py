@@ -115,15 +115,13 @@ class SecureSum(Step[SecureSumParams]):
         ctx.publish(publisher, self._summary(parties, codec.to_float(totals).tolist()))
 
     def _parties(self, ctx: StepContext) -> Parties:
-        hospitals = [p for p in ctx.parties if ctx.roles[p] is Role.HOSPITAL]
-        aggregators = [p for p in ctx.parties if ctx.roles[p] is Role.AGGREGATOR]
+        hospitals, aggregators = ctx.parties_with(Role.HOSPITAL), ctx.parties_with(Role.AGGREGATOR)
         if len(aggregators) != 1 or not hospitals:
             raise ValueError(f"secure_sum needs one aggregator and at least one hospital among its parties; got {list(ctx.parties)}")
         aggregator = aggregators[0]
         if not ctx.store(aggregator).has(ckks.AGGREGATOR_ITEM):
             raise MissingItemError(f"secure_sum needs CKKS keys, and {aggregator!r} holds none: add a `ckks_keys` step before secure_sum")
-        custody = ctx.store(aggregator).get(ckks.CUSTODY_ITEM)  # ckks_keys names a key_holder party even under custody clients
-        holder = custody["key_holder"] if custody["custody"] == "key_holder" else None
+        holder = ctx.store(aggregator).get(ckks.CUSTODY_ITEM)["key_holder"]  # None under custody clients
         if holder is not None and holder not in ctx.parties:
             raise ValueError(f"custody key_holder: {holder!r} must be among secure_sum's parties to decrypt the masked total")
         return Parties(hospitals, aggregator, holder)
