@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 
 from workbench.ledger import Ledger, Protection
-from workbench.report.html import boundary_statement, human_bytes
+from workbench.report.html import boundary_statement, human_bytes, number_cell
 from workbench.runner import RunResult
 
 
@@ -27,3 +27,7 @@ def test_boundary_statement_lists_declared_row_level_flows() -> None:
 
 def test_human_bytes() -> None:
     assert (human_bytes(512), human_bytes(2048), human_bytes(5 * 1024**3)) == ("512 B", "2.0 KB", "5.0 GB")
+
+
+def test_numbers_keep_the_digits_that_matter() -> None:
+    assert [number_cell(x) for x in (0.8851, 1.4612, 657.7, 2.9e-10, 0.0)] == ["0.8851", "1.46", "657.70", "2.9e-10", "0.0000"]

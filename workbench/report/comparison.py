@@ -53,7 +53,7 @@ def comparison_blocks(recipe: Recipe, metrics: dict[str, Any], manifest: dict[st
         "update expansion: bytes of the update messages over the float32 bytes of the values they carry (a small model leaves most "
         "of a ciphertext's N/2 slots empty, so its expansion is far above that of a large one).",
     )
-    blocks: list[Block] = [Text("Federated training side by side", [_story(variants, plain)]), cost]
+    blocks: list[Block] = [Text("What encryption cost and changed", [_story(variants, plain)]), cost]
     utility = _utility(recipe, metrics, variants, plain)
     if utility is not None:
         blocks.append(utility)

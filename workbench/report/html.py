@@ -20,11 +20,18 @@ from workbench.steps import REGISTRY
 
 _ENV = Environment(loader=PackageLoader("workbench.report"), autoescape=select_autoescape(["html", "j2"]))
 _ENV.filters["data_uri"] = lambda png: "data:image/png;base64," + base64.b64encode(png).decode()
-_ENV.filters["cell"] = lambda value: "" if value is None else (f"{value:.4f}" if isinstance(value, float) else value)
+_ENV.filters["cell"] = lambda value: "" if value is None else (number_cell(value) if isinstance(value, float) else value)
 _ENV.filters["bytes"] = lambda n: human_bytes(n)
 _ENV.tests["table"] = lambda block: isinstance(block, Table)
 _ENV.tests["figure"] = lambda block: isinstance(block, Figure)
 _ENV.tests["text"] = lambda block: isinstance(block, Text)
+
+
+def number_cell(value: float) -> str:
+    """Scores keep four decimals; ratios, seconds and sizes two; tiny differences their exponent."""
+    if value == 0 or 1e-3 <= abs(value) < 1:
+        return f"{value:.4f}"
+    return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.1e}"
 
 
 def human_bytes(n: int) -> str:
