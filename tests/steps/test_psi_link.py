@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -322,3 +324,13 @@ def test_params_are_checked_when_the_recipe_loads() -> None:
         PsiLinkParams.model_validate(_params(passes=[{"name": "a", "fields": ["sex"]}, {"name": "a", "fields": ["phone"]}]))
     with pytest.raises(ValueError, match="would overwrite a linked table"):
         PsiLinkParams.model_validate(_params(into="ehr"))
+
+
+def test_a_script_piped_to_python_links_in_one_process(tmp_path: Path) -> None:
+    """Spawned workers cannot re-import a __main__ read from standard input; the step then runs without them."""
+    script = f"from pathlib import Path\nfrom workbench.recipe import parse_recipe\nfrom workbench.runner import run_recipe\n" \
+             f"run = run_recipe(parse_recipe({_small_recipe(workers=2)!r}), Path({str(tmp_path / 'run')!r}))\n" \
+             "print(run.metrics['steps']['link']['north']['linked'])\n"
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.strip()) > 0

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import sys
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -227,7 +229,7 @@ class PsiLink(Step[PsiLinkParams]):
     @contextmanager
     def _executor(self) -> Iterator[Executor | None]:
         """Worker processes for the provider's labeled-PSI work (the OPRF binding holds the GIL, so threads would not help)."""
-        if self.params.reveal != "payload" or self.params.workers < 2:
+        if self.params.reveal != "payload" or self.params.workers < 2 or not spawn_can_start():
             yield None
             return
         pool = ProcessPoolExecutor(self.params.workers, mp_context=multiprocessing.get_context("spawn"))
@@ -453,6 +455,13 @@ class PsiLink(Step[PsiLinkParams]):
             blocks.append(Table("True links missed, by identifier noise", ["requester", "noise", "missed"], missed))
         blocks.append(Text("What each party learned", disclosure(results)))
         return blocks
+
+
+def spawn_can_start() -> bool:
+    """Spawned workers re-import the parent's __main__ from its file; a script piped to `python -` has none, so such a
+    run links in one process instead of failing with a broken pool."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    return path is None or Path(path).exists()
 
 
 def _rows(frame: pl.DataFrame, rows: list[int]) -> pl.DataFrame:
