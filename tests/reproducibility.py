@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import pytest
 
@@ -31,7 +31,7 @@ def encrypted_names(recipe: Recipe) -> set[str]:
     """Names under which values that went through CKKS are published: the encrypted steps and the models they trained."""
     names: set[str] = set()
     for name, spec in zip(recipe.step_names(), recipe.steps):
-        if isinstance(spec.params, FLTrainParams) and spec.params.aggregation == "ckks":
+        if _encrypted_training(spec.params):
             names |= {name, spec.params.save_as}
         if isinstance(spec.params, SecureSumParams):
             names.add(name)
@@ -42,7 +42,11 @@ def fresh_randomness_steps(recipe: Recipe) -> set[str]:
     """Steps whose messages carry fresh keys or encryption randomness, so their bytes differ from run to run."""
     randomized = (PsiLinkParams, CKKSKeysParams, SecureSumParams)
     return {name for name, spec in zip(recipe.step_names(), recipe.steps)
-            if isinstance(spec.params, randomized) or (isinstance(spec.params, FLTrainParams) and spec.params.aggregation == "ckks")}
+            if isinstance(spec.params, randomized) or _encrypted_training(spec.params)}
+
+
+def _encrypted_training(params: object) -> TypeGuard[FLTrainParams]:
+    return isinstance(params, FLTrainParams) and params.aggregation == "ckks"
 
 
 def assert_same_metrics(first: Path, second: Path, recipe: Recipe) -> None:

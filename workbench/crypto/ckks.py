@@ -98,22 +98,27 @@ def masking_parameters() -> CKKSParams:
 
 
 def mask(context: ts.Context, chunks: Sequence[bytes], length: int) -> tuple[list[bytes], np.ndarray]:
-    """Add a fresh uniform mask in ±2^MASK_BITS to an encrypted vector, as a plaintext.
+    """Add a fresh uniform mask in ±2^MASK_BITS to an encrypted vector, as a plaintext (`add_plain`).
 
-    What the key holder decrypts is the sum plus the mask either way; adding it as a plaintext spares a
-    public-key encryption at N=8192 per round and adds no noise. The mask comes from the operating system's
-    randomness, never from the recipe seed: a key holder who knows the recipe must not be able to recompute it.
+    The mask comes from the operating system's randomness, never from the recipe seed: a key holder who knows
+    the recipe must not be able to recompute it.
     """
     values = np.random.default_rng(secrets.randbits(128)).uniform(-(2.0**MASK_BITS), 2.0**MASK_BITS, length)
+    return add_plain(context, chunks, values), values
+
+
+def add_plain(context: ts.Context, chunks: Sequence[bytes], values: np.ndarray) -> list[bytes]:
+    """Plain `values` added slot by slot to an encrypted vector, each part encoded at its ciphertext's own scale.
+
+    What a decryptor sees is the same as if the values had been encrypted and added, without an encryption per
+    call and without its noise: how masks are applied.
+    """
     slots = _slots(context)
-    masked = []
-    for i, chunk in enumerate(chunks):
-        vector = _vector(context, chunk, f"ciphertext {i}")
-        part = values[i * slots : i * slots + vector.size()]
-        if len(part) != vector.size():
-            raise CKKSError(f"ciphertext {i} holds {vector.size()} values, but the masked vector has {length} in all")
-        masked.append((vector + part.tolist()).serialize())
-    return masked, values
+    vectors = [_vector(context, chunk, f"ciphertext {i}") for i, chunk in enumerate(chunks)]
+    total = sum(vector.size() for vector in vectors)
+    if total != len(values):
+        raise CKKSError(f"the encrypted vector holds {total} values, but {len(values)} plain values were given to add")
+    return [(vector + values[i * slots : (i + 1) * slots].tolist()).serialize() for i, vector in enumerate(vectors)]
 
 
 RELEASE_BITS = 22

@@ -170,13 +170,13 @@ class Masked:
 def mask(context: ts.Context, chunks: Sequence[bytes], count: int, codec: FixedPoint, parties: int) -> Masked:
     """Add a fresh integer mask, uniform in ±2^MASK_BITS, to an encrypted sum of `count` values (custody key_holder).
 
-    Like `ckks.mask`, the mask comes from the operating system's randomness, never from the recipe seed; unlike it,
-    the mask is an integer at the limbs' scale, so the masked sum still rounds exactly.
+    Like `ckks.mask`, the mask comes from the operating system's randomness, never from the recipe seed, and is added
+    as a plaintext; unlike it, the mask is an integer (encoded at the limbs' scale), so the masked sum still rounds exactly.
     """
     codec.check_context(context, parties, masked=True)
     length = count * codec.limbs
     values = np.random.default_rng(secrets.randbits(128)).integers(-(2**MASK_BITS), 2**MASK_BITS, length, endpoint=True)
-    return Masked(ckks.add(context, [list(chunks), encrypt(context, values)]), values)
+    return Masked(ckks.add_plain(context, chunks, values.astype(np.float64)), values)
 
 
 def decrypt_masked(context: ts.Context, chunks: Sequence[bytes], length: int, codec: FixedPoint, parties: int) -> np.ndarray:
