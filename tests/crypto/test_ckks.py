@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tenseal as ts
 
+from tests.crypto.slots import every_slot
 from workbench.crypto import ckks
 
 
@@ -76,3 +78,31 @@ def test_secret_key_encryptions_add_with_public_key_ones(keys: tuple[object, obj
     total = ckks.add(keyless, [ckks.encrypt(secret, a), ckks.encrypt(public, b), ckks.encrypt(secret, b)])
     assert np.abs(ckks.decrypt(secret, total, 3000) - (a + 2 * b)).max() < 1e-6
     assert ckks.context_bytes(secret, secret=True) == kept, "encrypting leaves the context and its keys as they were"
+
+
+@pytest.mark.parametrize("length", [22, 2048 + 22], ids=["flagship-sized", "last-ciphertext-short"])
+def test_no_slot_the_key_holder_decodes_is_bare(length: int) -> None:
+    """Issue 21: TenSEAL repeats a short vector across all slots, and a mask over the first `length` left the copies bare.
+
+    Decoding every slot of the masked ciphertexts with the secret key finds no slot within 1e-3 of any true value (a
+    uniform ±2^28 mask lands there by chance with probability ~1e-7), and unmasking still gives the values.
+    """
+    secret = ckks.secret_context(ckks.masking_parameters())
+    public = ckks.load_context(ckks.context_bytes(secret, secret=False))
+    values = np.random.default_rng(1).uniform(1, ckks.VALUE_BOUND, length)
+    encrypted = ckks.encrypt(public, values)
+    assert np.abs(every_slot(secret, encrypted)[length:]).max() < 1e-3, "slots beyond the values hold zeros, not copies"
+    masked, mask = ckks.mask(public, encrypted, length)
+    slots = every_slot(secret, masked)
+    assert len(slots) == len(encrypted) * ckks.slot_count(public)
+    assert np.abs(slots[:, None] - values[None, :]).min() > 1e-3
+    assert np.abs(slots).mean() > 2**26, "every slot carries a mask of ±2^28"
+    assert np.abs(ckks.decrypt(secret, masked, length) - mask - values).max() < 1e-6
+
+
+def test_a_short_ciphertext_is_refused_for_masking() -> None:
+    """A ciphertext TenSEAL made from a short vector (not through ckks.encrypt) cannot be masked whole: refused."""
+    secret = ckks.secret_context(ckks.masking_parameters())
+    short = ts.ckks_vector(secret, [1.0, 2.0]).serialize()
+    with pytest.raises(ckks.CKKSError, match="replicates a short vector"):
+        ckks.mask(secret, [short], 2)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tenseal as ts
 
+from tests.crypto.slots import every_slot
 from workbench.crypto import ckks
 from workbench.crypto import secure_sum as ss
 
@@ -67,6 +68,21 @@ def test_key_holder_custody_masked_sum_is_exact(key_holder: tuple[ts.Context, ts
     seen = ss.decrypt_masked(secret, masked.chunks, count * CODEC.limbs, CODEC, parties)  # all the key holder learns
     assert np.abs(seen).max() > 2**40, "the key holder sees mask-sized integers"
     assert ss.unmask(seen, masked, CODEC, parties) == exact_total(values)
+
+
+def test_no_limb_slot_the_key_holder_decodes_is_bare(key_holder: tuple[ts.Context, ts.Context]) -> None:
+    """Issue 21: every slot of a masked limb sum, the padding included, carries a ±2^44 mask; no limb sum is readable."""
+    secret, public = key_holder
+    values = party_values(3, seed=5)
+    count = len(values[0])  # 65 values of 11 limbs: 715 of 2048 slots
+    shares = [ss.encrypt(public, CODEC.encode(v, [f"s{i}" for i in range(count)])) for v in values]
+    total = ckks.add(public, shares)
+    limb_sums = np.rint(every_slot(secret, total)[: count * CODEC.limbs])
+    masked = ss.mask(public, total, count, CODEC, 3)
+    slots = every_slot(secret, masked.chunks)
+    assert len(slots) == ckks.slot_count(public)
+    assert np.abs(slots).min() > CODEC.limb_sum_bound(3), "no slot is small enough to be an unmasked limb sum"
+    assert not set(np.rint(slots).tolist()) & set(limb_sums.tolist())
 
 
 def test_masked_views_of_different_sums_look_alike(key_holder: tuple[ts.Context, ts.Context]) -> None:

@@ -98,27 +98,48 @@ def masking_parameters() -> CKKSParams:
 
 
 def mask(context: ts.Context, chunks: Sequence[bytes], length: int) -> tuple[list[bytes], np.ndarray]:
-    """Add a fresh uniform mask in ±2^MASK_BITS to an encrypted vector, as a plaintext (`add_plain`).
+    """Add a fresh uniform mask in ±2^MASK_BITS to every slot of an encrypted vector, as a plaintext (`add_plain`).
 
-    The mask comes from the operating system's randomness, never from the recipe seed: a key holder who knows
-    the recipe must not be able to recompute it.
+    Returns the masked ciphertexts and the mask of the first `length` slots, the ones that carry values. The mask
+    comes from the operating system's randomness, never from the recipe seed: a key holder who knows the recipe
+    must not be able to recompute it.
     """
-    values = np.random.default_rng(secrets.randbits(128)).uniform(-(2.0**MASK_BITS), 2.0**MASK_BITS, length)
-    return add_plain(context, chunks, values), values
+    values = np.random.default_rng(secrets.randbits(128)).uniform(-(2.0**MASK_BITS), 2.0**MASK_BITS, len(chunks) * slot_count(context))
+    return add_plain(context, chunks, values), values[:length]
 
 
 def add_plain(context: ts.Context, chunks: Sequence[bytes], values: np.ndarray) -> list[bytes]:
-    """Plain `values` added slot by slot to an encrypted vector, each part encoded at its ciphertext's own scale.
+    """Plain `values`, one per slot of every ciphertext, added to an encrypted vector at each ciphertext's own scale.
 
     What a decryptor sees is the same as if the values had been encrypted and added, without an encryption per
-    call and without its noise: how masks are applied.
+    call and without its noise: how masks are applied. A mask must cover every slot, so a ciphertext that does not
+    fill its slots is refused: TenSEAL would have replicated its values into the slots a shorter mask leaves bare.
     """
-    slots = _slots(context)
+    slots = slot_count(context)
     vectors = [_vector(context, chunk, f"ciphertext {i}") for i, chunk in enumerate(chunks)]
-    total = sum(vector.size() for vector in vectors)
-    if total != len(values):
-        raise CKKSError(f"the encrypted vector holds {total} values, but {len(values)} plain values were given to add")
+    short = [i for i, vector in enumerate(vectors) if vector.size() != slots]
+    if short:
+        raise CKKSError(f"ciphertext {short[0]} holds {vectors[short[0]].size()} values in {slots} slots: CKKS replicates a short "
+                        "vector across its slots, so a mask over its values would leave copies bare; encrypt with ckks.encrypt, "
+                        "which pads every ciphertext to its slot count")
+    if len(values) != len(vectors) * slots:
+        raise CKKSError(f"the encrypted vector has {len(vectors) * slots} slots, but {len(values)} plain values were given to add")
     return [(vector + values[i * slots : (i + 1) * slots].tolist()).serialize() for i, vector in enumerate(vectors)]
+
+
+def slot_parts(values: np.ndarray, slots: int) -> list[np.ndarray]:
+    """`values` cut into one part per ciphertext, each zero-padded to the full slot count.
+
+    TenSEAL encodes a vector shorter than the slot count by repeating it across all N/2 slots. A masked ciphertext
+    would then hand the key holder unmasked copies of every value in the slots beyond the vector (issue 21:
+    93 copies of the flagship's 22-value update). Padded with zeros, every slot beyond the values holds a zero
+    that tells nobody anything, and `add_plain` can mask every slot.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    count = max(math.ceil(len(values) / slots), 1)
+    padded = np.zeros(count * slots)
+    padded[: len(values)] = values
+    return [padded[start : start + slots] for start in range(0, count * slots, slots)]
 
 
 RELEASE_BITS = 22
@@ -169,9 +190,7 @@ def encrypt(context: ts.Context, values: np.ndarray) -> list[bytes]:
 
 def _encrypt(context: ts.Context, values: np.ndarray) -> list[ts.CKKSVector]:
     encryptor = _symmetric(context) if context.is_private() else context
-    slots = _slots(context)
-    values = np.asarray(values, dtype=np.float64)
-    return [ts.ckks_vector(encryptor, values[start : start + slots]) for start in range(0, max(len(values), 1), slots)]
+    return [ts.ckks_vector(encryptor, part) for part in slot_parts(values, slot_count(context))]
 
 
 _SYMMETRIC_TWINS: weakref.WeakKeyDictionary[ts.Context, ts.Context] = weakref.WeakKeyDictionary()
@@ -191,7 +210,8 @@ def _symmetric(context: ts.Context) -> ts.Context:
     return twin
 
 
-def _slots(context: ts.Context) -> int:
+def slot_count(context: ts.Context) -> int:
+    """Values per ciphertext: N/2."""
     return int(context.data.seal_context().first_context_data().parms().poly_modulus_degree()) // 2
 
 

@@ -36,7 +36,6 @@ import tenseal as ts
 from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.crypto import ckks
-from workbench.crypto.ckks import _slots  # the slot count ckks.encrypt chunks by
 
 SCALE_BITS = 20
 """log2 of the scale limbs are encrypted at. Measured (3–30 parties, both custodies' contexts): largest error of a
@@ -135,10 +134,8 @@ class FixedPoint(BaseModel):
 
 
 def encrypt(context: ts.Context, limbs: np.ndarray) -> list[bytes]:
-    """Limbs encrypted at scale 2^SCALE_BITS, one ciphertext per N/2 limbs; `ckks.add` and `ckks.decrypt` take them."""
-    slots, scale = _slots(context), 2.0**SCALE_BITS
-    values = np.asarray(limbs, dtype=np.float64)
-    return [ts.ckks_vector(context, values[start:start + slots], scale=scale).serialize() for start in range(0, max(len(values), 1), slots)]
+    """Limbs encrypted at scale 2^SCALE_BITS, one full (zero-padded) ciphertext per N/2 limbs; `ckks.add` and `ckks.decrypt` take them."""
+    return [ts.ckks_vector(context, part, scale=2.0**SCALE_BITS).serialize() for part in ckks.slot_parts(limbs, ckks.slot_count(context))]
 
 
 def round_limbs(decrypted: np.ndarray, bound: float) -> np.ndarray:
@@ -171,12 +168,12 @@ def mask(context: ts.Context, chunks: Sequence[bytes], count: int, codec: FixedP
     """Add a fresh integer mask, uniform in ±2^MASK_BITS, to an encrypted sum of `count` values (custody key_holder).
 
     Like `ckks.mask`, the mask comes from the operating system's randomness, never from the recipe seed, and is added
-    as a plaintext; unlike it, the mask is an integer (encoded at the limbs' scale), so the masked sum still rounds exactly.
+    as a plaintext over every slot; unlike it, the mask is an integer (encoded at the limbs' scale), so the masked sum still rounds exactly.
     """
     codec.check_context(context, parties, masked=True)
-    length = count * codec.limbs
-    values = np.random.default_rng(secrets.randbits(128)).integers(-(2**MASK_BITS), 2**MASK_BITS, length, endpoint=True)
-    return Masked(ckks.add_plain(context, chunks, values.astype(np.float64)), values)
+    every_slot = len(chunks) * ckks.slot_count(context)  # the padding slots too: nothing the key holder decodes is bare
+    values = np.random.default_rng(secrets.randbits(128)).integers(-(2**MASK_BITS), 2**MASK_BITS, every_slot, endpoint=True)
+    return Masked(ckks.add_plain(context, chunks, values.astype(np.float64)), values[: count * codec.limbs])
 
 
 def decrypt_masked(context: ts.Context, chunks: Sequence[bytes], length: int, codec: FixedPoint, parties: int) -> np.ndarray:
