@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import polars as pl
 from typer.testing import CliRunner
 
-from tests.conftest import light_overrides
+from tests.conftest import RECIPES, light_overrides
 from tests.test_recipe import THREE_PROBLEMS
 from workbench.cli import app
+from workbench.data.cohort import CohortParams, generate_cohort
 from workbench.recipe import Recipe
+from workbench.scratch import PREFIX
 
 runner = CliRunner()
 
@@ -77,3 +82,93 @@ def test_installed_command_runs_the_flagship(light_flagship_path: Path, tmp_path
     assert done.returncode == 0, done.stderr
     assert "run directory" in done.stdout
     assert {"recipe.yaml", "manifest.json", "ledger.jsonl", "metrics.json", "report.html"} <= {p.name for p in (tmp_path / "run").iterdir()}
+
+
+LONG_TRAINING = """\
+name: long_training
+seed: 1
+datasets: {uci: {kind: uci_heart}}
+parties:
+  cleveland: {role: hospital, data: {dataset: uci, part: cleveland}}
+  hungary: {role: hospital, data: {dataset: uci, part: hungary}}
+  aggregator: {role: aggregator}
+steps:
+  - {kind: split, params: {label: heart_disease}}
+  - kind: fl_train
+    params: {label: heart_disease, features: {numeric: [age, chol]}, rounds: 10000}
+"""
+
+
+def _start_training(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path, dict[str, str]]:
+    """`workbench run` of a long federated training, returned once its rounds are under way (private files on disk)."""
+    (tmp_path / "recipe.yaml").write_text(LONG_TRAINING)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "workbench", "run", str(tmp_path / "recipe.yaml"), "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        events = (out / "events.jsonl").read_text() if (out / "events.jsonl").exists() else ""
+        if '"type": "progress", "step": "fl_train"' in events:
+            assert list(scratch.glob(f"{PREFIX}*")), "a site's rows are in a private folder while it trains"
+            return process, out, env
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"training did not start: {process.communicate()}")
+
+
+def _descendants(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    direct = [int(c) for c in children.read_text().split()] if children.exists() else []
+    return direct + [d for c in direct for d in _descendants(c)]
+
+
+def test_sigterm_stops_like_ctrl_c_and_leaves_no_private_file(tmp_path: Path) -> None:
+    process, out, env = _start_training(tmp_path)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr.decode() and "Traceback" not in stderr.decode()
+    assert json.loads((out / "status.json").read_text()) | {"pid": 0} == {"status": "interrupted", "step": "fl_train", "pid": 0}
+    assert not list(Path(env["TMPDIR"]).iterdir()), "the site files went with the run"
+
+
+def test_after_sigkill_the_next_run_sweeps_what_the_killed_one_left(tmp_path: Path) -> None:
+    process, out, env = _start_training(tmp_path)
+    children = _descendants(process.pid)
+    process.kill()
+    process.wait()
+    time.sleep(0.5)
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "no child outlives a killed run"
+    left = list(Path(env["TMPDIR"]).glob(f"{PREFIX}*"))
+    assert left, "SIGKILL gives no chance to clean up"
+    (tmp_path / "short.yaml").write_text(LONG_TRAINING.replace("rounds: 10000", "rounds: 1"))
+    again = subprocess.run([sys.executable, "-m", "workbench", "run", str(tmp_path / "short.yaml"), "--out", str(tmp_path / "again")],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "removed 1 private temporary folder(s) that killed runs left behind" in " ".join(again.stdout.split())
+    assert not any(path.exists() for path in left)
+
+
+def test_a_full_disk_prints_no_patient_data(tmp_path: Path) -> None:
+    """Issue 21: when even error.log cannot be written, the stack goes to stderr without local variables or rows."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(disk)], check=True)
+    try:
+        recipe = tmp_path / "linkage.yaml"
+        recipe.write_text((RECIPES / "flagship.yaml").read_text())
+        result = subprocess.run([sys.executable, "-m", "workbench", "run", str(recipe), "--out", str(disk / "run"),
+                                 "--set", "datasets.cohort.vendor_only_people=200"], capture_output=True, text=True, timeout=300)
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+    assert result.returncode == 1
+    assert "No space left on device" in result.stderr and "this is a bug" in result.stderr
+    tables = generate_cohort(CohortParams(vendor_only_people=200), 7).parts
+    identifiers = {str(value) for party, column in (("general_hospital", "phone"), ("general_hospital", "patient_id"), ("vendor", "phone"))
+                   for value in tables[party][column].to_list()}
+    printed = result.stdout + result.stderr
+    assert not [value for value in identifiers if value in printed]
+    assert "locals" not in printed.lower()

@@ -13,7 +13,7 @@ from workbench.events import Event, MessageSent, RunFinished, RunStarted, StepFi
 from workbench.recipe import Recipe, load_recipe, parse_recipe
 from workbench.runner import RunError, RunResult, run_recipe
 
-RUN_FILES = {"recipe.yaml", "manifest.json", "ledger.jsonl", "metrics.json", "report.html", "events.jsonl"}
+RUN_FILES = {"recipe.yaml", "manifest.json", "ledger.jsonl", "metrics.json", "report.html", "events.jsonl", "status.json"}
 
 
 def test_run_directory_holds_every_file(flagship_run: RunResult) -> None:
@@ -96,7 +96,9 @@ steps:
     with pytest.raises(RunError, match="step 'local_train' .* no 'is_test' column; add a `split` step") as caught:
         run_recipe(parse_recipe(text), tmp_path / "run")
     assert caught.value.user_error
-    assert (tmp_path / "run" / "error.log").read_text().startswith("Traceback")
+    assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "failed"
+    assert json.loads((tmp_path / "run" / "status.json").read_text())["step"] == "local_train"
+    assert not (tmp_path / "run" / "error.log").exists(), "a user's mistake is a message, not a stack for developers"
 
 
 def test_a_missing_feature_column_names_party_table_and_column(tmp_path: Path) -> None:

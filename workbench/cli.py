@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -17,8 +18,10 @@ from workbench.report.comparison import comparison_blocks
 from workbench.report.html import boundary_statement, human_bytes, step_blocks
 from workbench.runner import RunError, run_recipe
 
-app = typer.Typer(help="PPML Workbench: privacy-preserving ML pipelines across parties that may not pool data.", no_args_is_help=True)
-data_app = typer.Typer(help="Datasets: generate the synthetic cohort.", no_args_is_help=True)
+# A traceback that shows local variables would print whatever rows a party's table held at the time: never.
+app = typer.Typer(help="PPML Workbench: privacy-preserving ML pipelines across parties that may not pool data.", no_args_is_help=True,
+                  pretty_exceptions_show_locals=False)
+data_app = typer.Typer(help="Datasets: generate the synthetic cohort.", no_args_is_help=True, pretty_exceptions_show_locals=False)
 app.add_typer(data_app, name="data")
 console = Console()
 errors = Console(stderr=True)
@@ -46,20 +49,31 @@ def run(
     overrides = [*set_, *([f"seed={seed}"] if seed is not None else [])]
     parsed = _load_or_exit(recipe, overrides)
     out = out or Path("runs") / f"{parsed.name}-{parsed.hash()[:8]}-{datetime.now():%Y%m%d-%H%M%S}"
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # what timeout, docker stop and systemd send: stop as Ctrl-C does
     try:
         with ConsoleRenderer(console) as renderer:
             result = run_recipe(parsed, out, base_dir=recipe.parent, listeners=[renderer], force=force)
+    except KeyboardInterrupt:
+        errors.print(f"[yellow]interrupted:[/] child processes stopped, private temporary files removed; {out} is marked interrupted",
+                     highlight=False)
+        raise typer.Exit(130) from None
     except RunError as error:
         errors.print(f"[red]error:[/] {error}", highlight=False)
         if not error.user_error:
-            errors.print(f"the traceback is in {out / 'error.log'}")
+            errors.print(f"this is a bug; the stack is in {out / 'error.log'} (or above, if that could not be written)")
         raise typer.Exit(1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     for blocks in step_blocks(parsed, result.metrics).values():
         render_tables(console, blocks)
     render_tables(console, comparison_blocks(parsed, result.metrics, result.manifest, result.ledger))
     console.print(boundary_statement(result.ledger))
     console.print(f"ledger: {len(result.ledger.messages)} messages, {human_bytes(result.ledger.total_bytes())}")
     console.print(f"run directory: [bold]{out}[/] (report.html, metrics.json, manifest.json, ledger.jsonl, recipe.yaml)")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @app.command()

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
-from workbench.events import Event, StepFailed, StepFinished, StepStarted
+from workbench.events import Event, Notice, StepFailed, StepFinished, StepStarted
 from workbench.events import Progress as ProgressEvent
 from workbench.report.blocks import Block, Table
 
@@ -45,6 +45,8 @@ class ConsoleRenderer:
             self._bars.update(task, completed=total, total=total, label=f"done in {event.seconds:.2f} s")
         elif isinstance(event, StepFailed):
             self._bars.update(self._task(event.step), label="[red]failed")
+        elif isinstance(event, Notice):
+            self.console.print(f"[yellow]note:[/] {event.text}", highlight=False)
 
     def _task(self, step: str) -> TaskID:
         if step not in self._tasks:

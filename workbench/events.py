@@ -83,6 +83,14 @@ class StepFailed(Event):
 
 
 @dataclass(frozen=True)
+class Notice(Event):
+    """Something the user should know that is no step's result, e.g. stale private files an earlier, killed run left."""
+
+    type: ClassVar[str] = "notice"
+    text: str
+
+
+@dataclass(frozen=True)
 class RunFinished(Event):
     type: ClassVar[str] = "run_finished"
     out_dir: str

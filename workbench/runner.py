@@ -9,6 +9,8 @@ events.jsonl (how it went) and report.html (all of it, for people).
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 import traceback
 from collections.abc import Sequence
@@ -22,6 +24,7 @@ from workbench.events import (
     Event,
     EventListener,
     MessageSent,
+    Notice,
     Progress,
     RunFinished,
     RunStarted,
@@ -35,12 +38,15 @@ from workbench.models.features import FeatureError
 from workbench.parties import MissingItemError, PartyBoundaryError, PartyStore, ScopedParties
 from workbench.recipe import Recipe
 from workbench.report.html import write_report
+from workbench.scratch import sweep_stale
 from workbench.steps import REGISTRY
 
 USER_ERRORS = (FeatureError, MissingItemError, PartyBoundaryError, DataSourceError)
 """Errors that describe bad input or a recipe mistake: shown to the user as a message, not a traceback."""
 
 DATA_PHASE = "data"
+STATUS_FILE = "status.json"
+ERROR_LOG = "error.log"
 
 
 class RunError(RuntimeError):
@@ -75,7 +81,10 @@ class _EventLog:
             listener(event)
 
     def close(self) -> None:
-        self._handle.close()
+        try:
+            self._handle.close()
+        except OSError:  # the disk filled up: the failure that caused it is being reported already
+            pass
 
 
 def run_recipe(
@@ -86,14 +95,22 @@ def run_recipe(
     listeners: Sequence[EventListener] = (),
     force: bool = False,
 ) -> RunResult:
-    """Run every step in order; on failure raise RunError after recording what happened."""
+    """Run every step in order; on failure raise RunError after recording what happened.
+
+    status.json says at every moment what state the run directory is in (running, finished, failed or interrupted,
+    and at which step), so a run that died is never taken for a finished one.
+    """
     _prepare(out_dir, force)
     (out_dir / "recipe.yaml").write_text(recipe.to_yaml())
     emit = _EventLog(out_dir / "events.jsonl", listeners)
     started = time.perf_counter()
+    phase = DATA_PHASE
     try:
         names = recipe.step_names()
         emit(RunStarted(recipe=recipe.name, recipe_hash=recipe.hash(), out_dir=str(out_dir), steps=names))
+        swept = sweep_stale()
+        if swept:
+            emit(Notice(text=f"removed {len(swept)} private temporary folder(s) that killed runs left behind: {', '.join(map(str, swept))}"))
         ledger = Ledger(out_dir / "ledger.jsonl", listeners=[lambda message: emit(MessageSent(message))])
         stores, truth, fingerprints = _load_parties(recipe, base_dir, emit)
         roles = {name: party.role for name, party in recipe.parties.items()}
@@ -101,6 +118,8 @@ def run_recipe(
         provenance: dict[str, Any] = {}
         timings: dict[str, float] = {}
         for index, (name, spec) in enumerate(zip(names, recipe.steps)):
+            phase = name
+            _write_status(out_dir, "running", name)
             at = recipe.step_parties(spec)
             emit(StepStarted(step=name, kind=spec.kind, index=index, total=len(names), parties=at))
             ctx = StepContext(
@@ -117,7 +136,6 @@ def run_recipe(
                 REGISTRY[spec.kind](spec.params).run(ctx)
             except Exception as error:
                 emit(StepFailed(step=name, error=str(error)))
-                (out_dir / "error.log").write_text(traceback.format_exc())
                 user_error = isinstance(error, USER_ERRORS)
                 raise RunError(f"step {name!r} ({spec.kind}) failed: {error}", user_error=user_error) from error
             timings[name] = time.perf_counter() - step_started
@@ -125,15 +143,45 @@ def run_recipe(
             if ctx.manifest:
                 provenance[name] = ctx.manifest
             emit(StepFinished(step=name, seconds=timings[name]))
+        phase = "report"
         metrics = {"recipe": recipe.name, "recipe_hash": recipe.hash(), "seed": recipe.seed, "steps": results}
         _write_json(out_dir / "metrics.json", metrics)
         manifest = build_manifest(recipe, fingerprints, timings, ledger) | {"steps": provenance}
         _write_json(out_dir / "manifest.json", manifest)
         write_report(out_dir / "report.html", recipe, metrics, manifest, ledger)
         emit(RunFinished(out_dir=str(out_dir), seconds=time.perf_counter() - started))
+        _write_status(out_dir, "finished", None)
         return RunResult(out_dir, metrics, manifest, ledger, stores)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into it by the CLI: the steps' own cleanup has run by now
+        _write_status(out_dir, "interrupted", phase)
+        raise
+    except RunError as error:
+        _record_failure(out_dir, phase, log_traceback=not error.user_error)
+        raise
+    except Exception as error:  # a bug outside any step (loading, fingerprinting, writing): the stack to error.log, no data
+        _record_failure(out_dir, phase, log_traceback=True)
+        raise RunError(f"{phase}: internal error ({type(error).__name__}); this is a bug", user_error=False) from error
     finally:
         emit.close()
+
+
+def _write_status(out_dir: Path, status: str, step: str | None) -> None:
+    _write_json(out_dir / STATUS_FILE, {"status": status, "step": step, "pid": os.getpid()})
+
+
+def _record_failure(out_dir: Path, phase: str, *, log_traceback: bool) -> None:
+    """Mark the run failed and keep the stack for developers; never let a full disk turn this into a traceback with data.
+
+    Only the stack goes to error.log (file, line, code, exception message), no local variables. When even that cannot
+    be written, the stack goes to standard error instead.
+    """
+    stack = traceback.format_exc()
+    try:
+        _write_status(out_dir, "failed", phase)
+        if log_traceback:
+            (out_dir / ERROR_LOG).write_text(stack)
+    except OSError as error:
+        sys.stderr.write(f"could not write to {out_dir} ({error.strerror}); the stack of the failure follows\n{stack}")
 
 
 def _prepare(out_dir: Path, force: bool) -> None:

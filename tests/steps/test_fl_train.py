@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
+import polars as pl
 import pytest
 from pydantic import ValidationError
 
+from workbench.fl.runtimes import run_federated
 from workbench.models import model_key
-from workbench.runner import RunResult
+from workbench.recipe import parse_recipe
+from workbench.runner import RunResult, run_recipe
+from workbench.steps import fl_train
 from workbench.steps.fl_train import FLTrainParams
 
 SITES = ("general_hospital", "county_hospital", "trauma_center")
@@ -56,3 +63,38 @@ def test_bad_parameters_are_named(changes: dict[str, object], message: str) -> N
     base = {"label": "y", "features": {"numeric": ["x"]}}
     with pytest.raises(ValidationError, match=message):
         FLTrainParams.model_validate({**base, **changes})
+
+
+UCI_CKKS = """\
+name: uci_private_files
+seed: 1
+datasets: {uci: {kind: uci_heart}}
+parties:
+  cleveland: {role: hospital, data: {dataset: uci, part: cleveland}}
+  hungary: {role: hospital, data: {dataset: uci, part: hungary}}
+  aggregator: {role: aggregator}
+steps:
+  - {kind: split, params: {label: heart_disease}}
+  - {kind: ckks_keys, params: {custody: clients}}
+  - kind: fl_train
+    params: {label: heart_disease, features: {numeric: [age, chol]}, rounds: 2, aggregation: ckks}
+"""
+
+
+def test_a_site_file_holds_only_what_training_reads_and_only_its_owner_can_read_it(tmp_path: Path,
+                                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 21: site files held the whole table (identifiers included) with mode 0644; secret contexts too."""
+    seen: list[dict[str, object]] = []
+
+    def inspecting(runtime: str, plan: object, node_configs: list[dict[str, str]], *args: object) -> object:
+        for config in node_configs:
+            data, key = Path(config["data-path"]), Path(config["ckks-context-path"])
+            seen.append({"columns": pl.read_parquet(data).columns, "modes": {stat.S_IMODE(p.stat().st_mode) for p in (data, key)},
+                         "folder": stat.S_IMODE(data.parent.parent.stat().st_mode), "path": data})
+        return run_federated(runtime, plan, node_configs, *args)
+
+    monkeypatch.setattr(fl_train, "run_federated", inspecting)
+    run_recipe(parse_recipe(UCI_CKKS), tmp_path / "run")
+    assert [s["columns"] for s in seen] == [["age", "chol", "heart_disease", "is_test"]] * 2
+    assert all(s["modes"] == {0o600} and s["folder"] == 0o700 for s in seen)
+    assert not any(Path(str(s["path"])).exists() for s in seen), "removed after training"

@@ -334,3 +334,14 @@ def test_a_script_piped_to_python_links_in_one_process(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout.strip()) > 0
+
+
+def test_the_provider_caps_what_each_requester_may_query_and_the_report_says_so(tmp_path: Path) -> None:
+    run = _small_run(tmp_path, reveal="requester", payload_columns=[], max_queries_per_requester=1000)
+    links = run.metrics["steps"]["link"]["vendor"]["links"]
+    assert {party: link["evaluation_cap"] for party, link in links.items()} == {"north": 1000, "south": 1000}
+    assert 90 <= links["north"]["evaluations"] <= 3 * 90, "every pass's queries are charged"
+    assert "under its cap of 1000 per requester" in (run.out_dir / "report.html").read_text()
+    with pytest.raises(RunError, match="'vendor' refuses to evaluate 90 identifiers for 'north': its cap is 50") as error:
+        _small_run(tmp_path / "capped", reveal="payload", max_queries_per_requester=50)
+    assert error.value.user_error

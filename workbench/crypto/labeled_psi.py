@@ -42,6 +42,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from voprf import ristretto as oprf
 
+from workbench.crypto.evaluation_budget import EvaluationBudget
+
 INFO = b"ppml-workbench/labeled-psi/v1"
 TAG_LEN, KEY_LEN, GCM_TAG_LEN, POINT_LEN, PROOF_LEN = 16, 32, 16, 32, 64
 MAX_BATCH = 65535
@@ -117,7 +119,8 @@ class LabeledPsiSender:
     seed and the records travel to the workers, which belong to the sender.
     """
 
-    def __init__(self, items: Sequence[str | bytes], payloads: Sequence[bytes], *, executor: Executor | None = None, parallelism: int = 2) -> None:
+    def __init__(self, items: Sequence[str | bytes], payloads: Sequence[bytes], *, executor: Executor | None = None, parallelism: int = 2,
+                 budget: EvaluationBudget | None = None) -> None:
         if len(items) != len(payloads):
             raise ValueError(f"{len(items)} items but {len(payloads)} payloads")
         lengths = {len(payload) for payload in payloads}
@@ -132,7 +135,9 @@ class LabeledPsiSender:
         self.salt = secrets.token_bytes(32)
         self.public_key = bytes(oprf.Evaluator.from_seed(self._seed, INFO).public_key.serialize())
         self.budget: int | None = None
-        """Evaluations left; None until the receiver has declared its set size."""
+        """Evaluations left in this session; None until the receiver has declared its set size."""
+        self.cap = budget
+        """The provider's own cap for this requester over all its sessions: a declaration beyond it is refused."""
 
     def table(self) -> bytes:
         """Every record sealed under its item's OPRF-derived key, sorted by tag (which hides record order)."""
@@ -154,7 +159,10 @@ class LabeledPsiSender:
             raise LabeledPsiError("the receiver has already declared its set size in this session")
         if len(declaration) != _DECLARATION.size:
             raise LabeledPsiError(f"a declaration is {_DECLARATION.size} bytes, got {len(declaration)}")
-        (self.budget,) = _DECLARATION.unpack(declaration)
+        (declared,) = _DECLARATION.unpack(declaration)
+        if self.cap is not None:
+            self.cap.charge(declared)
+        self.budget = declared
 
     def evaluate(self, request: bytes) -> bytes:
         """Evaluate one batch of blinded items, within the budget; invalid points are refused by the OPRF library."""

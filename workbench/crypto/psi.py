@@ -37,6 +37,8 @@ from typing import Literal
 from private_set_intersection.python import Request, ServerSetup
 from private_set_intersection.python import _openmined_psi as cpp
 
+from workbench.crypto.evaluation_budget import EvaluationBudget
+
 DataStructure = Literal["auto", "gcs", "raw", "bloom"]
 Send = Callable[[str, bytes], bytes]
 """Carries one message to the other party and returns the bytes the other party received: send(kind, payload)."""
@@ -105,13 +107,20 @@ class PsiServer:
     """The party whose set goes into the setup message; learns |client set| and nothing else."""
 
     def __init__(self, items: Sequence[str], *, reveal_intersection: bool, fpr: float = 1e-9, data_structure: DataStructure = "auto",
-                 chunk_size: int = DEFAULT_CHUNK, parallelism: int = 2) -> None:
+                 chunk_size: int = DEFAULT_CHUNK, parallelism: int = 2, budget: EvaluationBudget | None = None) -> None:
         self.items = _text(items)
+        self.budget = budget
+        """The provider's cap on the client's items it evaluates; None: unlimited (library use, tests)."""
         self.reveal_intersection = reveal_intersection
         self.fpr = fpr
         self.data_structure = data_structure
         self.offsets = _chunks(len(self.items), chunk_size, parallelism)
         self._key = cpp.cpp_server.CreateWithNewKey(reveal_intersection).GetPrivateKeyBytes()
+
+    def admit(self, n_client: int) -> None:
+        """Refuse, before any message, a client whose set is larger than what the budget has left."""
+        if self.budget is not None and n_client > self.budget.left:
+            self.budget.charge(n_client)  # raises, naming the cap
 
     def structure(self, n_client: int) -> str:
         return choose_data_structure(self.data_structure, n_client, len(self.items), self.fpr)
@@ -147,7 +156,11 @@ class PsiServer:
         return bytes(setup.SerializeToString())
 
     def process(self, request: bytes) -> bytes:
-        """Re-encrypt one chunk of the client's encrypted items under the server key."""
+        """Re-encrypt one chunk of the client's encrypted items under the server key, once the budget allows that many."""
+        if self.budget is not None:
+            parsed = Request()
+            parsed.ParseFromString(request)
+            self.budget.charge(len(parsed.encrypted_elements))
         server = cpp.cpp_server.CreateFromKey(self._key, self.reveal_intersection)
         return bytes(server.ProcessRequest(cpp.cpp_proto_request.Load(request)).save())
 
@@ -196,6 +209,7 @@ def run_psi(client: PsiClient, server: PsiServer, to_server: Send, to_client: Se
     if client.reveal_intersection != server.reveal_intersection:
         raise ValueError("client and server must agree on reveal_intersection")
     n_client = len(client.items)
+    server.admit(n_client)
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="psi") as pool:
         raw = server.structure(n_client) == "raw"
         setup_parts = [pool.submit(server.encrypt, chunk) for chunk in range(len(server.offsets))] if raw else [pool.submit(server.setup, n_client)]

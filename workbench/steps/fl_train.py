@@ -8,7 +8,6 @@ message is in the ledger with its size. Plain updates are unprotected
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +16,7 @@ from pydantic import Field, model_validator
 
 from workbench.context import StepContext
 from workbench.crypto import ckks
+from workbench.data.splits import SPLIT_COLUMN
 from workbench.fl import moments
 from workbench.fl.accounting_grid import Transfer
 from workbench.fl.plan import FLPlan
@@ -24,11 +24,13 @@ from workbench.fl.runtimes import DeploymentSettings, RuntimeName, run_federated
 from workbench.fl.server_app import FLOutcome
 from workbench.ledger import Protection
 from workbench.models import model_key
+from workbench.models.features import FeatureError, TableRef
 from workbench.models.model import Model
 from workbench.models.standardize import Standardizer
 from workbench.parties import MissingItemError, Role
 from workbench.report.blocks import Block, Figure, Table, Text
 from workbench.report.figures import line_chart
+from workbench.scratch import private_file, private_folder, write_private
 from workbench.steps.base import Step, register
 from workbench.steps.training import TrainingParams
 
@@ -99,11 +101,11 @@ class FLTrain(Step[FLTrainParams]):
             ctx.record_transfer(transfer.sender, transfer.receiver, transfer.kind, transfer.nbytes, transfer.digest,
                                 Protection(transfer.protection))
 
-        with tempfile.TemporaryDirectory(prefix="workbench-fl-") as private:
-            node_configs = [self._site_config(ctx, site, Path(private), plan.key_holder) for site in sites]
+        with private_folder(ctx.step) as private:
+            node_configs = [self._site_config(ctx, site, private, plan.key_holder) for site in sites]
             if plan.key_holder:
-                node_configs.append(self._key_holder_config(ctx, plan.key_holder, Path(private)))
-            outcome = run_federated(p.runtime, plan, node_configs, observe, account, p.deployment, Path(private), public)
+                node_configs.append(self._key_holder_config(ctx, plan.key_holder, private))
+            outcome = run_federated(p.runtime, plan, node_configs, observe, account, p.deployment, private, public)
         standardizer, params = self._final_model(ctx, plan, outcome, sites[0])
         for site in sites:  # the last evaluation round broadcast the final global model to every site
             ctx.store(site).put(model_key(p.save_as), Model(p.features, p.model, standardizer, params))
@@ -131,19 +133,29 @@ class FLTrain(Step[FLTrainParams]):
         config = {"party": site, "data-path": self._site_file(ctx, site, private)}
         if self.params.aggregation == "ckks":  # the secret key (custody clients) or the public key (custody key_holder)
             item = ckks.PUBLIC_ITEM if key_holder else ckks.SECRET_ITEM
-            config["ckks-context-path"] = _private_file(private / site, "ckks-context", ctx.store(site).get(item))
+            config["ckks-context-path"] = str(write_private(private / site / "ckks-context", ctx.store(site).get(item)))
         return config
 
     def _key_holder_config(self, ctx: StepContext, holder: str, private: Path) -> dict[str, str]:
         """The key holder runs a node of its own that holds no data and only decrypts masked sums."""
-        path = _private_file(private / holder, "ckks-context", ctx.store(holder).get(ckks.SECRET_ITEM))
-        return {"party": holder, "role": "key_holder", "ckks-context-path": path}
+        path = write_private(private / holder / "ckks-context", ctx.store(holder).get(ckks.SECRET_ITEM))
+        return {"party": holder, "role": "key_holder", "ckks-context-path": str(path)}
 
     def _site_file(self, ctx: StepContext, site: str, private: Path) -> str:
-        """A site's table as the file its own client reads; one folder per site, removed after training."""
-        path = _private_file(private / site, f"{self.params.table}.parquet", b"")
-        ctx.store(site).table(self.params.table).write_parquet(path)
-        return path
+        """The columns of a site's table that training reads (features, label, split), as the file its own client reads.
+
+        Identifiers, outcomes of other studies and every column training does not need stay in the party's store.
+        """
+        p, table = self.params, ctx.store(site).table(self.params.table)
+        needed = [*p.features.columns(), p.label, SPLIT_COLUMN]
+        missing = [column for column in needed if column not in table.columns]
+        if missing:
+            raise FeatureError(f"{TableRef(site, p.table)}: fl_train reads column(s) {', '.join(missing)}, which the table lacks"
+                               + (" (add a split step before fl_train)" if SPLIT_COLUMN in missing else ""))
+        path = private / site / f"{p.table}.parquet"
+        with private_file(path) as handle:
+            table.select(needed).write_parquet(handle)
+        return str(path)
 
     @classmethod
     def summarize(cls, results: dict[str, Any]) -> list[Block]:
@@ -184,11 +196,3 @@ def _expansion(ctx: StepContext, plan: FLPlan) -> float:
     """Bytes of the update messages the aggregator received over float32 bytes of the values they carry."""
     updates = [m for m in ctx.ledger.messages if m.step == ctx.step and m.kind == "fl.update" and m.receiver == plan.server]
     return sum(m.nbytes for m in updates) / (len(updates) * 4 * (plan.param_count() + 1))
-
-
-def _private_file(folder: Path, name: str, content: bytes) -> str:
-    """A file in a party's own folder (mode 700), read only by that party's node."""
-    folder.mkdir(mode=0o700, exist_ok=True)
-    path = folder / name
-    path.write_bytes(content)
-    return str(path)

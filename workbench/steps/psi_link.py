@@ -37,6 +37,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workbench.context import StepContext
+from workbench.crypto.evaluation_budget import EvaluationBudget, EvaluationBudgetError
 from workbench.crypto.labeled_psi import LabeledPsiReceiver, LabeledPsiSender, run_labeled_psi
 from workbench.crypto.psi import DEFAULT_CHUNK, DataStructure, PsiClient, PsiServer, Send, run_psi
 from workbench.data.normalize import KeySource, LinkageInputError, check_same_canonical_forms, composite_key, normalized_fields
@@ -110,6 +111,9 @@ class PsiLinkParams(StepParams):
         "auto", description="ECDH-PSI setup: gcs (≈5 B per provider record, one core), raw (35 B, exact, built on all cores), bloom, "
         "or auto (gcs when its range allows and the provider's set is at most twice the requester's, else raw).")
     chunk_size: int = Field(DEFAULT_CHUNK, ge=1_000, description="Requester records per PSI request message.")
+    max_queries_per_requester: int = Field(
+        1_000_000, ge=1, le=10**9, description="The provider's own cap: identifiers one requester may have it evaluate in this step, over "
+        "all passes; a larger set or declaration is refused before any evaluation. It bounds enumeration of low-entropy identifiers.")
     workers: int = Field(2, ge=1, le=64, description="Cores to use: threads for ECDH-PSI, processes for the provider's side of labeled PSI; 1 uses none.")
 
     @model_validator(mode="after")
@@ -182,6 +186,8 @@ class _PairOutcome:
     """reveal both, at the provider: its row -> (link id, pass)."""
     codec: PayloadCodec | None = None
     count: int = 0
+    budget: EvaluationBudget | None = None
+    """The provider's evaluation cap for this requester, shared by every pass."""
 
 
 @register
@@ -205,7 +211,10 @@ class PsiLink(Step[PsiLinkParams]):
         outcomes = []
         with self._executor() as executor:
             for number, req in enumerate(sides):
-                outcomes.append(self._link(ctx, req, prov, codec, executor, progress=(number * len(p.passes), len(sides) * len(p.passes))))
+                try:
+                    outcomes.append(self._link(ctx, req, prov, codec, executor, progress=(number * len(p.passes), len(sides) * len(p.passes))))
+                except EvaluationBudgetError as error:
+                    raise LinkageInputError(str(error)) from None
         self._commit(ctx, outcomes)
         self._publish(ctx, outcomes)
         scores = {o.requester.party: score for o in outcomes if (score := _score(ctx, o)) is not None}
@@ -278,7 +287,7 @@ class PsiLink(Step[PsiLinkParams]):
               progress: tuple[int, int]) -> _PairOutcome:
         """Every pass between one requester and the provider; the links stay with the step until all pairs are done."""
         p = self.params
-        outcome = _PairOutcome(req, prov)
+        outcome = _PairOutcome(req, prov, budget=EvaluationBudget(p.max_queries_per_requester, req.party, prov.party))
         protocol = "labeled" if p.reveal == "payload" else "ecdh"
         to_provider, to_requester = _channel(ctx, protocol, req.party, prov.party), _channel(ctx, protocol, prov.party, req.party)
         if codec is not None:
@@ -320,7 +329,8 @@ class PsiLink(Step[PsiLinkParams]):
         reveal = p.reveal != "cardinality"
         found = run_psi(
             PsiClient(req_keys, reveal_intersection=reveal, chunk_size=p.chunk_size, parallelism=p.workers),
-            PsiServer(prov_keys, reveal_intersection=reveal, fpr=p.fpr, data_structure=p.data_structure, chunk_size=p.chunk_size, parallelism=p.workers),
+            PsiServer(prov_keys, reveal_intersection=reveal, fpr=p.fpr, data_structure=p.data_structure, chunk_size=p.chunk_size,
+                      parallelism=p.workers, budget=outcome.budget),
             to_provider, to_requester, workers=p.workers,
         )
         if found.indices is None:  # cardinality: no party knows the links; the simulation finds them to score the count
@@ -351,7 +361,7 @@ class PsiLink(Step[PsiLinkParams]):
         """Labeled PSI: the provider seals its payload rows under keys only a matching requester key can derive."""
         assert outcome.codec is not None
         payloads = outcome.codec.encode(_rows(outcome.provider.frame, prov_rows.tolist()))
-        sender = LabeledPsiSender(prov_keys, payloads, executor=executor, parallelism=self.params.workers)
+        sender = LabeledPsiSender(prov_keys, payloads, executor=executor, parallelism=self.params.workers, budget=outcome.budget)
         opened = run_labeled_psi(LabeledPsiReceiver(req_keys), sender, to_provider, to_requester)
         outcome.payloads.update({int(req_rows[i]): payload for i, payload in opened.items()})
         return sorted(opened)
@@ -422,7 +432,8 @@ class PsiLink(Step[PsiLinkParams]):
                     "ambiguous": o.requester.ambiguous[r.name], "without_key": o.requester.without_key[r.name],
                 } for r in o.passes],
             })
-            provider["links"][o.requester.party] = {"passes": [{
+            assert o.budget is not None
+            provider["links"][o.requester.party] = {"evaluations": o.budget.used, "evaluation_cap": o.budget.limit, "passes": [{
                 "pass": r.name, "offered": r.offered, "queried": r.queried,
                 "ambiguous": o.provider.ambiguous[r.name], "without_key": o.provider.without_key[r.name],
                 **({"linked": r.linked} if p.reveal == "both" else {}),
@@ -556,5 +567,9 @@ def disclosure(results: dict[str, Any]) -> list[str]:
                     f"the {s['linked']} keys {party} revealed, under their link_id.",
         }.get(s["reveal"], f"{prov} learned only the number of records {party} queried in each pass ({queried}); nothing about which matched."))
     if provider_summary is not None:
+        provider, summary = provider_summary
+        statements.extend(f"{provider} evaluated {link['evaluations']} identifiers for {requester}, under its cap of {link['evaluation_cap']} "
+                          "per requester (max_queries_per_requester): a larger query would have been refused before any evaluation."
+                          for requester, link in summary["links"].items() if "evaluation_cap" in link)
         statements.append("The coordinator received counts only (records, queried, linked per pass); no identifier or record left a party for it.")
     return statements
