@@ -39,6 +39,8 @@ export const api = {
   exportNotebook: (path: string): Promise<{ path: string; hash: string }> => post('export', { path }),
   runs: async (): Promise<IRunSummary[]> => (await request<{ runs: IRunSummary[] }>('runs')).runs,
   startRun: (ref: string): Promise<IRunSummary> => post('runs', { ref }),
+  /** Stops a run this server started (SIGTERM, then SIGKILL); resolves with its summary once its processes are gone. */
+  cancelRun: (id: string): Promise<IRunSummary> => request(`runs/${encodeURIComponent(id)}`, { method: 'DELETE' }),
   reportUrl: (id: string): string =>
     URLExt.join(ServerConnection.makeSettings().baseUrl, API, 'runs', encodeURIComponent(id), 'report')
 };

@@ -5,7 +5,7 @@ import { Widget } from '@lumino/widgets';
 import { api } from './api';
 import { h } from './dom';
 import { IGalleryActions, renderGallery } from './gallery';
-import { renderRuns } from './runs';
+import { IRunActions, renderRuns } from './runs';
 import { IRecipeCard } from './types';
 
 const POLL_MS = 1000;
@@ -54,7 +54,7 @@ export class WorkbenchPanel extends Widget {
   private async loadRuns(): Promise<void> {
     try {
       const runs = await api.runs();
-      this.runsNode.replaceChildren(renderRuns(runs, api.reportUrl));
+      this.runsNode.replaceChildren(renderRuns(runs, this.runActions));
       if (runs.some(run => run.status === 'running')) {
         this.startPolling();
       } else {
@@ -90,6 +90,21 @@ export class WorkbenchPanel extends Widget {
       this.runsHeading.scrollIntoView({ behavior: 'smooth', block: 'start' });
     },
     validate: async (card: IRecipeCard) => (await api.validate(card.ref)).problems
+  };
+
+  private readonly cancelling = new Set<string>();
+  private readonly runActions: IRunActions = {
+    reportUrl: api.reportUrl,
+    cancel: async (id: string) => {
+      this.cancelling.add(id);
+      try {
+        await api.cancelRun(id);
+      } finally {
+        this.cancelling.delete(id);
+      }
+      await this.loadRuns();
+    },
+    isCancelling: (id: string) => this.cancelling.has(id)
   };
 
   private readonly galleryNode = h('div', { class: 'wb-gallery-host' }, h('p', { class: 'wb-empty' }, 'Loading recipes…'));

@@ -10,14 +10,22 @@ const STATUS_LABELS: Record<IRunSummary['status'], string> = {
   interrupted: 'interrupted'
 };
 
-export function renderRuns(runs: IRunSummary[], reportUrl: (id: string) => string): HTMLElement {
+export interface IRunActions {
+  reportUrl(id: string): string;
+  /** Cancel a running run; rejects with the server's message (e.g. a run this server did not start). */
+  cancel(id: string): Promise<void>;
+  /** Whether a cancel of that run is under way: the list is redrawn every second, the button must stay disabled. */
+  isCancelling(id: string): boolean;
+}
+
+export function renderRuns(runs: IRunSummary[], actions: IRunActions): HTMLElement {
   if (!runs.length) {
     return h('p', { class: 'wb-empty' }, 'No runs yet. Press Run on a recipe.');
   }
-  return h('ul', { class: 'wb-runs' }, ...runs.map(run => renderRun(run, reportUrl)));
+  return h('ul', { class: 'wb-runs' }, ...runs.map(run => renderRun(run, actions)));
 }
 
-function renderRun(run: IRunSummary, reportUrl: (id: string) => string): HTMLElement {
+function renderRun(run: IRunSummary, actions: IRunActions): HTMLElement {
   const progress = run.progress;
   const fraction = progress ? (progress.index + (progress.total ? progress.done / progress.total : 0)) / Math.max(progress.steps, 1) : 0;
   return h(
@@ -35,7 +43,8 @@ function renderRun(run: IRunSummary, reportUrl: (id: string) => string): HTMLEle
           'div',
           { class: 'wb-run-progress' },
           h('progress', { max: '1', value: String(fraction) }),
-          h('span', {}, progress ? `${progress.step} ${progress.done}/${progress.total} ${progress.label}` : 'starting…')
+          h('span', {}, progress ? `${progress.step} ${progress.done}/${progress.total} ${progress.label}` : 'starting…'),
+          cancelButton(run, actions)
         )
       : null,
     run.error ? h('div', { class: 'wb-run-error' }, run.error) : null,
@@ -47,9 +56,28 @@ function renderRun(run: IRunSummary, reportUrl: (id: string) => string): HTMLEle
         )
       : null,
     run.report
-      ? h('a', { class: 'wb-report-link', href: reportUrl(run.id), target: '_blank', rel: 'noopener' }, 'Open report ↗')
+      ? h('a', { class: 'wb-report-link', href: actions.reportUrl(run.id), target: '_blank', rel: 'noopener' }, 'Open report ↗')
       : null
   );
+}
+
+/** Stops the run; a failure (a run started elsewhere, or already over) shows in place of the button's label. */
+function cancelButton(run: IRunSummary, actions: IRunActions): HTMLButtonElement {
+  const title = 'Stop this run: its processes get SIGTERM, then SIGKILL';
+  const cancelling = actions.isCancelling(run.id);
+  const button = h('button', { class: 'jp-Button wb-action wb-cancel', title, disabled: cancelling }, cancelling ? 'Cancelling…' : 'Cancel');
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    button.textContent = 'Cancelling…';
+    try {
+      await actions.cancel(run.id);
+    } catch (error) {
+      button.textContent = 'Cancel failed';
+      button.title = String(error instanceof Error ? error.message : error);
+      button.disabled = false;
+    }
+  });
+  return button;
 }
 
 /** The time of day a run started, or its date if not today: runs are told apart by when, not by hash. */

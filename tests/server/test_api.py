@@ -15,7 +15,7 @@ from workbench.recipe import load_recipe
 API = "ppml-workbench/api"
 RUN_LIMIT_S = 240
 ROUTES = [("GET", "recipes"), ("POST", "recipes/validate"), ("POST", "notebooks"), ("POST", "export"), ("GET", "runs"), ("POST", "runs"),
-          ("GET", "runs/anything/report")]
+          ("GET", "runs/anything/report"), ("DELETE", "runs/anything")]
 
 
 @pytest.mark.parametrize(("method", "route"), ROUTES)

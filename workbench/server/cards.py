@@ -6,8 +6,8 @@ from typing import Any
 
 import yaml
 
-from workbench.recipe import Problem, RecipeError, load_recipe
-from workbench.server.workspace import RecipeFile
+from workbench.recipe import Problem, RecipeError
+from workbench.server.workspace import RecipeFile, Workspace
 from workbench.steps import REGISTRY
 
 
@@ -18,21 +18,21 @@ def problem_json(problem: Problem) -> dict[str, Any]:
     return {"path": problem.path, "message": problem.message, "line": problem.line, "step": step}
 
 
-def validate(file: RecipeFile) -> list[dict[str, Any]]:
+def validate(workspace: Workspace, file: RecipeFile) -> list[dict[str, Any]]:
     try:
-        load_recipe(file.file)
+        workspace.load(file.file)
     except RecipeError as error:
         return [problem_json(p) for p in error.problems]
     return []
 
 
-def recipe_card(file: RecipeFile) -> dict[str, Any]:
+def recipe_card(workspace: Workspace, file: RecipeFile) -> dict[str, Any]:
     """The card for a recipe; an invalid one still shows what can be read of it, with its problems."""
     base = {"ref": file.ref, "source": file.source, "path": file.display}
     try:
-        recipe = load_recipe(file.file)
+        recipe = workspace.load(file.file)
     except RecipeError as error:
-        return {**base, **_raw_card(file), "problems": [problem_json(p) for p in error.problems]}
+        return {**base, **_raw_card(workspace, file), "problems": [problem_json(p) for p in error.problems]}
     steps = []
     for index, (name, spec) in enumerate(zip(recipe.step_names(), recipe.steps)):
         doc = (REGISTRY[spec.kind].__doc__ or "").strip().splitlines()[0]
@@ -41,10 +41,10 @@ def recipe_card(file: RecipeFile) -> dict[str, Any]:
     return {**base, "name": recipe.name, "description": recipe.description, "parties": parties, "steps": steps, "problems": []}
 
 
-def _raw_card(file: RecipeFile) -> dict[str, Any]:
+def _raw_card(workspace: Workspace, file: RecipeFile) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(file.file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raw = yaml.safe_load(workspace.recipe_text(file.file))
+    except (RecipeError, yaml.YAMLError):
         raw = None
     raw = raw if isinstance(raw, dict) else {}
     parties = raw.get("parties") if isinstance(raw.get("parties"), dict) else {}

@@ -1,25 +1,28 @@
 """The REST endpoints the sidebar calls, all behind Jupyter's authentication and XSRF checks.
 
 Every handler derives from jupyter_server's APIHandler (token or cookie login,
-XSRF on POST, JSON errors) and every method is `@tornado.web.authenticated`:
+XSRF on POST and DELETE, JSON errors) and every method is `@tornado.web.authenticated`:
 there is no route here a request without credentials reaches.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
+from tornado.ioloop import IOLoop
 
-from workbench.notebook import NotebookError, read_notebook_recipe, write_recipe_notebook
-from workbench.recipe import RecipeError, load_recipe
+from workbench.notebook import NotebookError, read_notebook_recipe, recipe_to_notebook
+from workbench.recipe import RecipeError
 from workbench.server.cards import recipe_card, validate
-from workbench.server.runs import RunManager
-from workbench.server.workspace import Workspace, WorkspaceError
+from workbench.server.runs import RunManager, RunRefused
+from workbench.server.workspace import RecipeFile, Workspace, WorkspaceError
 
 API = "ppml-workbench/api"
 
@@ -38,9 +41,9 @@ class WorkbenchHandler(APIHandler):
             raise tornado.web.HTTPError(400, f"request body needs string field(s): {', '.join(missing)}")
         return data
 
-    def recipe_file(self, ref: str) -> Path:
+    def recipe_file(self, ref: str) -> RecipeFile:
         try:
-            return self.workspace.recipe(ref).file
+            return self.workspace.recipe(ref)
         except WorkspaceError as error:
             raise tornado.web.HTTPError(404, str(error)) from None
 
@@ -48,17 +51,13 @@ class WorkbenchHandler(APIHandler):
 class RecipesHandler(WorkbenchHandler):
     @tornado.web.authenticated
     def get(self) -> None:
-        self.finish({"recipes": [recipe_card(file) for file in self.workspace.recipes()]})
+        self.finish({"recipes": [recipe_card(self.workspace, file) for file in self.workspace.recipes()]})
 
 
 class ValidateHandler(WorkbenchHandler):
     @tornado.web.authenticated
     def post(self) -> None:
-        ref = self.body("ref")["ref"]
-        try:
-            problems = validate(self.workspace.recipe(ref))
-        except WorkspaceError as error:
-            raise tornado.web.HTTPError(404, str(error)) from None
+        problems = validate(self.workspace, self.recipe_file(self.body("ref")["ref"]))
         self.finish({"ok": not problems, "problems": problems})
 
 
@@ -67,14 +66,19 @@ class NotebooksHandler(WorkbenchHandler):
     def post(self) -> None:
         """Write the recipe's notebook: beside a workspace recipe, at the workspace root for a package one."""
         ref = self.body("ref")["ref"]
-        file = self.recipe_file(ref)
+        file = self.recipe_file(ref).file
         try:
-            recipe = load_recipe(file)
+            recipe = self.workspace.load(file)
         except RecipeError as error:
             raise tornado.web.HTTPError(400, f"{ref} has problems; validate it first: {error.problems[0].render(ref)}") from None
         folder = file.parent if ref.startswith("workspace/") else self.workspace.root
-        out = self.workspace.free_path(folder, file.name.removesuffix(".yaml").removesuffix(".recipe"), ".ipynb")
-        write_recipe_notebook(recipe, file, out)
+        try:
+            out = self.workspace.free_path(folder, file.name.removesuffix(".yaml").removesuffix(".recipe"), ".ipynb")
+            # as write_recipe_notebook does, but written through the workspace, which follows no link
+            notebook = recipe_to_notebook(recipe, base_dir=Path(os.path.relpath(file.parent.resolve(), out.parent)).as_posix(), source=str(file))
+            self.workspace.write_text(out, nbformat.writes(notebook) + "\n", new=True)
+        except WorkspaceError as error:
+            raise tornado.web.HTTPError(400, str(error)) from None
         self.finish({"path": self.workspace.relative(out)})
 
 
@@ -86,12 +90,11 @@ class ExportHandler(WorkbenchHandler):
         try:
             notebook = self.workspace.path(path)
             recipe = read_notebook_recipe(notebook)
+            out = self.workspace.write_text(notebook.with_name(f"{notebook.stem}.recipe.yaml"), recipe.to_yaml())
         except (WorkspaceError, NotebookError) as error:
             raise tornado.web.HTTPError(400, str(error)) from None
         except RecipeError as error:
             raise tornado.web.HTTPError(400, "\n".join(p.render(path) for p in error.problems)) from None
-        out = notebook.with_name(f"{notebook.stem}.recipe.yaml")
-        out.write_text(recipe.to_yaml(), encoding="utf-8")
         self.finish({"path": self.workspace.relative(out), "hash": recipe.hash()})
 
 
@@ -103,12 +106,27 @@ class RunsHandler(WorkbenchHandler):
     @tornado.web.authenticated
     def post(self) -> None:
         ref = self.body("ref")["ref"]
-        file = self.recipe_file(ref)
+        recipe = self.recipe_file(ref)
         try:
-            run_id = self.runs.start(file)
+            run_id = self.runs.start(recipe)
+        except WorkspaceError as error:
+            raise tornado.web.HTTPError(400, str(error)) from None
         except RecipeError as error:
             raise tornado.web.HTTPError(400, "\n".join(p.render(ref) for p in error.problems)) from None
+        except RunRefused as error:
+            raise tornado.web.HTTPError(error.status, str(error)) from None
         self.set_status(201)
+        self.finish(self.runs.summary(run_id))
+
+
+class RunHandler(WorkbenchHandler):
+    @tornado.web.authenticated
+    async def delete(self, run_id: str) -> None:
+        """Cancel a run this server started; answers once its processes are gone, with its summary (status interrupted)."""
+        try:
+            await IOLoop.current().run_in_executor(None, self.runs.cancel, run_id)
+        except RunRefused as error:
+            raise tornado.web.HTTPError(error.status, str(error)) from None
         self.finish(self.runs.summary(run_id))
 
 
@@ -117,8 +135,8 @@ class ReportHandler(WorkbenchHandler):
     def get(self, run_id: str) -> None:
         """The run's self-contained report.html, opened in a new browser tab from the runs list."""
         try:
-            report = self.runs.run_dir(run_id) / "report.html"
-        except FileNotFoundError as error:
+            report = self.workspace.inside(self.runs.run_dir(run_id) / "report.html", f"{run_id}/report.html")
+        except (FileNotFoundError, WorkspaceError) as error:
             raise tornado.web.HTTPError(404, str(error)) from None
         if not report.is_file():
             raise tornado.web.HTTPError(404, f"run {run_id!r} has no report yet")
@@ -138,6 +156,7 @@ def handlers(base_url: str, workspace: Workspace, runs: RunManager) -> list[tupl
         ("notebooks", NotebooksHandler),
         ("export", ExportHandler),
         ("runs", RunsHandler),
+        (r"runs/([^/]+)", RunHandler),
         (r"runs/([^/]+)/report", ReportHandler),
     ]
     return [(url_path_join(base_url, API, route), handler, kwargs) for route, handler in routes]
