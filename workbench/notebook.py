@@ -24,6 +24,7 @@ import nbformat
 import yaml
 from nbformat import NotebookNode
 
+from workbench import safe_yaml
 from workbench.recipe import Problem, Recipe, RecipeError, StepSpec, parse_recipe
 from workbench.steps import REGISTRY
 
@@ -234,9 +235,9 @@ def _parse(code: str, source: str, number: int) -> ast.Module:
 
 def _yaml_mapping(text: str, source: str, number: int) -> dict[str, Any]:
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise NotebookError(f"{source}: cell {number}: not valid YAML: {error}") from None
+        value = safe_yaml.load(text, f"cell {number}")
+    except safe_yaml.YamlError as error:
+        raise NotebookError(f"{source}: cell {number}: {error}") from None
     if not isinstance(value, dict):
         raise NotebookError(f"{source}: cell {number}: expected a YAML mapping, got {type(value).__name__}")
     return value

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from workbench import safe_yaml
 from workbench.data.sources import DatasetSource
 from workbench.parties import Role
 from workbench.recipe_problems import (
@@ -137,11 +138,9 @@ def json_schema() -> dict[str, Any]:
 def parse_recipe(text: str, source: str = "<recipe>", overrides: Sequence[str] = ()) -> Recipe:
     """Validate recipe YAML; raise RecipeError listing every problem with its path and line."""
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        raise RecipeError(source, [Problem((), f"not valid YAML: {getattr(error, 'problem', error)}", line)]) from None
+        raw = safe_yaml.load(text)
+    except safe_yaml.YamlError as error:
+        raise RecipeError(source, [Problem((), error.message, error.line)]) from None
     if not isinstance(raw, dict):
         raise RecipeError(source, [Problem((), f"a recipe is a YAML mapping with name, parties and steps; got {type(raw).__name__}", 1)])
     for override in overrides:
@@ -162,6 +161,9 @@ def parse_recipe(text: str, source: str = "<recipe>", overrides: Sequence[str] =
 
 def load_recipe(path: Path, overrides: Sequence[str] = ()) -> Recipe:
     try:
+        size = path.stat().st_size
+        if size > safe_yaml.MAX_BYTES:  # refused before reading: a 50 MB file must not cost a minute of parsing
+            raise RecipeError(str(path), [Problem((), f"the recipe file is {size:,} bytes; the workbench reads at most {safe_yaml.MAX_BYTES:,}")])
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise RecipeError(str(path), [Problem((), f"cannot read the recipe file: {error}", None)]) from None
@@ -175,13 +177,13 @@ def apply_override(raw: dict[str, Any], override: str, source: str) -> None:
         if not sep:
             raise ValueError("expected path=value, e.g. seed=3 or steps[0].params.l2=0.1")
         path = parse_path(path_text)
-        value = yaml.safe_load(value_text)
+        value = safe_yaml.load(value_text, "the value")
         node: Any = raw
         for part in path[:-1]:
             node = _child(node, part)
         _check_slot(node, path[-1])
         node[path[-1]] = value
-    except (ValueError, yaml.YAMLError) as error:
+    except ValueError as error:  # YamlError included
         raise RecipeError(source, [Problem((), f"--set {override!r}: {error}", None)]) from None
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import ipywidgets as widgets
 import yaml
 
+from workbench import safe_yaml
 from workbench.recipe import PartySpec, Recipe, RecipeError, StepSpec, load_recipe, parse_recipe, recipe_model
 from workbench.steps import REGISTRY
 from workbench.widgets.forms import ERROR_STYLE, Path, SchemaForm, place_problems
@@ -158,8 +159,8 @@ class RecipeBuilder(widgets.VBox):
         if self._syncing:
             return
         try:
-            raw = yaml.safe_load(change["new"])
-        except yaml.YAMLError as error:
+            raw = safe_yaml.load(change["new"])
+        except safe_yaml.YamlError as error:
             self.status.value = f"<span style='{ERROR_STYLE}'>YAML: {error}</span>"
             return
         if isinstance(raw, dict):
@@ -189,7 +190,7 @@ def _raw_of(recipe: Recipe | str | FilePath | dict[str, Any] | None) -> dict[str
     if isinstance(recipe, FilePath) or (isinstance(recipe, str) and recipe.endswith((".yaml", ".yml"))):
         return _without_nones(load_recipe(FilePath(recipe)).model_dump(mode="json"))
     if isinstance(recipe, str):
-        return yaml.safe_load(recipe)
+        return safe_yaml.load(recipe)
     return dict(recipe)
 
 

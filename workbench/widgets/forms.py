@@ -16,6 +16,8 @@ from typing import Any
 import ipywidgets as widgets
 import yaml
 
+from workbench import safe_yaml
+
 Path = tuple[str | int, ...]
 OMIT = object()
 """A field left empty: its key is left out, so the model's default applies or pydantic reports it missing."""
@@ -118,8 +120,8 @@ class FieldWidget:
             return [_scalar(part.strip(), item_type) for part in raw.split(",") if part.strip()]
         if self.kind == "yaml":
             try:
-                return yaml.safe_load(raw)
-            except yaml.YAMLError:
+                return safe_yaml.load(raw, "the field")
+            except safe_yaml.YamlError:
                 return raw  # left as text: validation reports it against this field
         return _scalar(raw.strip(), self.kind)
 

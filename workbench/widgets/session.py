@@ -17,6 +17,7 @@ import ipywidgets as widgets
 import yaml
 from IPython.display import display
 
+from workbench import safe_yaml
 from workbench.recipe import Problem, Recipe, RecipeError, parse_recipe
 from workbench.runner import RunResult, run_recipe
 from workbench.widgets.html import CARD, MUTED, table
@@ -62,7 +63,7 @@ class RecipeSession:
 
     @classmethod
     def from_yaml(cls, text: str, *, seed: int | None = None, base_dir: str | Path = ".") -> RecipeSession:
-        header = yaml.safe_load(text)
+        header = safe_yaml.load(text, "the recipe header")
         if not isinstance(header, dict):
             raise ValueError(f"the recipe header must be a YAML mapping with name, datasets and parties; got {type(header).__name__}")
         return cls(header, seed=seed, base_dir=base_dir)
@@ -76,7 +77,7 @@ class RecipeSession:
 
     def step(self, key: str, text: str) -> StepCard:
         """Add (or replace) the step `key` from its YAML and check the recipe so far."""
-        spec = yaml.safe_load(text)
+        spec = safe_yaml.load(text, f"step {key!r}")
         if not isinstance(spec, dict):
             raise ValueError(f"step {key!r}: expected a YAML mapping with kind and params; got {type(spec).__name__}")
         self.steps[key] = spec
