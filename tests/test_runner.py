@@ -112,7 +112,7 @@ steps:
   - kind: local_train
     params: {label: heart_disease, features: {numeric: [age, cholesterol]}}
 """
-    with pytest.raises(RunError, match="party 'hungary', table 'data': missing column\\(s\\) cholesterol; it has"):
+    with pytest.raises(RunError, match="party 'hungary', table 'data': missing column\\(s\\) cholesterol; the table has 21 columns; check its header"):
         run_recipe(parse_recipe(text), tmp_path / "run")
 
 

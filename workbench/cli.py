@@ -59,8 +59,9 @@ def run(
         raise typer.Exit(130) from None
     except RunError as error:
         errors.print(f"[red]error:[/] {error}", highlight=False)
-        if not error.user_error:
-            errors.print(f"this is a bug; the stack is in {out / 'error.log'} (or above, if that could not be written)")
+        if error.user_error:
+            raise typer.Exit(2) from None
+        errors.print(f"this is a bug; the stack is in {out / 'error.log'} (or above, if that could not be written)")
         raise typer.Exit(1) from None
     finally:
         signal.signal(signal.SIGTERM, previous)

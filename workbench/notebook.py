@@ -25,6 +25,7 @@ import yaml
 from nbformat import NotebookNode
 
 from workbench import safe_yaml
+from workbench.errors import WorkbenchError
 from workbench.recipe import Problem, Recipe, RecipeError, StepSpec, parse_recipe
 from workbench.steps import REGISTRY
 
@@ -39,7 +40,7 @@ STEP_CALL = "step"
 KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
 
-class NotebookError(ValueError):
+class NotebookError(WorkbenchError, ValueError):
     """A notebook is not a workbench notebook, or one of its cells cannot be read back; names the file and cell."""
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import polars as pl
 
+from workbench.errors import WorkbenchError
+
 COORDINATOR = "coordinator"
 """The researcher running the workbench: receives only what parties publish (summaries, metrics)."""
 
@@ -30,11 +32,11 @@ class Role(StrEnum):
     KEY_HOLDER = "key_holder"
 
 
-class PartyBoundaryError(PermissionError):
+class PartyBoundaryError(WorkbenchError, PermissionError):
     """A step asked for the store of a party it does not run at."""
 
 
-class MissingItemError(KeyError):
+class MissingItemError(WorkbenchError, KeyError):
     """A step asked a party's store for a table or object it does not hold."""
 
     def __str__(self) -> str:  # KeyError would quote the message

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -72,7 +73,7 @@ class Recipe(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Short name; with the hash it names the run.")
     description: str = Field("", description="What the pipeline shows, in a sentence or two.")
-    seed: int = Field(0, ge=0, description="Seed from which every random choice of the run is derived.")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed from which every random choice of the run is derived.")
     datasets: dict[str, DatasetSource] = Field(default_factory=dict, description="Named data sources the parties draw from.")
     parties: dict[PartyName, PartySpec] = Field(min_length=1, description="The organisations, by name.")
     steps: list[StepSpec] = Field(min_length=1, description="The chain of steps, run in order.")
@@ -146,17 +147,32 @@ def parse_recipe(text: str, source: str = "<recipe>", overrides: Sequence[str] =
     for override in overrides:
         apply_override(raw, override, source)
     model = recipe_model()
-    problems: list[Problem] = []
+    problems: list[Problem] = list(non_finite_problems(raw))
     recipe = None
-    try:
-        recipe = model.model_validate(raw)
+    try:  # strict, as JSON: a Boolean is no integer, "3" is no number, yet 1 is a float and "hospital" a role
+        recipe = model.model_validate_json(json.dumps(raw, default=str), strict=True)
     except ValidationError as error:
-        problems.extend(problems_from_validation(error, model))
+        non_finite = {problem.loc for problem in problems}
+        problems.extend(problem for problem in problems_from_validation(error, model) if problem.loc not in non_finite)
+    except (TypeError, ValueError) as error:  # keys JSON cannot hold, e.g. a list used as a mapping key
+        problems.append(Problem((), f"the recipe holds a value JSON cannot represent: {error}"))
     problems.extend(reference_problems(raw, REGISTRY))
     if problems:
         raise RecipeError(source, locate_lines(text, problems))
     assert recipe is not None
     return recipe
+
+
+def non_finite_problems(node: Any, loc: tuple[str | int, ...] = ()) -> Iterator[Problem]:
+    """Every inf or nan in the raw recipe: no parameter means anything at infinity, and a nan compares false with every bound."""
+    if isinstance(node, float) and not math.isfinite(node):
+        yield Problem(loc, f"must be a finite number, got {node}")
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from non_finite_problems(value, (*loc, str(key)))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from non_finite_problems(value, (*loc, index))
 
 
 def load_recipe(path: Path, overrides: Sequence[str] = ()) -> Recipe:

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from workbench.errors import WorkbenchError
 from workbench.parties import COORDINATOR, Role
 
 Loc = tuple[str | int, ...]
@@ -39,7 +40,7 @@ class Problem:
         return f"{where}: {self.path or '(recipe)'}: {self.message}"
 
 
-class RecipeError(ValueError):
+class RecipeError(WorkbenchError, ValueError):
     """The recipe is not valid; `problems` lists every issue found."""
 
     def __init__(self, source: str, problems: list[Problem]) -> None:
@@ -240,6 +241,8 @@ def _at_problems(index: int, step: Mapping[str, Any], step_class: Any, parties: 
     if isinstance(at, list):
         for position, party in enumerate(at):
             loc: Loc = ("steps", index, "at", position)
+            if not isinstance(party, str):
+                continue  # pydantic reports it: `at` is a list of party names
             if party not in parties:
                 problems.append(Problem(loc, f"unknown party {party!r}; {_known('parties', parties)}"))
             elif accepted and roles.get(party) in {r.value for r in Role} and roles[party] not in accepted:

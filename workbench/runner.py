@@ -20,6 +20,7 @@ from typing import Any
 
 from workbench.context import StepContext
 from workbench.data.sources import DataSourceError
+from workbench.errors import WorkbenchError
 from workbench.events import (
     Event,
     EventListener,
@@ -34,15 +35,15 @@ from workbench.events import (
 )
 from workbench.ledger import Ledger
 from workbench.manifest import build_manifest, table_fingerprint
-from workbench.models.features import FeatureError
-from workbench.parties import MissingItemError, PartyBoundaryError, PartyStore, ScopedParties
+from workbench.parties import PartyStore, ScopedParties
 from workbench.recipe import Recipe
 from workbench.report.html import write_report
+from workbench.report.linkage_truth import SIMULATION_TRUTH, score_linkage
 from workbench.scratch import sweep_stale
 from workbench.steps import REGISTRY
 
-USER_ERRORS = (FeatureError, MissingItemError, PartyBoundaryError, DataSourceError)
-"""Errors that describe bad input or a recipe mistake: shown to the user as a message, not a traceback."""
+USER_ERRORS = (WorkbenchError,)
+"""Errors that describe bad input, a recipe mistake or the environment: shown to the user as a message, not a traceback."""
 
 DATA_PHASE = "data"
 STATUS_FILE = "status.json"
@@ -115,6 +116,7 @@ def run_recipe(
         stores, truth, fingerprints = _load_parties(recipe, base_dir, emit)
         roles = {name: party.role for name, party in recipe.parties.items()}
         results: dict[str, Any] = {}
+        scores: dict[str, Any] = {}
         provenance: dict[str, Any] = {}
         timings: dict[str, float] = {}
         for index, (name, spec) in enumerate(zip(names, recipe.steps)):
@@ -129,7 +131,6 @@ def run_recipe(
                 roles=roles,
                 ledger=ledger,
                 emit=emit,
-                ground_truth=truth,
             )
             step_started = time.perf_counter()
             try:
@@ -140,11 +141,13 @@ def run_recipe(
                 raise RunError(f"step {name!r} ({spec.kind}) failed: {error}", user_error=user_error) from error
             timings[name] = time.perf_counter() - step_started
             results[name] = ctx.results
+            if (score := score_linkage(spec.params, ctx, truth)) is not None:  # the simulation's, against generator truth no step sees
+                scores[name] = score
             if ctx.manifest:
                 provenance[name] = ctx.manifest
             emit(StepFinished(step=name, seconds=timings[name]))
         phase = "report"
-        metrics = {"recipe": recipe.name, "recipe_hash": recipe.hash(), "seed": recipe.seed, "steps": results}
+        metrics = {"recipe": recipe.name, "recipe_hash": recipe.hash(), "seed": recipe.seed, "steps": results} | ({SIMULATION_TRUTH: scores} if scores else {})
         _write_json(out_dir / "metrics.json", metrics)
         manifest = build_manifest(recipe, fingerprints, timings, ledger) | {"steps": provenance}
         _write_json(out_dir / "manifest.json", manifest)

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from workbench.errors import WorkbenchError
+
 MAX_BYTES = 1_000_000
 """Largest recipe text: the largest shipped recipe is ~5 kB; a megabyte is a mistake or an attack."""
 MAX_NODES = 200_000
@@ -22,7 +24,7 @@ MAX_DEPTH = 24
 """Deepest nesting: the recipe schema itself nests about 8 deep."""
 
 
-class YamlError(ValueError):
+class YamlError(WorkbenchError, ValueError):
     """YAML the workbench refuses to read; `line` is 1-based where known."""
 
     def __init__(self, message: str, line: int | None = None) -> None:

@@ -27,12 +27,24 @@ def test_encoding_is_numeric_booleans_and_one_hot_against_the_first_level() -> N
     (FRAME.drop("age"), SPEC, "party 'county_hospital', table 'ehr': missing column\\(s\\) age"),
     (FRAME.with_columns(pl.lit("old").alias("age")), SPEC, "column 'age' must be numeric or Boolean, got String"),
     (FRAME.with_columns(pl.Series("age", [70, None, 81])), SPEC, "missing values in age \\(1 rows\\)"),
-    (FRAME, FeatureSpec(categorical={"surgery_type": ["general", "cardiac"]}), "values \\['neuro'\\] that are not among"),
+    (FRAME, FeatureSpec(categorical={"surgery_type": ["general", "cardiac"]}), "1 value\\(s\\) not among its declared categories .* \\(rows 3\\)"),
+    (FRAME.with_columns(pl.Series("age", [70.0, float("nan"), float("inf")])), SPEC, "NaN or infinite values in age \\(2 rows\\)"),
     (FRAME, FeatureSpec(categorical={"surgery_type": ["general"]}), "needs at least two categories"),
 ])
 def test_bad_tables_are_named(frame: pl.DataFrame, spec: FeatureSpec, message: str) -> None:
     with pytest.raises(FeatureError, match=message):
         design_matrix(frame, spec, WHERE)
+
+
+def test_messages_quote_no_cell_of_the_table() -> None:
+    """Issue 10: a headerless CSV's first record became the column names, and errors listed them; values were echoed too."""
+    headerless = pl.DataFrame({"Jane Doe": ["John Roe"], "1961-04-02": ["1950-01-01"], "death": [2]})
+    for call in (lambda: design_matrix(headerless, SPEC, WHERE), lambda: label_vector(headerless, "death", WHERE)):
+        with pytest.raises(FeatureError) as caught:
+            call()
+        assert not any(value in str(caught.value) for value in ("Jane", "Roe", "1961", "1950"))
+    with pytest.raises(FeatureError, match="1 rows hold other values \\(rows 1\\)"):
+        label_vector(headerless, "death", WHERE)
 
 
 def test_declared_fills_stand_in_for_missing_values_and_must_name_numeric_columns() -> None:

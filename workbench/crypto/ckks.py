@@ -19,6 +19,8 @@ import numpy as np
 import tenseal as ts
 from pydantic import BaseModel, ConfigDict, Field
 
+from workbench.errors import WorkbenchError
+
 SECRET_ITEM = "ckks/secret"
 """Where a party's store keeps a serialized context with the secret key."""
 AGGREGATOR_ITEM = "ckks/aggregator"
@@ -36,7 +38,7 @@ VALUE_BITS = 10
 """Headroom above the scale for the summed values (|sum| < 2^10 before the modulus wraps)."""
 
 
-class CKKSError(ValueError):
+class CKKSError(WorkbenchError, ValueError):
     """A ciphertext or context is unusable: tampered, truncated, or from another key."""
 
 

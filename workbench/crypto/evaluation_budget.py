@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import threading
 
+from workbench.errors import WorkbenchError
 
-class EvaluationBudgetError(ValueError):
+
+class EvaluationBudgetError(WorkbenchError, ValueError):
     """A requester asked the provider to evaluate more identifiers than the provider allows it."""
 
 

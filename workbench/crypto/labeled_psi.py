@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from voprf import ristretto as oprf
 
 from workbench.crypto.evaluation_budget import EvaluationBudget
+from workbench.errors import WorkbenchError
 
 INFO = b"ppml-workbench/labeled-psi/v1"
 TAG_LEN, KEY_LEN, GCM_TAG_LEN, POINT_LEN, PROOF_LEN = 16, 32, 16, 32, 64
@@ -58,7 +59,7 @@ _HEADER = struct.Struct("<32s32sQI")  # public key, salt, record count, payload 
 _DECLARATION = struct.Struct("<Q")
 
 
-class LabeledPsiError(ValueError):
+class LabeledPsiError(WorkbenchError, ValueError):
     """A protocol message is malformed, over budget, or fails verification."""
 
 

@@ -38,6 +38,7 @@ from private_set_intersection.python import Request, ServerSetup
 from private_set_intersection.python import _openmined_psi as cpp
 
 from workbench.crypto.evaluation_budget import EvaluationBudget
+from workbench.errors import WorkbenchError
 
 DataStructure = Literal["auto", "gcs", "raw", "bloom"]
 Send = Callable[[str, bytes], bytes]
@@ -53,7 +54,7 @@ GCS_MAX_GAP = 1e15
 _STRUCTURES = {"gcs": cpp.data_structure.GCS, "raw": cpp.data_structure.Raw, "bloom": cpp.data_structure.BloomFilter}
 
 
-class PsiParameterError(ValueError):
+class PsiParameterError(WorkbenchError, ValueError):
     """PSI parameters the library would fail on; the message says which value to change."""
 
 

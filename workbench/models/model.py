@@ -36,7 +36,7 @@ class ModelSpec(BaseModel):
 
     family: Literal["logistic", "mlp"] = Field("logistic", description="logistic regression, or a one-hidden-layer perceptron.")
     hidden: int = Field(16, ge=1, le=1024, description="Hidden units (mlp only).")
-    l2: float = Field(0.01, ge=0.0, description="L2 penalty on standardized weights.")
+    l2: float = Field(0.01, ge=0.0, le=1e6, description="L2 penalty on standardized weights.")
 
     def build(self) -> Family:
         return Logistic() if self.family == "logistic" else MLP(self.hidden)

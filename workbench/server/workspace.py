@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import workbench
+from workbench.errors import WorkbenchError
 from workbench.recipe import Recipe, parse_recipe
 from workbench.recipe_problems import Problem, RecipeError
 from workbench.server.limits import DEFAULT_MAX_RECIPE_BYTES, how_to_raise
@@ -33,7 +34,7 @@ MAX_SCAN_DEPTH = 4
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class WorkspaceError(ValueError):
+class WorkspaceError(WorkbenchError, ValueError):
     """A ref or path the browser sent does not name a file the workspace may use."""
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from workbench.context import StepContext
 from workbench.parties import Role
 from workbench.report.blocks import Block, Table
+from workbench.steps.contract import Contract
 
 
 class StepParams(BaseModel):
@@ -34,6 +35,13 @@ class Step(ABC, Generic[P]):
 
     def __init__(self, params: P) -> None:
         self.params = params
+
+    def contract(self) -> Contract:
+        """What this step needs and produces with these parameters: checked by `workbench validate` before anything runs.
+
+        Every registered step overrides it (tests/steps/test_contracts.py holds each to its contract).
+        """
+        return Contract()
 
     @abstractmethod
     def run(self, ctx: StepContext) -> None:

@@ -15,17 +15,19 @@ from pydantic import Field
 
 from workbench.context import StepContext
 from workbench.crypto import ckks
+from workbench.errors import RoleError
 from workbench.ledger import Protection
 from workbench.parties import Role
 from workbench.report.blocks import Block, Table, Text
 from workbench.steps.base import Step, StepParams, register
+from workbench.steps.contract import Contract, Randomness, RoleNeed
 
 
 class CKKSKeysParams(StepParams):
     custody: Literal["clients", "key_holder"] = Field(
         "clients", description="clients: the hospitals share the secret key; key_holder: a separate party holds it and no hospital does.")
     precision: float = Field(1e-6, gt=0, lt=1, description="Largest error wanted on a summed value; sizes scale and modulus (custody clients).")
-    max_clients: int = Field(10, ge=1, description="Most updates summed at once, for the noise budget.")
+    max_clients: int = Field(10, ge=1, le=10_000, description="Most updates summed at once, for the noise budget.")
 
 
 @register
@@ -36,14 +38,19 @@ class CKKSKeys(Step[CKKSKeysParams]):
     Params = CKKSKeysParams
     roles = (Role.HOSPITAL, Role.AGGREGATOR, Role.KEY_HOLDER)
 
+    def contract(self) -> Contract:
+        custody = self.params.custody
+        needs = (RoleNeed(Role.HOSPITAL), RoleNeed(Role.AGGREGATOR, 1, 1), *((RoleNeed(Role.KEY_HOLDER, 1, 1),) if custody == "key_holder" else ()))
+        return Contract(needs=needs, provides_keys=custody, randomness=Randomness.SEED_AND_SYSTEM)
+
     def run(self, ctx: StepContext) -> None:
         hospitals, aggregators, holders = (ctx.parties_with(role) for role in (Role.HOSPITAL, Role.AGGREGATOR, Role.KEY_HOLDER))
         if not hospitals or len(aggregators) != 1:
-            raise ValueError(f"ckks_keys needs hospitals and one aggregator among its parties; got {list(ctx.parties)}")
+            raise RoleError(f"ckks_keys needs hospitals and one aggregator among its parties; got {list(ctx.parties)}")
         aggregator = aggregators[0]
         if self.params.custody == "key_holder":
             if len(holders) != 1:
-                raise ValueError(f"custody key_holder needs exactly one party with role key_holder among its parties; got {holders}")
+                raise RoleError(f"custody key_holder needs exactly one party with role key_holder among its parties; got {holders}")
             record = self._key_holder(ctx, hospitals, aggregator, holders[0])
         else:
             record = self._clients(ctx, hospitals, aggregator)

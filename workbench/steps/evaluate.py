@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from workbench.context import StepContext
-from workbench.data.splits import split_part
+from workbench.data.splits import SPLIT_COLUMN, split_part
 from workbench.models import model_key
 from workbench.models.features import TableRef, design_matrix, label_vector
 from workbench.models.metrics import binary_metrics
@@ -15,6 +15,7 @@ from workbench.parties import Role
 from workbench.report.blocks import Block, Figure, Table
 from workbench.report.figures import grouped_bars
 from workbench.steps.base import SiteStep, StepParams, register
+from workbench.steps.contract import Columns, Contract, RoleNeed
 
 METRICS = ("auc", "accuracy", "brier")
 
@@ -32,6 +33,11 @@ class Evaluate(SiteStep[EvaluateParams]):
     kind = "evaluate"
     Params = EvaluateParams
     roles = (Role.HOSPITAL,)
+
+    def contract(self) -> Contract:
+        p = self.params
+        return Contract(needs=(RoleNeed(Role.HOSPITAL),), reads=(Columns(p.table, (p.label,), where=("label",)), Columns(p.table, (SPLIT_COLUMN,))),
+                        reads_models=tuple(p.models))
 
     def run_at(self, ctx: StepContext, party: str) -> dict[str, Any]:
         p, store = self.params, ctx.store(party)

@@ -13,6 +13,7 @@ from workbench.models.features import TableRef, design_matrix, label_vector
 from workbench.models.model import fit_model
 from workbench.parties import Role
 from workbench.steps.base import SiteStep, register
+from workbench.steps.contract import Contract, Randomness, RoleNeed
 from workbench.steps.training import TrainingParams
 
 
@@ -27,6 +28,9 @@ class LocalTrain(SiteStep[LocalTrainParams]):
     kind = "local_train"
     Params = LocalTrainParams
     roles = (Role.HOSPITAL,)
+
+    def contract(self) -> Contract:
+        return Contract(needs=(RoleNeed(Role.HOSPITAL),), reads=self.params.reads(), saves_models=(self.params.save_as,), randomness=Randomness.SEED)
 
     def run_at(self, ctx: StepContext, party: str) -> dict[str, Any]:
         p, store = self.params, ctx.store(party)

@@ -21,6 +21,7 @@ from workbench.models.features import TableRef, design_matrix, label_vector
 from workbench.models.model import fit_model, model_bytes
 from workbench.parties import Role
 from workbench.steps.base import Step, register
+from workbench.steps.contract import Contract, Randomness, RoleNeed
 from workbench.steps.training import TrainingParams
 
 ORACLE = "oracle"
@@ -37,6 +38,9 @@ class PooledTrain(Step[PooledTrainParams]):
     kind = "pooled_train"
     Params = PooledTrainParams
     roles = (Role.HOSPITAL,)
+
+    def contract(self) -> Contract:
+        return Contract(needs=(RoleNeed(Role.HOSPITAL),), reads=self.params.reads(), saves_models=(self.params.save_as,), randomness=Randomness.SEED)
 
     def run(self, ctx: StepContext) -> None:
         p = self.params

@@ -29,12 +29,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from workbench.context import StepContext
 from workbench.crypto import ckks
 from workbench.crypto import secure_sum as ss
-from workbench.data.splits import split_part
+from workbench.data.splits import SPLIT_COLUMN, split_part
+from workbench.errors import RoleError
 from workbench.ledger import Protection
 from workbench.models.features import FeatureSpec, TableRef, design_matrix
 from workbench.parties import MissingItemError, Role
 from workbench.report.blocks import Block, Table, Text
 from workbench.steps.base import Step, StepParams, register
+from workbench.steps.contract import Columns, Contract, Randomness, RoleNeed
 
 
 class Histogram(BaseModel):
@@ -94,6 +96,14 @@ class SecureSum(Step[SecureSumParams]):
     Params = SecureSumParams
     roles = (Role.HOSPITAL, Role.AGGREGATOR, Role.KEY_HOLDER)
 
+    def contract(self) -> Contract:
+        p = self.params
+        columns = (*p.sum, *p.sum_of_squares, *(h.column for h in p.histograms))
+        reads = (Columns(p.table, tuple(dict.fromkeys(columns)), where=("sum",)), *((Columns(p.table, (SPLIT_COLUMN,), where=("rows",)),)
+                                                                                if p.rows != "all" else ()))
+        return Contract(needs=(RoleNeed(Role.HOSPITAL), RoleNeed(Role.AGGREGATOR, 1, 1)), reads=reads, needs_keys=(Role.HOSPITAL, Role.AGGREGATOR),
+                        randomness=Randomness.SEED_AND_SYSTEM)
+
     def run(self, ctx: StepContext) -> None:
         parties = self._parties(ctx)
         codec, names = self.params.codec, self.params.statistic_names()
@@ -117,13 +127,13 @@ class SecureSum(Step[SecureSumParams]):
     def _parties(self, ctx: StepContext) -> Parties:
         hospitals, aggregators = ctx.parties_with(Role.HOSPITAL), ctx.parties_with(Role.AGGREGATOR)
         if len(aggregators) != 1 or not hospitals:
-            raise ValueError(f"secure_sum needs one aggregator and at least one hospital among its parties; got {list(ctx.parties)}")
+            raise RoleError(f"secure_sum needs one aggregator and at least one hospital among its parties; got {list(ctx.parties)}")
         aggregator = aggregators[0]
         if not ctx.store(aggregator).has(ckks.AGGREGATOR_ITEM):
             raise MissingItemError(f"secure_sum needs CKKS keys, and {aggregator!r} holds none: add a `ckks_keys` step before secure_sum")
         holder = ctx.store(aggregator).get(ckks.CUSTODY_ITEM)["key_holder"]  # None under custody clients
         if holder is not None and holder not in ctx.parties:
-            raise ValueError(f"custody key_holder: {holder!r} must be among secure_sum's parties to decrypt the masked total")
+            raise RoleError(f"custody key_holder: {holder!r} must be among secure_sum's parties to decrypt the masked total")
         return Parties(hospitals, aggregator, holder)
 
     def _hospital_context(self, ctx: StepContext, hospital: str, key_holder: str | None) -> Any:
