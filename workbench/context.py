@@ -37,8 +37,6 @@ class StepContext:
     roles: Mapping[str, Role]
     ledger: Ledger
     emit: EventListener
-    ground_truth: Mapping[str, Any] = field(default_factory=dict)
-    """Generator truth (true links, coefficients) by dataset: for scoring a step, never as its input."""
     results: dict[str, Any] = field(default_factory=dict)
     """What the coordinator learned from this step; becomes the step's part of metrics.json."""
     manifest: dict[str, Any] = field(default_factory=dict)

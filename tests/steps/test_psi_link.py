@@ -20,8 +20,12 @@ from workbench.data.payload import PayloadCodec
 from workbench.ledger import Ledger, Protection
 from workbench.parties import PartyStore, Role, ScopedParties
 from workbench.recipe import load_recipe, parse_recipe
+from workbench.recipe_problems import RecipeError
+from workbench.report.blocks import Table
+from workbench.report.html import number_cell, step_blocks
+from workbench.report.linkage_truth import SIMULATION_TRUTH
 from workbench.runner import RunError, RunResult, run_recipe
-from workbench.steps.psi_link import TRUTH, PsiLink, PsiLinkParams
+from workbench.steps.psi_link import PsiLink, PsiLinkParams
 
 from ..conftest import RECIPES
 
@@ -130,9 +134,10 @@ def test_reveal_cardinality_leaves_every_store_as_it_was(tmp_path: Path, small: 
     run = _small_run(tmp_path, reveal="cardinality", payload_columns=[], passes=exact)
     for party in ("north", "south", "vendor"):
         assert len(run.stores[party].tables()) == 1
-    published = run.metrics["steps"]["link"]
+    published, scored = run.metrics["steps"]["link"], run.metrics[SIMULATION_TRUTH]["link"]
+    assert set(published) == {"north", "south", "vendor"}, "the simulation's scores are no party's result"
     for hospital in ("north", "south"):
-        assert 0 < published[hospital]["linked"] == published[TRUTH][hospital]["correct"] < len(_true_pairs(small, hospital))
+        assert 0 < published[hospital]["linked"] == scored[hospital]["correct"] < len(_true_pairs(small, hospital))
     with pytest.raises(ValueError, match="cardinality takes exactly one pass"):
         PsiLinkParams.model_validate(_params(reveal="cardinality", payload_columns=[]))
 
@@ -192,9 +197,11 @@ def test_linkage_recipe_links_the_flagship_cohort(flagship: Any) -> None:
 
 
 def test_multi_pass_linkage_finds_nearly_every_true_link_and_no_false_one(linkage_run: RunResult) -> None:
-    scores = linkage_run.metrics["steps"]["link"][TRUTH]
-    exact = linkage_run.metrics["steps"]["link_exact"][TRUTH]
+    scores = linkage_run.metrics[SIMULATION_TRUTH]["link"]
+    exact = linkage_run.metrics[SIMULATION_TRUTH]["link_exact"]
     assert set(scores) == {"general_hospital", "county_hospital", "trauma_center"}
+    for step in ("link", "link_exact"):  # what the parties published holds nothing of the truth
+        assert set(linkage_run.metrics["steps"][step]) == {"general_hospital", "county_hospital", "trauma_center", "vendor"}
     total = {key: sum(s[key] for s in scores.values()) for key in ("true_links", "linked", "correct")}
     assert total["correct"] / total["true_links"] >= 0.98 and total["correct"] / total["linked"] >= 0.999
     exact_recall = sum(s["correct"] for s in exact.values()) / total["true_links"]
@@ -207,16 +214,27 @@ def test_multi_pass_linkage_finds_nearly_every_true_link_and_no_false_one(linkag
 
 
 def test_the_report_shows_passes_overall_scores_and_disclosure(linkage_run: RunResult) -> None:
-    blocks = PsiLink.summarize(linkage_run.metrics["steps"]["link"])
+    recipe = load_recipe(RECIPES / "linkage.yaml")
+    blocks = step_blocks(recipe, linkage_run.metrics)["link"]
     titles = [block.title for block in blocks]
     assert titles[:2] == ["Linkage per pass", "Linkage overall"] and titles[-1] == "What each party learned"
-    per_pass = blocks[0]
-    assert [row[1] for row in per_pass.rows[:3]] == ["name_dob", "dob_phone", "name_phone"]  # type: ignore[union-attr]
+    per_pass, overall = blocks[0], blocks[1]
+    assert isinstance(per_pass, Table) and isinstance(overall, Table)
+    assert [row[1] for row in per_pass.rows[:3]] == ["name_dob", "dob_phone", "name_phone"]
+    # the simulation's scores, kept apart in metrics.json, fill the report's precision and recall columns
+    scores = linkage_run.metrics[SIMULATION_TRUTH]["link"]
+    assert [row[-2:] for row in per_pass.rows] == [[r["precision"], r["recall"]] for s in scores.values() for r in s["passes"]]
+    assert {row[0]: row[-3:] for row in overall.rows} == {party: [s["true_links"], s["precision"], s["recall"]] for party, s in scores.items()}
+    assert all(value is not None for row in per_pass.rows for value in row[-2:])
+    unscored = PsiLink.summarize(linkage_run.metrics["steps"]["link"])  # what the parties published alone: no scores
+    assert [row[:-2] for row in unscored[0].rows] == [row[:-2] for row in per_pass.rows]  # type: ignore[union-attr]
+    assert all(row[-2:] == [None, None] for row in unscored[0].rows)  # type: ignore[union-attr]
     learned = " ".join(blocks[-1].paragraphs)  # type: ignore[union-attr]
     assert "general_hospital learned which 3000 of its 5000 records vendor also holds and vendor's payload columns" in learned
     assert "vendor learned only the number of records general_hospital queried in each pass (5000, " in learned
     html = (linkage_run.out_dir / "report.html").read_text()
     assert "Linkage per pass" in html and "What each party learned" in html
+    assert f'<td class="num">{number_cell(scores["general_hospital"]["passes"][0]["recall"])}</td>' in html
 
 
 # --- bad input -------------------------------------------------------------------------------------
@@ -296,13 +314,18 @@ def test_mismatched_normalisation_between_the_sides_is_named(small: Any) -> None
 
 
 def test_linkage_errors_reach_the_user_as_messages(tmp_path: Path) -> None:
+    """Validation refuses them from the step's contract; a recipe run unchecked fails in the step with the same cause, as a message."""
     recipe = _small_recipe(requester={**LINK_PARAMS["requester"], "table": "missing"})
+    with pytest.raises(RecipeError, match=r"steps\[0\].params.requester: no table 'missing' at 'north', 'south' when step 'link' \(psi_link\) runs"):
+        parse_recipe(recipe)
     with pytest.raises(RunError, match="step 'link' \\(psi_link\\) failed: party 'north' holds no table 'missing'") as error:
-        run_recipe(parse_recipe(recipe), tmp_path / "run")
+        run_recipe(parse_recipe(recipe, check_chain=False), tmp_path / "run")
     assert error.value.user_error
     recipe = _small_recipe(requester={**LINK_PARAMS["requester"], "id_column": "nope"})
+    with pytest.raises(RecipeError, match=r"steps\[0\].params.requester.id_column: table 'ehr' at 'north', 'south' has no column\(s\) nope"):
+        parse_recipe(recipe)
     with pytest.raises(RunError, match="id_column 'nope' is not in the table") as error:
-        run_recipe(parse_recipe(recipe), tmp_path / "run2")
+        run_recipe(parse_recipe(recipe, check_chain=False), tmp_path / "run2")
     assert error.value.user_error
 
 

@@ -16,6 +16,7 @@ from workbench.ledger import Ledger
 from workbench.recipe import Recipe
 from workbench.report.blocks import Block, Figure, Table, Text
 from workbench.report.comparison import comparison_blocks
+from workbench.report.linkage_truth import SIMULATION_TRUTH
 from workbench.steps import REGISTRY
 
 _ENV = Environment(loader=PackageLoader("workbench.report"), autoescape=select_autoescape(["html", "j2"]))
@@ -44,9 +45,10 @@ def human_bytes(n: int) -> str:
 
 
 def step_blocks(recipe: Recipe, metrics: dict[str, Any]) -> dict[str, list[Block]]:
-    """Each step's report blocks, from its own `summarize`."""
+    """Each step's report blocks, from its own `summarize`; a step the simulation scored also gets its scores, kept apart in metrics."""
+    truth = metrics.get(SIMULATION_TRUTH, {})
     return {
-        name: REGISTRY[spec.kind].summarize(metrics["steps"].get(name, {}))
+        name: REGISTRY[spec.kind].summarize(metrics["steps"].get(name, {}), **({"truth": truth[name]} if name in truth else {}))
         for name, spec in zip(recipe.step_names(), recipe.steps)
     }
 
