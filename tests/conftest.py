@@ -15,6 +15,14 @@ LIGHT_ROUNDS = 15
 LIGHT_VENDOR_ONLY_PEOPLE = 1000
 
 
+def uci_recipe(name: str, steps: str, sites: tuple[str, ...] = ("cleveland", "hungary"), *, key_holder: bool = False) -> str:
+    """A small recipe on the real UCI heart sites: the sites as hospitals, an aggregator (and a key holder), then `steps` (YAML)."""
+    parties = "".join(f"  {site}: {{role: hospital, data: {{dataset: uci, part: {site}}}}}\n" for site in sites)
+    holder = "  key_holder: {role: key_holder}\n" if key_holder else ""
+    return (f"name: {name}\nseed: 1\ndatasets: {{uci: {{kind: uci_heart}}}}\nparties:\n{parties}  aggregator: {{role: aggregator}}\n{holder}"
+            f"steps:\n  - {{kind: split, params: {{label: heart_disease}}}}\n{steps}")
+
+
 def light_overrides(recipe: Recipe) -> list[str]:
     """The same pipeline at a fraction of the cost: fewer vendor-only people to link against, fewer rounds."""
     rounds = [f"steps[{i}].params.rounds={LIGHT_ROUNDS}" for i, step in enumerate(recipe.steps) if step.kind == "fl_train"]

@@ -16,6 +16,7 @@ from typing import Any, TypeGuard
 
 import pytest
 
+from workbench.fl.aggregation import kind
 from workbench.recipe import Recipe
 from workbench.steps.ckks_keys import CKKSKeysParams
 from workbench.steps.evaluate import EvaluateParams
@@ -31,7 +32,7 @@ def encrypted_names(recipe: Recipe) -> set[str]:
     """Names under which values that went through CKKS are published: the encrypted steps and the models they trained."""
     names: set[str] = set()
     for name, spec in zip(recipe.step_names(), recipe.steps):
-        if _encrypted_training(spec.params):
+        if _training(spec.params) and not kind(spec.params.aggregation).exact:
             names |= {name, spec.params.save_as}
         if isinstance(spec.params, SecureSumParams):
             names.add(name)
@@ -42,11 +43,11 @@ def fresh_randomness_steps(recipe: Recipe) -> set[str]:
     """Steps whose messages carry fresh keys or encryption randomness, so their bytes differ from run to run."""
     randomized = (PsiLinkParams, CKKSKeysParams, SecureSumParams)
     return {name for name, spec in zip(recipe.step_names(), recipe.steps)
-            if isinstance(spec.params, randomized) or _encrypted_training(spec.params)}
+            if isinstance(spec.params, randomized) or (_training(spec.params) and kind(spec.params.aggregation).fresh_randomness)}
 
 
-def _encrypted_training(params: object) -> TypeGuard[FLTrainParams]:
-    return isinstance(params, FLTrainParams) and params.aggregation == "ckks"
+def _training(params: object) -> TypeGuard[FLTrainParams]:
+    return isinstance(params, FLTrainParams)
 
 
 def assert_same_metrics(first: Path, second: Path, recipe: Recipe) -> None:

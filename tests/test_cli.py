@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 from typer.testing import CliRunner
 
-from tests.conftest import RECIPES, light_overrides
+from tests.conftest import RECIPES, light_overrides, uci_recipe
 from tests.test_recipe import THREE_PROBLEMS
 from workbench.cli import app
 from workbench.data.cohort import CohortParams, generate_cohort
@@ -84,19 +84,10 @@ def test_installed_command_runs_the_flagship(light_flagship_path: Path, tmp_path
     assert {"recipe.yaml", "manifest.json", "ledger.jsonl", "metrics.json", "report.html"} <= {p.name for p in (tmp_path / "run").iterdir()}
 
 
-LONG_TRAINING = """\
-name: long_training
-seed: 1
-datasets: {uci: {kind: uci_heart}}
-parties:
-  cleveland: {role: hospital, data: {dataset: uci, part: cleveland}}
-  hungary: {role: hospital, data: {dataset: uci, part: hungary}}
-  aggregator: {role: aggregator}
-steps:
-  - {kind: split, params: {label: heart_disease}}
+LONG_TRAINING = uci_recipe("long_training", """\
   - kind: fl_train
     params: {label: heart_disease, features: {numeric: [age, chol]}, rounds: 10000}
-"""
+""")
 
 
 def _start_training(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path, dict[str, str]]:
@@ -172,3 +163,28 @@ def test_a_full_disk_prints_no_patient_data(tmp_path: Path) -> None:
     printed = result.stdout + result.stderr
     assert not [value for value in identifiers if value in printed]
     assert "locals" not in printed.lower()
+
+
+def test_a_run_directory_that_cannot_be_one_is_refused(tmp_path: Path, flagship_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    for out, message in ((tmp_path / "file", "is a file, not a folder"), (tmp_path / "file" / "run", "is a file, not a folder"),
+                         (tmp_path / "other", "already exists and is not empty")):
+        result = runner.invoke(app, ["run", str(flagship_path), "--out", str(out)])
+        assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+    result = runner.invoke(app, ["run", str(flagship_path), "--out", str(tmp_path / "other"), "--force"])
+    assert result.exit_code == 2 and "not a run directory, and --force will not empty it" in " ".join(result.output.split())
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
+def test_force_over_an_earlier_run_leaves_none_of_its_files(tmp_path: Path) -> None:
+    """Issue 10: a failed forced run left the new recipe.yaml beside the old metrics.json and report.html."""
+    good, out = tmp_path / "good.yaml", tmp_path / "run"
+    good.write_text(LONG_TRAINING.replace("rounds: 10000", "rounds: 1"))
+    assert runner.invoke(app, ["run", str(good), "--out", str(out)]).exit_code == 0
+    bad = Path(__file__).parent / "corpus" / "recipes" / "nan_features.yaml"  # fails at run time, on its data
+    result = runner.invoke(app, ["run", str(bad), "--out", str(out), "--force"])
+    assert result.exit_code == 2
+    assert not (out / "metrics.json").exists() and not (out / "report.html").exists()
+    assert json.loads((out / "status.json").read_text())["status"] == "failed"

@@ -118,3 +118,34 @@ def test_tutorial_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
 
 def test_there_are_tutorials() -> None:
     assert {p.stem for p in TUTORIALS} >= {"flagship", "intro"}
+
+
+def test_a_notebook_without_its_parameters_cell_is_refused_not_exported_with_defaults(flagship) -> None:
+    """Issue 10: without the parameters cell the export silently used the default seed (0 instead of 3)."""
+    notebook = recipe_to_notebook(flagship)
+    for cell in notebook.cells:
+        cell.metadata["tags"] = [tag for tag in cell.metadata.get("tags", []) if tag != PARAMETERS_TAG]
+    with pytest.raises(NotebookError, match=f"demo.ipynb: no cell is tagged '{PARAMETERS_TAG}'"):
+        notebook_to_recipe(notebook, "demo.ipynb")
+
+
+def test_malformed_tags_and_untagged_steps_are_refused_by_cell(flagship) -> None:
+    notebook = recipe_to_notebook(flagship)
+    number = next(n for n, cell in enumerate(notebook.cells, start=1) if STEP_TAG in cell.metadata.get("tags", []))
+    notebook.cells[number - 1].metadata["tags"] = STEP_TAG  # a string, not a list: the step would vanish
+    with pytest.raises(NotebookError, match=f"demo.ipynb: cell {number}: metadata.tags must be a list of strings"):
+        notebook_to_recipe(notebook, "demo.ipynb")
+    notebook.cells[number - 1].metadata["tags"] = []
+    with pytest.raises(NotebookError, match=f"demo.ipynb: cell {number} calls .step\\(\\) but is not tagged"):
+        notebook_to_recipe(notebook, "demo.ipynb")
+
+
+def test_export_never_overwrites_without_force(tmp_path: Path, flagship_path: Path) -> None:
+    runner = CliRunner()
+    existing = tmp_path / "mine.ipynb"
+    existing.write_text("precious")
+    result = runner.invoke(app, ["export", str(flagship_path), "-o", str(existing)])
+    assert result.exit_code == 2 and "exists; choose another --out or pass --force" in result.output and existing.read_text() == "precious"
+    result = runner.invoke(app, ["export", str(flagship_path), "-o", str(flagship_path), "--force"])
+    assert result.exit_code == 2 and "is the file being exported" in result.output
+    assert runner.invoke(app, ["export", str(flagship_path), "-o", str(existing), "--force"]).exit_code == 0

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import RECIPES
 from tests.reproducibility import assert_same_ledger, assert_same_metrics, fresh_randomness_steps
 from workbench.events import Event, MessageSent, RunFinished, RunStarted, StepFinished, StepStarted
-from workbench.recipe import Recipe, load_recipe, parse_recipe
+from workbench.recipe import Recipe, RecipeError, load_recipe, parse_recipe
 from workbench.runner import RunError, RunResult, run_recipe
 
 RUN_FILES = {"recipe.yaml", "manifest.json", "ledger.jsonl", "metrics.json", "report.html", "events.jsonl", "status.json"}
@@ -93,8 +93,10 @@ steps:
   - kind: local_train
     params: {label: heart_disease, features: {numeric: [age]}}
 """
+    with pytest.raises(RecipeError, match="has no column\\(s\\) is_test when step 'local_train' \\(local_train\\) runs; add a `split` step"):
+        parse_recipe(text)
     with pytest.raises(RunError, match="step 'local_train' .* no 'is_test' column; add a `split` step") as caught:
-        run_recipe(parse_recipe(text), tmp_path / "run")
+        run_recipe(parse_recipe(text, check_chain=False), tmp_path / "run")
     assert caught.value.user_error
     assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "failed"
     assert json.loads((tmp_path / "run" / "status.json").read_text())["step"] == "local_train"
@@ -112,8 +114,10 @@ steps:
   - kind: local_train
     params: {label: heart_disease, features: {numeric: [age, cholesterol]}}
 """
+    with pytest.raises(RecipeError, match="steps\\[1\\]\\.params\\.features: table 'data' at 'hungary' has no column\\(s\\) cholesterol"):
+        parse_recipe(text)
     with pytest.raises(RunError, match="party 'hungary', table 'data': missing column\\(s\\) cholesterol; the table has 21 columns; check its header"):
-        run_recipe(parse_recipe(text), tmp_path / "run")
+        run_recipe(parse_recipe(text, check_chain=False), tmp_path / "run")
 
 
 def test_a_missing_data_file_is_named(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ def test_hostile_yaml_is_refused_quickly_with_its_line(text: str, message: str, 
     with pytest.raises(safe_yaml.YamlError, match=message) as caught:
         safe_yaml.load(text)
     assert caught.value.line == line
-    assert time.perf_counter() - started < 2
+    assert time.perf_counter() - started < 5, "seconds, not the minutes a bomb takes"
 
 
 def test_merge_keys_keep_their_meaning() -> None:

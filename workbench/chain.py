@@ -99,7 +99,7 @@ class _StepCheck:
             if lacking and (need.table, need.role) not in absent:
                 absent.add((need.table, need.role))
                 held = sorted({table for party in lacking for table in self.parties[party].tables}) or ["none"]
-                problems.append(Problem((*self.loc, "params", *need.where[:1]), f"no table {need.table!r} at {_parties(lacking)} when step "
+                problems.append(Problem((*self.loc, "params", *need.table_at), f"no table {need.table!r} at {_parties(lacking)} when step "
                                         f"{self.name!r} ({self.kind}) runs (tables held then: {', '.join(held)})"))
             for column_group in _by_missing(need, [p for p in parties if p not in lacking], self.parties):
                 missing, at = column_group

@@ -125,9 +125,17 @@ def data_generate(
 def export(
     source: Annotated[Path, typer.Argument(help="A recipe (.yaml) to turn into a notebook, or a workbench notebook (.ipynb) to turn back into a recipe.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="The notebook (.ipynb) or recipe (.yaml) to write.")],
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file (never the input itself).")] = False,
 ) -> None:
     """Recipe -> notebook (one section per step, papermill parameters) or notebook -> recipe (same hash)."""
     from workbench.notebook import NotebookError, read_notebook_recipe, write_recipe_notebook
+
+    if out.resolve() == source.resolve():
+        errors.print(f"[red]error:[/] {out} is the file being exported; write the export elsewhere", highlight=False)
+        raise typer.Exit(2)
+    if out.exists() and not force:
+        errors.print(f"[red]error:[/] {out} exists; choose another --out or pass --force to overwrite it", highlight=False)
+        raise typer.Exit(2)
 
     if source.suffix == ".ipynb":
         try:

@@ -151,24 +151,33 @@ def _step_text(recipe: Recipe, index: int, name: str, spec: StepSpec) -> str:
 
 def notebook_to_recipe(notebook: NotebookNode, source: str = "<notebook>") -> Recipe:
     """Read the recipe a workbench notebook describes; the seed comes from its parameters (papermill's, if injected)."""
-    parameters = _parameters(notebook, source)
-    headers = [(n, cell) for n, cell in _code_cells(notebook) if HEADER_TAG in _tags(cell)]
+    cells = _code_cells(notebook)
+    for number, cell in cells:
+        _check_tags(cell, source, number)
+    headers = [(n, cell) for n, cell in cells if HEADER_TAG in _tags(cell)]
     if len(headers) != 1:
         raise NotebookError(f"{source}: expected one cell tagged {HEADER_TAG!r} (the recipe's parties and datasets), found {len(headers)}")
-    number, header_cell = headers[0]
-    raw = _yaml_mapping(_call_argument(header_cell, HEADER_CALL, 0, source, number), source, number)
+    if not any(PARAMETERS_TAG in _tags(cell) for _, cell in cells):
+        raise NotebookError(f"{source}: no cell is tagged {PARAMETERS_TAG!r}, so the seed the notebook ran with is unknown; tag the cell "
+                            "that sets `seed` (papermill's parameters cell) instead of exporting default values")
+    parameters = _parameters(notebook, source)
+    header_number, header_cell = headers[0]
+    raw = _yaml_mapping(_call_argument(header_cell, HEADER_CALL, 0, source, header_number), source, header_number)
     if "seed" in parameters:
         raw["seed"] = parameters["seed"]
-    steps, cells = [], []
-    for number, cell in _code_cells(notebook):
+    steps, step_cells = [], []
+    for number, cell in cells:
         if STEP_TAG in _tags(cell):
             steps.append(_yaml_mapping(_call_argument(cell, STEP_CALL, 1, source, number), source, number))
-            cells.append(number)
+            step_cells.append(number)
+        elif f".{STEP_CALL}(" in cell.source:
+            raise NotebookError(f"{source}: cell {number} calls .{STEP_CALL}() but is not tagged {STEP_TAG!r}; tag it, or its step would be "
+                                "left out of the recipe")
     raw["steps"] = steps
     try:
         return parse_recipe(yaml.safe_dump(raw, sort_keys=False), source)
     except RecipeError as error:
-        raise RecipeError(source, [_in_cell(problem, number, cells) for problem in error.problems]) from None
+        raise RecipeError(source, [_in_cell(problem, header_number, step_cells) for problem in error.problems]) from None
 
 
 def read_notebook_recipe(path: Path) -> Recipe:
@@ -192,7 +201,16 @@ def _code_cells(notebook: NotebookNode) -> list[tuple[int, NotebookNode]]:
 
 
 def _tags(cell: NotebookNode) -> list[str]:
-    return list(cell.get("metadata", {}).get("tags", []))
+    tags = cell.get("metadata", {}).get("tags", [])
+    return list(tags) if isinstance(tags, list) else []
+
+
+def _check_tags(cell: NotebookNode, source: str, number: int) -> None:
+    """Tags are a list of strings; anything else (a bare string, a number) would silently drop the cell from the recipe."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise NotebookError(f"{source}: cell {number}: metadata.tags must be a list of strings, got {type(tags).__name__}; "
+                            f"write it as [\"{STEP_TAG}\"]")
 
 
 def _parameters(notebook: NotebookNode, source: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from workbench import safe_yaml
+from workbench.chain import chain_problems
 from workbench.data.sources import DatasetSource
 from workbench.parties import Role
 from workbench.recipe_problems import (
@@ -136,8 +137,13 @@ def json_schema() -> dict[str, Any]:
     return recipe_model().model_json_schema()
 
 
-def parse_recipe(text: str, source: str = "<recipe>", overrides: Sequence[str] = ()) -> Recipe:
-    """Validate recipe YAML; raise RecipeError listing every problem with its path and line."""
+def parse_recipe(text: str, source: str = "<recipe>", overrides: Sequence[str] = (), base_dir: Path | None = None, *,
+                 check_chain: bool = True) -> Recipe:
+    """Validate recipe YAML and its chain of steps; raise RecipeError listing every problem with its path and line.
+
+    `base_dir` is where relative data files are; without it their columns are not checked before running. `check_chain`
+    off skips the contract walk: only for tests that show the runner refuses what validation refuses.
+    """
     try:
         raw = safe_yaml.load(text)
     except safe_yaml.YamlError as error:
@@ -157,6 +163,8 @@ def parse_recipe(text: str, source: str = "<recipe>", overrides: Sequence[str] =
     except (TypeError, ValueError) as error:  # keys JSON cannot hold, e.g. a list used as a mapping key
         problems.append(Problem((), f"the recipe holds a value JSON cannot represent: {error}"))
     problems.extend(reference_problems(raw, REGISTRY))
+    if recipe is not None and not problems and check_chain:  # the chain is walked only when every step's parameters are valid
+        problems.extend(chain_problems(recipe, base_dir))
     if problems:
         raise RecipeError(source, locate_lines(text, problems))
     assert recipe is not None
@@ -183,7 +191,7 @@ def load_recipe(path: Path, overrides: Sequence[str] = ()) -> Recipe:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise RecipeError(str(path), [Problem((), f"cannot read the recipe file: {error}", None)]) from None
-    return parse_recipe(text, str(path), overrides)
+    return parse_recipe(text, str(path), overrides, base_dir=path.parent)
 
 
 def apply_override(raw: dict[str, Any], override: str, source: str) -> None:

@@ -187,10 +187,30 @@ def _record_failure(out_dir: Path, phase: str, *, log_traceback: bool) -> None:
         sys.stderr.write(f"could not write to {out_dir} ({error.strerror}); the stack of the failure follows\n{stack}")
 
 
+RUN_FILES = ("recipe.yaml", "manifest.json", "ledger.jsonl", "metrics.json", "events.jsonl", "report.html", STATUS_FILE, ERROR_LOG)
+"""What a run writes; --force removes these of an earlier run first, so no old result survives beside a new recipe."""
+
+
 def _prepare(out_dir: Path, force: bool) -> None:
-    if out_dir.exists() and any(out_dir.iterdir()) and not force:
-        raise RunError(f"run directory {out_dir} already exists and is not empty; choose another --out or pass --force", user_error=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """A run directory to write into, or a RunError that says why it cannot be one."""
+    blocker = next((parent for parent in (out_dir, *out_dir.parents) if parent.exists() and not parent.is_dir()), None)
+    if blocker is not None:
+        raise RunError(f"run directory {out_dir}: {blocker} is a file, not a folder; choose another --out", user_error=True)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not force:
+            raise RunError(f"run directory {out_dir} already exists and is not empty; choose another --out or pass --force", user_error=True)
+        if not (out_dir / "recipe.yaml").is_file():
+            raise RunError(f"run directory {out_dir} holds files but no recipe.yaml: it is not a run directory, and --force will not empty "
+                           "it; choose another --out", user_error=True)
+        for name in RUN_FILES:
+            (out_dir / name).unlink(missing_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".writable"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise RunError(f"run directory {out_dir} cannot be written ({error.strerror}); choose another --out", user_error=True) from None
 
 
 def _load_parties(

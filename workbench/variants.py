@@ -1,4 +1,4 @@
-"""Recipe variants for side-by-side comparisons: the same pipeline with encrypted aggregation.
+"""Recipe variants for side-by-side comparisons: the same pipeline with another aggregation.
 
 A comparison is only fair if nothing but the aggregation changes, so the
 variant is derived from the recipe itself rather than kept as a second file
@@ -7,22 +7,26 @@ that could drift from it.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
+from workbench.fl.aggregation import kind
+from workbench.fl.aggregation.ckks import CKKS, Custody
 from workbench.recipe import Recipe, parse_recipe
 
 
-def encrypted(recipe: Recipe, custody: Literal["clients", "key_holder"] = "clients", key_holder: str = "key_holder") -> Recipe:
-    """Every fl_train step aggregating under CKKS, with a ckks_keys step of the given custody before the first."""
+def with_aggregation(recipe: Recipe, aggregation: str, **options: Any) -> Recipe:
+    """Every fl_train step aggregating as `aggregation`, with what that kind needs besides (`Aggregation.vary`, e.g. keys)."""
     raw: dict[str, Any] = yaml.safe_load(recipe.to_yaml())
-    steps = raw["steps"]
-    first = next(i for i, step in enumerate(steps) if step["kind"] == "fl_train")
-    for step in steps:
+    for step in raw["steps"]:
         if step["kind"] == "fl_train":
-            step["params"]["aggregation"] = "ckks"
-    steps.insert(first, {"kind": "ckks_keys", "params": {"custody": custody}})
-    if custody == "key_holder" and key_holder not in raw["parties"]:
-        raw["parties"][key_holder] = {"role": "key_holder", "description": "Holds the only secret key; decrypts only masked sums."}
+            step["params"]["aggregation"] = aggregation
+    kind(aggregation).vary(raw, **options)
     return parse_recipe(yaml.safe_dump(raw, sort_keys=False))
+
+
+def encrypted(recipe: Recipe, custody: Custody | None = None, key_holder: str | None = None) -> Recipe:
+    """Every fl_train step aggregating under CKKS, with a ckks_keys step of the given custody (default: the hospitals hold the
+    key) before the first, and a key-holder party (named as `CKKS.vary` says unless given) when custody needs one."""
+    return with_aggregation(recipe, CKKS.name, custody=custody, holder=key_holder)

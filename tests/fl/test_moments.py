@@ -35,7 +35,7 @@ def keyed(site_configs: list[dict[str, Any]], folder: Path, custody: str) -> tup
     if custody == "key_holder":
         path = folder / "holder.ctx"
         path.write_bytes(ckks.context_bytes(secret, secret=True))
-        configs.append({"party": "holder", "role": "key_holder", "ckks-context-path": str(path)})
+        configs.append({"party": "holder", "role": "key_holder", "aggregation": "ckks", "ckks-context-path": str(path)})
     return configs, aggregator, secret
 
 

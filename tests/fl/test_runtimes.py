@@ -45,7 +45,7 @@ def test_embedded_runs_repeat_exactly(site_configs: list[dict[str, Any]], make_p
 
 def test_fedprox_pulls_toward_the_global_model(site_configs: list[dict[str, Any]], make_plan: Callable[..., FLPlan]) -> None:
     fedavg = run_embedded(make_plan(local_epochs=5, batch_size=8), site_configs, lambda r, m: None, lambda t: None)
-    fedprox = run_embedded(make_plan(local_epochs=5, batch_size=8, proximal_mu=1.0), site_configs, lambda r, m: None, lambda t: None)
+    fedprox = run_embedded(make_plan(local_epochs=5, batch_size=8, strategy="fedprox", proximal_mu=1.0), site_configs, lambda r, m: None, lambda t: None)
     assert not np.allclose(fedavg.params, fedprox.params)
 
 

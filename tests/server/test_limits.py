@@ -131,7 +131,7 @@ def test_a_recipe_file_over_the_size_budget_is_refused_before_it_is_parsed(serve
 
 def test_a_dataset_over_the_row_budget_is_refused_naming_the_dataset_and_field(server: JupyterProcess, workspace: Path) -> None:
     (workspace / "limits").mkdir(exist_ok=True)
-    text = SLOW_RECIPE.replace("vendor_only_people: 0", "vendor_only_people: 200000000")
+    text = SLOW_RECIPE.replace("vendor_only_people: 0", "vendor_only_people: 10000000")
     (workspace / "limits" / "huge.recipe.yaml").write_text(text)
     line = text[:text.index("vendor_only_people")].count("\n") + 1
     ref = "workspace/limits/huge.recipe.yaml"
@@ -141,7 +141,7 @@ def test_a_dataset_over_the_row_budget_is_refused_naming_the_dataset_and_field(s
     assert status == 400, body
     message = body["message"]
     assert f"{ref}:{line}: datasets.cohort.vendor_only_people" in message and "'cohort'" in message
-    assert "200,000,600 people" in message and "budget of 2,000,000 rows" in message and "PPML_WORKBENCH_MAX_ROWS" in message
+    assert "10,000,600 people" in message and "budget of 2,000,000 rows" in message and "PPML_WORKBENCH_MAX_ROWS" in message
     _, listing = server.request("GET", f"{API}/runs")
     assert not any(run["recipe"] == "slow" and run["status"] == "running" for run in listing["runs"])
 
@@ -159,7 +159,7 @@ def test_budgets_come_from_the_environment_when_the_config_does_not_set_them(mon
 
 def test_a_run_over_the_memory_budget_fails_saying_so() -> None:
     with private_dir("memory") as root:
-        (root / "big.recipe.yaml").write_text(SLOW_RECIPE.replace("vendor_only_people: 0", "vendor_only_people: 30000000"))
+        (root / "big.recipe.yaml").write_text(SLOW_RECIPE.replace("vendor_only_people: 0", "vendor_only_people: 20000000"))
         workspace = Workspace(root)
         runs = RunManager(workspace, WorkbenchLimits(memory_limit_gib=1.5, max_dataset_rows=0))
         run_id = runs.start(workspace.recipe("workspace/big.recipe.yaml"))

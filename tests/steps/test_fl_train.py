@@ -9,11 +9,11 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
-from workbench.fl.runtimes import run_federated
+from tests.conftest import uci_recipe
+from workbench.fl import runtimes
 from workbench.models import model_key
 from workbench.recipe import parse_recipe
 from workbench.runner import RunResult, run_recipe
-from workbench.steps import fl_train
 from workbench.steps.fl_train import FLTrainParams
 
 SITES = ("general_hospital", "county_hospital", "trauma_center")
@@ -54,31 +54,38 @@ def test_report_says_plainly_that_updates_were_unprotected(flagship_run: RunResu
     assert "Federated held-out AUC per round" in html
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"strategy": "fedprox"}, "fedprox needs proximal_mu > 0"),
-    ({"proximal_mu": 0.1}, "set strategy: fedprox"),
-    ({"runtime": "cloud"}, "runtime"),
+@pytest.mark.parametrize(("changes", "field", "message"), [
+    ({"strategy": "fedprox"}, "proximal_mu", "fedprox needs proximal_mu > 0"),
+    ({"proximal_mu": 0.1}, "proximal_mu", "proximal_mu is a parameter of fedprox; strategy fedavg does not take it .set strategy: fedprox"),
+    ({"strategy": "fedadam", "server_momentum": 0.9}, "server_momentum", "server_momentum is a parameter of fedavgm; strategy fedadam"),
+    ({"strategy": "fedavgm", "tau": 0.01}, "tau", "tau is a parameter of fedadagrad, fedadam, fedyogi; .*set strategy: fedadagrad or fedadam or fedyogi"),
+    ({"strategy": "fedadagrad", "beta_1": 0.9}, "beta_1", "beta_1 is a parameter of fedadam, fedyogi; strategy fedadagrad"),
+    ({"strategy": "fedadam", "beta_2": 1.0}, "beta_2", "less than 1"),
+    ({"strategy": "fedyogi", "server_learning_rate": 0}, "server_learning_rate", "greater than 0"),
+    ({"strategy": "fedsgd"}, "strategy", "fedavg.*fedyogi"),
+    ({"runtime": "cloud"}, "runtime", "runtime|embedded"),
 ])
-def test_bad_parameters_are_named(changes: dict[str, object], message: str) -> None:
+def test_bad_parameters_are_named(changes: dict[str, object], field: str, message: str) -> None:
     base = {"label": "y", "features": {"numeric": ["x"]}}
-    with pytest.raises(ValidationError, match=message):
+    with pytest.raises(ValidationError, match=message) as refused:
         FLTrainParams.model_validate({**base, **changes})
+    assert [error["loc"] for error in refused.value.errors()] == [(field,)], "the error points at the field at fault"
 
 
-UCI_CKKS = """\
-name: uci_private_files
-seed: 1
-datasets: {uci: {kind: uci_heart}}
-parties:
-  cleveland: {role: hospital, data: {dataset: uci, part: cleveland}}
-  hungary: {role: hospital, data: {dataset: uci, part: hungary}}
-  aggregator: {role: aggregator}
-steps:
-  - {kind: split, params: {label: heart_disease}}
+def test_each_strategy_takes_its_parameters() -> None:
+    base = {"label": "y", "features": {"numeric": ["x"]}}
+    adam = FLTrainParams.model_validate({**base, "strategy": "fedadam", "server_learning_rate": 0.05, "beta_1": 0.8})
+    assert adam.flower_arguments() == {"eta": 0.05, "beta_1": 0.8}, "Flower's names; what is left unset takes Flower's default"
+    momentum = FLTrainParams.model_validate({**base, "strategy": "fedavgm", "server_learning_rate": 0.5, "server_momentum": 0.9})
+    assert momentum.flower_arguments() == {"server_learning_rate": 0.5, "server_momentum": 0.9}
+    assert FLTrainParams.model_validate({**base, "strategy": "fedprox", "proximal_mu": 0.01}).flower_arguments() == {"proximal_mu": 0.01}
+
+
+UCI_CKKS = uci_recipe("uci_private_files", """\
   - {kind: ckks_keys, params: {custody: clients}}
   - kind: fl_train
     params: {label: heart_disease, features: {numeric: [age, chol]}, rounds: 2, aggregation: ckks}
-"""
+""")
 
 
 def test_a_site_file_holds_only_what_training_reads_and_only_its_owner_can_read_it(tmp_path: Path,
@@ -93,7 +100,8 @@ def test_a_site_file_holds_only_what_training_reads_and_only_its_owner_can_read_
                          "folder": stat.S_IMODE(data.parent.parent.stat().st_mode), "path": data})
         return run_federated(runtime, plan, node_configs, *args)
 
-    monkeypatch.setattr(fl_train, "run_federated", inspecting)
+    run_federated = runtimes.run_federated
+    monkeypatch.setattr(runtimes, "run_federated", inspecting)
     run_recipe(parse_recipe(UCI_CKKS), tmp_path / "run")
     assert [s["columns"] for s in seen] == [["age", "chol", "heart_disease", "is_test"]] * 2
     assert all(s["modes"] == {0o600} and s["folder"] == 0o700 for s in seen)

@@ -316,7 +316,7 @@ def test_mismatched_normalisation_between_the_sides_is_named(small: Any) -> None
 def test_linkage_errors_reach_the_user_as_messages(tmp_path: Path) -> None:
     """Validation refuses them from the step's contract; a recipe run unchecked fails in the step with the same cause, as a message."""
     recipe = _small_recipe(requester={**LINK_PARAMS["requester"], "table": "missing"})
-    with pytest.raises(RecipeError, match=r"steps\[0\].params.requester: no table 'missing' at 'north', 'south' when step 'link' \(psi_link\) runs"):
+    with pytest.raises(RecipeError, match=r"steps\[0\].params.requester.table: no table 'missing' at 'north', 'south' when step 'link' \(psi_link\) runs"):
         parse_recipe(recipe)
     with pytest.raises(RunError, match="step 'link' \\(psi_link\\) failed: party 'north' holds no table 'missing'") as error:
         run_recipe(parse_recipe(recipe, check_chain=False), tmp_path / "run")

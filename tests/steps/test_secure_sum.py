@@ -15,7 +15,7 @@ from workbench.crypto import ckks
 from workbench.crypto import secure_sum as ss
 from workbench.ledger import Ledger, Protection
 from workbench.parties import ScopedParties
-from workbench.recipe import parse_recipe
+from workbench.recipe import RecipeError, parse_recipe
 from workbench.runner import RunError, RunResult, run_recipe
 from workbench.steps.secure_sum import SecureSum, SecureSumParams
 
@@ -106,8 +106,10 @@ def test_report_tells_what_each_party_saw(run: RunResult) -> None:
 
 
 def test_missing_ckks_keys_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RecipeError, match=r"steps\[1\]\.params: step 'secure_sum' \(secure_sum\) needs CKKS keys .* add a `ckks_keys` step"):
+        parse_recipe(recipe_text(None))
     with pytest.raises(RunError, match="secure_sum needs CKKS keys, and 'aggregator' holds none: add a `ckks_keys` step before secure_sum"):
-        run_recipe(parse_recipe(recipe_text(None)), tmp_path / "run")
+        run_recipe(parse_recipe(recipe_text(None), check_chain=False), tmp_path / "run")
 
 
 def test_a_value_beyond_the_declared_range_names_it(tmp_path: Path) -> None:

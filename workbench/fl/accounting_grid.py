@@ -18,15 +18,15 @@ from flwr.common.serde import recorddict_to_proto
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
-from workbench.fl.encrypted import protection_of
+from workbench.fl.aggregation.base import REPLY_KINDS, REQUEST_KINDS
 from workbench.fl.errors import FederationError
+from workbench.ledger import Protection
 
 POLL = 0.05
 """Seconds between reply pulls."""
 
-REQUEST_KINDS = {"query": "fl.stats_request", "train": "fl.model", "evaluate": "fl.model"}
-REPLY_KINDS = {"query": "fl.stats", "train": "fl.update", "evaluate": "fl.eval_metrics"}
-MASKED_KINDS = {REQUEST_KINDS["query"]: "ckks.masked_sum", REPLY_KINDS["query"]: "ckks.masked_decryption"}
+Label = Callable[[str, RecordDict], tuple[str, str]]
+"""A message's ledger kind and protection, from its default kind and its content: the aggregation kind's to say."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Transfer:
     kind: str
     nbytes: int
     digest: str
-    protection: str = "none"
+    protection: str = Protection.NONE.value
 
 
 def content_bytes(content: RecordDict) -> bytes:
@@ -47,11 +47,13 @@ def content_bytes(content: RecordDict) -> bytes:
 
 
 class AccountingGrid(Grid):
-    def __init__(self, inner: Grid, server: str, node_timeout: float, on_transfer: Callable[[Transfer], None]) -> None:
+    def __init__(self, inner: Grid, server: str, node_timeout: float, on_transfer: Callable[[Transfer], None], label: Label) -> None:
         self._inner = inner
         self._server = server
         self._node_timeout = node_timeout
         self._on_transfer = on_transfer
+        self._label = label
+        """The aggregation kind's ledger kind and protection of a message (`Aggregation.label`)."""
         self.parties: dict[int, str] = {}
         """Node id -> party, learned from each site's statistics reply."""
         self._pending: list[tuple[int, bool, str, int, str, str]] = []
@@ -134,11 +136,9 @@ class AccountingGrid(Grid):
 
     def _record(self, node: int, from_node: bool, kinds: dict[str, str], message: Message) -> None:
         payload = content_bytes(message.content)
-        kind = kinds.get(message.metadata.message_type.split(".")[0], f"fl.{message.metadata.message_type}")
-        if _is_decryption(message.content):
-            kind = MASKED_KINDS.get(kind, kind)
-        digest = hashlib.sha256(payload).hexdigest()
-        entry = (node, from_node, kind, len(payload), digest, protection_of(message.content))
+        kind, protection = self._label(kinds.get(message.metadata.message_type.split(".")[0], f"fl.{message.metadata.message_type}"),
+                                       message.content)
+        entry = (node, from_node, kind, len(payload), hashlib.sha256(payload).hexdigest(), protection)
         if node in self.parties:
             self._emit(*entry)
         else:
@@ -152,8 +152,3 @@ class AccountingGrid(Grid):
     def unidentified(self) -> int:
         """Transfers still waiting for their node's party (a node that never answered)."""
         return len(self._pending)
-
-
-def _is_decryption(content: RecordDict) -> bool:
-    """A request to, or an answer from, the key holder (custody key_holder)."""
-    return "masked" in content.array_records or any(record.get("op") == "decrypt" for record in content.config_records.values())

@@ -8,8 +8,12 @@ task after task over the SuperNode's Runtime API, with the same protocol
 token, pull the task input and message, run the ClientApp, push the reply and
 the task output (which persists the node's context state).
 
-Run by the deployment runtime as
-`python -m workbench.fl.clientapp_worker --runtime-api-address HOST:PORT --insecure --parent-pid PID`.
+Run by the deployment runtime as `python -m workbench.fl.clientapp_worker
+--runtime-api-address HOST:PORT --insecure --superexec-auth-secret-file FILE --parent-pid PID`.
+The Runtime API is its own SuperNode's, on loopback, hence without TLS; with the
+SuperNode's SuperExec secret (`--superexec-auth-secret-file` on both) no other
+local process can acquire the site's tasks, which would hand it the global model
+and let it answer as the site.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from flwr.app import Context, Error, Message
@@ -31,7 +36,7 @@ from flwr.supercore.inflatable.inflatable_protobuf_utils import (
     make_pull_object_fn_protobuf,
 )
 from flwr.supercore.inflatable.inflatable_utils import pull_and_inflate_object_from_tree
-from flwr.supercore.interceptors import RuntimeTokenHttpInterceptor, RuntimeVersionHttpInterceptor
+from flwr.supercore.interceptors import RuntimeTokenHttpInterceptor, RuntimeVersionHttpInterceptor, SuperExecAuthHttpInterceptor
 from flwr.supercore.retry import make_simple_http_retry_invoker
 from flwr.supercore.runtime import RuntimeHttpClient
 from flwr.supercore.task_identity import TaskIdentity
@@ -39,11 +44,15 @@ from flwr.supernode.runtime.run_clientapp import push_message, push_task_output
 
 from workbench.fl.client_app import app as client_app
 
+ACQUIRE_TASK = "/flwr.proto.Runtime/AcquireTask"
 
-def _client(address: str, component: str, token: str | None = None) -> RuntimeHttpClient:
+
+def _client(address: str, component: str, token: str | None = None, secret: bytes | None = None) -> RuntimeHttpClient:
     interceptors: list[Any] = [RuntimeVersionHttpInterceptor(component_name=component)]
     if token:
         interceptors.append(RuntimeTokenHttpInterceptor(token))
+    if secret:  # signs AcquireTask as Flower's SuperExec does
+        interceptors.append(SuperExecAuthHttpInterceptor(master_secret=secret, protected_methods={ACQUIRE_TASK}))
     return RuntimeHttpClient.from_server_address(server_address=address, insecure=True, root_certificates=None,
                                                  interceptors=interceptors, retry_invoker=make_simple_http_retry_invoker())
 
@@ -96,6 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runtime-api-address", required=True)
     parser.add_argument("--insecure", action="store_true", required=True, help="loopback to its own SuperNode only")
+    parser.add_argument("--superexec-auth-secret-file", type=Path, help="the secret its SuperNode was started with")
     parser.add_argument("--poll", type=float, default=0.1)
     parser.add_argument("--parent-pid", type=int, help="exit when this process (the SuperNode) exits")
     args = parser.parse_args()
@@ -104,7 +114,8 @@ def main() -> None:
         from flwr.supercore.app_utils import start_parent_process_monitor
 
         start_parent_process_monitor(args.parent_pid)
-    acquirer = _client(args.runtime_api_address, "SuperExec")
+    secret = args.superexec_auth_secret_file.read_bytes() if args.superexec_auth_secret_file else None
+    acquirer = _client(args.runtime_api_address, "SuperExec", secret=secret)
     idle_since = time.monotonic()
     while True:
         acquired = acquirer.AcquireTask(AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP]))

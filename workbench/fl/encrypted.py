@@ -1,16 +1,16 @@
-"""How encrypted statistics and model updates travel inside Flower messages.
+"""How ciphertexts travel as "the global model" inside Flower messages.
 
-Ciphertexts ride as lists of bytes in a ConfigRecord (a site's update) or
-as byte arrays in the ArrayRecord Flower's strategy loop carries as "the
-global model" (the encrypted aggregate). Only the sites hold the secret key
-(custody `clients`): they encrypt, the aggregator adds, the sites decrypt.
+Flower's strategy loop carries the global model as an ArrayRecord; when the
+aggregator may not read the aggregate (CKKS, custody `clients`), the encrypted
+sum rides there instead, one byte array per ciphertext, for the sites to decrypt.
+(A site's own encrypted update rides as a list of bytes in a ConfigRecord.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flwr.app import Array, ArrayRecord, RecordDict
+from flwr.app import Array, ArrayRecord
 
 from workbench.crypto.ckks import CKKSError
 
@@ -38,11 +38,4 @@ def from_arrays(arrays: ArrayRecord) -> list[bytes]:
 
 def is_encrypted(arrays: ArrayRecord) -> bool:
     return any(key.startswith(PREFIX) for key in arrays)
-
-
-def protection_of(content: RecordDict) -> str:
-    """How the ledger marks a message: `ckks` if it carries ciphertexts, `masked` if a masked sum, else `none`."""
-    if any(is_encrypted(record) for record in content.array_records.values()) or any("ckks" in r for r in content.config_records.values()):
-        return "ckks"
-    return "masked" if "masked" in content.array_records else "none"
 

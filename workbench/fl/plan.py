@@ -8,16 +8,18 @@ what they train.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from workbench.fl.aggregation import AggregationName
+from workbench.fl.aggregation.plain import Plain
+from workbench.fl.strategies import StrategyFields
 from workbench.models.features import FeatureSpec
 from workbench.models.model import ModelSpec
 
 
-class FLPlan(BaseModel):
+class FLPlan(StrategyFields):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     server: str = Field(description="The aggregator party, as the ledger names it.")
@@ -29,14 +31,13 @@ class FLPlan(BaseModel):
     local_epochs: int = Field(ge=1)
     learning_rate: float = Field(gt=0)
     batch_size: int | None = Field(ge=1, description="None: the whole local training set.")
-    proximal_mu: float = Field(ge=0)
     fraction_train: float = Field(gt=0, le=1)
     min_available_clients: int = Field(ge=1)
     seed: int
     node_timeout: float = Field(gt=0, description="Seconds to wait for a site that should be there before giving up on it.")
-    aggregation: Literal["none", "ckks"] = Field("none", description="none: plain updates; ckks: encrypted, the aggregator only adds.")
-    key_holder: str | None = Field(None, description="With ckks: the party that alone holds the secret key (custody key_holder); "
-                                                      "None: the sites hold it (custody clients).")
+    aggregation: AggregationName = Field(Plain.name, description="How updates are combined (workbench.fl.aggregation): none, ckks, ...")
+    key_holder: str | None = Field(None, description="A party that trains nothing but alone holds the secret key and decrypts "
+                                                      "masked sums (CKKS under custody key_holder); None: no such party.")
 
     def param_count(self) -> int:
         """Length of the flat parameter vector, known to every site without seeing one."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
@@ -18,15 +18,15 @@ from flwr.serverapp import Grid, ServerApp
 from workbench.fl.accounting_grid import Transfer
 from workbench.fl.client_app import app as client_app
 from workbench.fl.client_app import build_client_app
-from workbench.fl.deployment import DeploymentSettings, run_deployment
+from workbench.fl.deployment import run_deployment
 from workbench.fl.embedded_grid import EmbeddedGrid, identity
 from workbench.fl.errors import FederationError
 from workbench.fl.plan import FLPlan
 from workbench.fl.server_app import FLOutcome, serve
+from workbench.fl.settings import DeploymentSettings, RuntimeName
 from workbench.fl.strategy import RoundObserver
 
 RAY_STARTUP_SECONDS = 180.0
-RuntimeName = Literal["embedded", "simulation", "deployment"]
 NodeConfigs = list[Mapping[str, Any]]
 
 

@@ -1,78 +1,104 @@
-"""FedAvg / FedProx as Flower implements them, with the sampling and failure rules a study needs.
+"""Flower's own server strategies, with the sampling and failure rules a study needs, by composition.
 
-Aggregation is Flower's own (`FedAvg.aggregate_train`, weighted by examples).
-What changes: sites are sampled by name with the recipe's seed, so every
-runtime picks the same sites whatever node ids it assigned; a round with
-fewer answers than `min_available_clients` stops the run naming the silent
-sites instead of training on; and each site's metrics are kept per round.
+The strategy the plan names (`workbench.fl.strategies`) runs as Flower implements it: its hooks before a
+round (FedProx's proximal weight, FedOpt's copy of the current model), its weighted averaging and its
+server step. `StudyRules` goes in front of it and changes only what a study needs: sites are sampled by
+name with the recipe's seed, so every runtime picks the same sites whatever node ids it assigned; a round
+with fewer answers than `min_available_clients` stops the run naming the silent sites instead of training
+on; each site's metrics are kept per round; and the plan's aggregation kind decides what Flower averages
+(plain updates, or an aggregate it decrypted), or, when the aggregator may not read it, returns the
+encrypted sum itself.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Any
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, cast
 
+import flwr.serverapp.strategy as flower_strategies
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from workbench.context import derive_rng
 from workbench.fl.accounting_grid import AccountingGrid
-from workbench.fl.encrypted import to_arrays
+from workbench.fl.aggregation.base import Aggregated
 from workbench.fl.errors import FederationError
 from workbench.fl.plan import FLPlan
+from workbench.fl.strategies import STRATEGIES
 
 RoundObserver = Callable[[int, dict[str, dict[str, float]]], None]
+Combine = Callable[[list[Message], "FlowerStep"], Aggregated]
+"""A round's good training replies, and Flower's strategy to hand them (or their aggregate) to, into the next model."""
 
 
-class WorkbenchFedAvg(FedAvg):
-    def __init__(self, plan: FLPlan, grid: AccountingGrid, observer: RoundObserver,
-                 adder: Callable[[list[list[bytes]]], list[bytes]] | None = None,
-                 unmask: Callable[[list[bytes]], np.ndarray] | None = None) -> None:
-        super().__init__(
-            fraction_train=plan.fraction_train,
-            min_train_nodes=1,
-            min_evaluate_nodes=1,
-            min_available_nodes=plan.min_available_clients,
-        )
+@dataclass(frozen=True)
+class FlowerStep:
+    """Flower's `aggregate_train` for one round, as an aggregation kind hands it what it may average."""
+
+    aggregate_train: Callable[[int, Iterable[Message]], Aggregated]
+    server_round: int
+
+    def average(self, replies: list[Message]) -> Aggregated:
+        return self.aggregate_train(self.server_round, replies)
+
+    def step_from(self, aggregate: np.ndarray) -> Aggregated:
+        """The aggregate enters Flower's strategy as the one reply it averages (weight 1: unchanged), and the strategy
+        then takes its own server step from it."""
+        content = RecordDict({"arrays": ArrayRecord({"params": Array(aggregate)}), "metrics": MetricRecord({"num-examples": 1})})
+        return self.aggregate_train(self.server_round, [Message(content, dst_node_id=0, message_type=MessageType.TRAIN)])
+
+
+class _Only:
+    """The grid as Flower's sampling sees it: exactly the nodes this round asks (Flower then samples them all)."""
+
+    def __init__(self, nodes: list[int]) -> None:
+        self._nodes = nodes
+
+    def get_node_ids(self) -> list[int]:
+        return list(self._nodes)
+
+
+class StudyRules(FedAvg):
+    """Put in front of a Flower strategy (a FedAvg subclass) in the MRO; see the module docstring."""
+
+    def __init__(self, plan: FLPlan, grid: AccountingGrid, observer: RoundObserver, combine: Combine, **flower: Any) -> None:
+        # Flower samples every node of the view `_Only` gives it; whom to ask, and how many must answer, is decided here.
+        super().__init__(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=1, min_evaluate_nodes=1, min_available_nodes=1,
+                         **flower)
         self.plan = plan
         self.accounting = grid
         self.observer = observer
-        self.adder = adder
-        """Under CKKS: adds encrypted updates with a key-less context; the aggregator never decrypts."""
-        self.unmask = unmask
-        """Custody key_holder: turns the encrypted sum into the plain aggregate through the key holder, masked."""
+        self.combine = combine
         self.history: dict[int, dict[str, dict[str, float]]] = {}
         """Round -> party -> metrics (train-loss, eval-loss, auc, num-examples)."""
         self.dropped: dict[int, list[str]] = {}
         self._asked: list[int] = []
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
-        config["server-round"] = server_round
-        config["proximal-mu"] = self.plan.proximal_mu
         nodes = self._alive(server_round)
         rng = derive_rng(self.plan.seed, "fl", "sample", str(server_round))
         size = max(math.ceil(self.plan.fraction_train * len(nodes)), min(self.plan.min_available_clients, len(nodes)))
         self._asked = [nodes[i] for i in sorted(rng.choice(len(nodes), size=size, replace=False))]
-        return self._construct_messages(RecordDict({"arrays": arrays, "config": config}), self._asked, "train")
+        return self._in_order(super().configure_train(server_round, arrays, config, cast(Grid, _Only(self._asked))))
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
-        config["server-round"] = server_round
         self._asked = self._alive(server_round)
-        return self._construct_messages(RecordDict({"arrays": arrays, "config": config}), self._asked, "evaluate")
+        return self._in_order(super().configure_evaluate(server_round, arrays, config, cast(Grid, _Only(self._asked))))
 
-    def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+    def _in_order(self, messages: Iterable[Message]) -> list[Message]:
+        """In party order, as asked: Flower's sampling shuffles, and the ledger must repeat from run to run."""
+        order = {node: index for index, node in enumerate(self._asked)}
+        return sorted(messages, key=lambda message: order[message.metadata.dst_node_id])
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> Aggregated:
         replies = self._check_quorum(server_round, list(replies), "training")
         self._keep(server_round, replies, {"train-loss"})
-        if self.adder is not None:
-            summed = self.adder([list(reply.content["encrypted"]["ckks"]) for reply in replies])
-            if self.unmask is None:
-                return to_arrays(summed), None
-            aggregate = self.unmask(summed)  # [sum w_k theta_k..., sum w_k]
-            return ArrayRecord({"params": Array(aggregate[:-1] / aggregate[-1])}), None
-        return super().aggregate_train(server_round, replies)
+        return self.combine(replies, FlowerStep(super().aggregate_train, server_round))
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         replies = self._check_quorum(server_round, list(replies), "evaluation")
@@ -116,3 +142,14 @@ class WorkbenchFedAvg(FedAvg):
             metrics: dict[str, Any] = dict(reply.content["metrics"])
             entry = self.history.setdefault(server_round, {}).setdefault(party, {})
             entry.update({key: float(value) for key, value in metrics.items() if key in keys})
+
+
+def build_strategy(plan: FLPlan, grid: AccountingGrid, observer: RoundObserver, combine: Combine) -> StudyRules:
+    """The plan's Flower strategy, with its parameters, under the study's rules."""
+    return _under_study_rules(STRATEGIES[plan.strategy].flower)(plan, grid, observer, combine, **plan.flower_arguments())
+
+
+@cache
+def _under_study_rules(flower: str) -> type[StudyRules]:
+    strategy: type[FedAvg] = getattr(flower_strategies, flower)
+    return type(f"Study{flower}", (StudyRules, strategy), {"__doc__": f"Flower's {flower} under the study's sampling and quorum rules."})

@@ -1,8 +1,8 @@
 """Federated training steps of one run side by side: utility, cost and the ledger against the plain one.
 
 A recipe may train the same model several ways (plain updates, CKKS under
-either key custody); a reader wants one table that says what encryption
-changed. Everything comes from what the coordinator holds: the published
+either key custody, ...); a reader wants one table that says what protecting
+the updates changed. Everything comes from what the coordinator holds: the published
 metrics, the manifest's timings and the ledger, never a party store.
 """
 
@@ -12,7 +12,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.ledger import Ledger
+from workbench.fl.aggregation import kind
+from workbench.ledger import Ledger, Protection
 from workbench.recipe import Recipe
 from workbench.report.blocks import Block, Table, Text
 from workbench.steps.evaluate import EvaluateParams
@@ -25,6 +26,10 @@ class _Variant:
 
     step: str
     aggregation: str
+    title: str
+    """The aggregation kind's name for itself in prose."""
+    protected: bool
+    """Whether the kind protects updates at all; the first unprotected step is the one the others are compared with."""
     custody: str
     model: str
     seconds: float
@@ -39,7 +44,7 @@ def comparison_blocks(recipe: Recipe, metrics: dict[str, Any], manifest: dict[st
     variants = _variants(recipe, metrics, manifest, ledger)
     if len(variants) < 2:
         return []
-    plain = next((v for v in variants if v.aggregation == "none"), variants[0])
+    plain = next((v for v in variants if not v.protected), variants[0])
     cost = Table(
         "Cost and ledger per federated training step",
         ["step", "aggregation", "custody", "wall time (s)", f"× {plain.step}", "messages", "MB", f"bytes × {plain.step}",
@@ -70,7 +75,8 @@ def _variants(recipe: Recipe, metrics: dict[str, Any], manifest: dict[str, Any],
         summary: dict[str, Any] = next(iter(metrics["steps"][name].values()), {})
         messages = [m for m in ledger.messages if m.step == name]
         variants.append(_Variant(
-            step=name, aggregation=params.aggregation, custody=summary.get("custody", "—"), model=params.save_as,
+            step=name, aggregation=params.aggregation, title=kind(params.aggregation).title,
+            protected=kind(params.aggregation).update_protection is not Protection.NONE, custody=summary.get("custody", "—"), model=params.save_as,
             seconds=float(timings.get(name, 0.0)), messages=len(messages), nbytes=sum(m.nbytes for m in messages),
             by_protection=Counter(m.protection.value for m in messages), expansion=summary.get("ciphertext_expansion"),
         ))
@@ -104,13 +110,14 @@ def _utility(recipe: Recipe, metrics: dict[str, Any], variants: list[_Variant], 
 
 
 def _story(variants: list[_Variant], plain: _Variant) -> str:
-    encrypted = [v for v in variants if v.aggregation == "ckks"]
-    if not encrypted or plain.aggregation != "none":
+    protected = [v for v in variants if v.protected]
+    if not protected or plain.protected:
         return f"{len(variants)} federated training steps ran; ratios and differences are against {plain.step}."
-    slowest = max(encrypted, key=lambda v: v.seconds)
-    return (f"The same model was trained {len(variants)} ways. Against plain updates ({plain.step}), encrypted aggregation "
-            f"took up to {_ratio(slowest.seconds, plain.seconds)}x the wall time ({slowest.step}) and up to "
-            f"{_ratio(max(v.nbytes for v in encrypted), plain.nbytes)}x the bytes; the utility table shows what it changed in the model.")
+    slowest = max(protected, key=lambda v: v.seconds)
+    return (f"The same model was trained {len(variants)} ways. Against {plain.title} ({plain.step}), "
+            f"{' and '.join(dict.fromkeys(v.title for v in protected))} took up to {_ratio(slowest.seconds, plain.seconds)}x the wall "
+            f"time ({slowest.step}) and up to {_ratio(max(v.nbytes for v in protected), plain.nbytes)}x the bytes; the utility table "
+            "shows what it changed in the model.")
 
 
 def _ratio(value: float, reference: float) -> float | None:

@@ -52,6 +52,8 @@ class Columns:
     columns: tuple[str, ...] = ()
     role: Role = Role.HOSPITAL
     where: Loc = ("table",)
+    table_at: Loc = ("table",)
+    """The params field that names the table, where a missing table is reported."""
     copies: str | None = None
     """For an added table: the table at the same party whose columns it starts from (e.g. psi_link's `into` from `table`)."""
     replaces: bool = False

@@ -17,7 +17,8 @@ from workbench.steps.psi_link.params import PsiLinkParams
 def link_contract(p: PsiLinkParams) -> Contract:
     """Hospitals and one data provider; each side's id and identifier columns; the `into` tables the mode writes, with its columns."""
     requester_adds, provider_adds = output_columns(mode_for(p.reveal)(p), p.keep_unmatched)
-    payload = (Columns(p.provider.table, tuple(p.payload_columns), Role.DATA_PROVIDER, ("payload_columns",)),) if p.payload_columns else ()
+    payload = (Columns(p.provider.table, tuple(p.payload_columns), Role.DATA_PROVIDER, ("payload_columns",), ("provider", "table")),) \
+        if p.payload_columns else ()
     reads = () if p.per_party else (*_reads(p.requester, Role.HOSPITAL, "requester", p.fields_used()),
                                     *_reads(p.provider, Role.DATA_PROVIDER, "provider", p.fields_used()), *payload)
     adds = tuple(Columns(p.into, tuple(columns), role, ("into",), copies=side.table)
@@ -28,5 +29,7 @@ def link_contract(p: PsiLinkParams) -> Contract:
 
 def _reads(side: KeySource, role: Role, where: str, fields: list[str]) -> tuple[Columns, ...]:
     """The columns one side's declaration reads: its record id (when it names one) and the column of every field a pass uses."""
-    ids = (Columns(side.table, (side.id_column,), role, (where, "id_column")),) if side.id_column is not None else ()
-    return (*ids, Columns(side.table, tuple(dict.fromkeys(side.fields[name].column for name in fields if name in side.fields)), role, (where, "fields")))
+    table_at = (where, "table")
+    ids = (Columns(side.table, (side.id_column,), role, (where, "id_column"), table_at),) if side.id_column is not None else ()
+    columns = tuple(dict.fromkeys(side.fields[name].column for name in fields if name in side.fields))
+    return (*ids, Columns(side.table, columns, role, (where, "fields"), table_at))
