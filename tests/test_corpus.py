@@ -1,13 +1,12 @@
 """Hostile and mistaken inputs, as users send them: every one a clear message, exit code 2, no traceback, nothing half-written.
 
 Each file in tests/corpus/recipes/ starts with `# expect: REGEX`, the message it must get from `workbench run`; the data
-files they point at are in tests/corpus/data/. Adding a case is adding a file.
+files they point at are in tests/corpus/data/. Adding a case is adding a file. benchmarks/hostile_inputs.py times them.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ from workbench.cli import app
 
 CORPUS = Path(__file__).parent / "corpus"
 CASES = sorted((CORPUS / "recipes").glob("*.yaml"))
-SECONDS = 10.0
 
 
 def expectation(recipe: Path) -> str:
@@ -33,16 +31,13 @@ def test_the_corpus_is_large() -> None:
 @pytest.mark.parametrize("recipe", CASES, ids=[case.stem for case in CASES])
 def test_a_bad_input_gets_a_clear_error_and_leaves_nothing_half_written(recipe: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    started = time.perf_counter()
     result = CliRunner().invoke(app, ["run", str(recipe), "--out", str(out)])
-    seconds = time.perf_counter() - started
     text = " ".join(result.output.split())  # rich wraps long lines
     assert result.exit_code == 2, result.output
     assert re.search(expectation(recipe), text), text
     assert recipe.name in text or "data file" in text or re.search(r"party '\w+', table '\w+'", text), "names recipe, file or party and table"
     assert "Traceback" not in text and (result.exception is None or isinstance(result.exception, SystemExit))
     assert not (out / "metrics.json").exists() and not (out / "report.html").exists()
-    assert seconds < SECONDS
 
 
 def test_a_data_file_that_is_a_link_out_of_its_folder_is_refused(tmp_path: Path) -> None:

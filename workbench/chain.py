@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workbench.contracts import Columns, Contract
 from workbench.parties import Role
 from workbench.recipe_problems import Loc, Problem
 from workbench.steps import REGISTRY
-from workbench.steps.contract import Columns, Contract
 
 
 @dataclass

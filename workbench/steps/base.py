@@ -13,9 +13,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from workbench.context import StepContext
+from workbench.contracts import Contract
 from workbench.parties import Role
 from workbench.report.blocks import Block, Table
-from workbench.steps.contract import Contract
 
 
 class StepParams(BaseModel):

@@ -14,13 +14,13 @@ from typing import Any, Literal
 from pydantic import Field
 
 from workbench.context import StepContext
+from workbench.contracts import Contract, Randomness, RoleNeed
 from workbench.crypto import ckks
 from workbench.errors import RoleError
 from workbench.ledger import Protection
 from workbench.parties import Role
 from workbench.report.blocks import Block, Table, Text
 from workbench.steps.base import Step, StepParams, register
-from workbench.steps.contract import Contract, Randomness, RoleNeed
 
 
 class CKKSKeysParams(StepParams):

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from workbench.context import StepContext
+from workbench.contracts import Columns, Contract, RoleNeed
 from workbench.data.splits import SPLIT_COLUMN, split_part
 from workbench.models import model_key
 from workbench.models.features import TableRef, design_matrix, label_vector
@@ -15,7 +16,6 @@ from workbench.parties import Role
 from workbench.report.blocks import Block, Figure, Table
 from workbench.report.figures import grouped_bars
 from workbench.steps.base import SiteStep, StepParams, register
-from workbench.steps.contract import Columns, Contract, RoleNeed
 
 METRICS = ("auc", "accuracy", "brier")
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from workbench.context import StepContext
+from workbench.contracts import Contract, Randomness, RoleNeed
 from workbench.data.splits import SPLIT_COLUMN
 from workbench.errors import RoleError
 from workbench.fl.aggregation import AggregationName, for_summary, kind
@@ -31,7 +32,6 @@ from workbench.report.blocks import Block, Figure, Table, Text
 from workbench.report.figures import line_chart
 from workbench.scratch import private_file, private_folder
 from workbench.steps.base import Step, register
-from workbench.steps.contract import Contract, Randomness, RoleNeed
 from workbench.steps.training import TrainingParams
 
 if TYPE_CHECKING:

@@ -7,13 +7,13 @@ from typing import Any
 from pydantic import Field
 
 from workbench.context import StepContext
+from workbench.contracts import Contract, Randomness, RoleNeed
 from workbench.data.splits import split_part
 from workbench.models import model_key
 from workbench.models.features import TableRef, design_matrix, label_vector
 from workbench.models.model import fit_model
 from workbench.parties import Role
 from workbench.steps.base import SiteStep, register
-from workbench.steps.contract import Contract, Randomness, RoleNeed
 from workbench.steps.training import TrainingParams
 
 

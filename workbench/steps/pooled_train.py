@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from workbench.context import StepContext
+from workbench.contracts import Contract, Randomness, RoleNeed
 from workbench.data.splits import split_part
 from workbench.ledger import Protection
 from workbench.models import model_key
@@ -21,7 +22,6 @@ from workbench.models.features import TableRef, design_matrix, label_vector
 from workbench.models.model import fit_model, model_bytes
 from workbench.parties import Role
 from workbench.steps.base import Step, register
-from workbench.steps.contract import Contract, Randomness, RoleNeed
 from workbench.steps.training import TrainingParams
 
 ORACLE = "oracle"

@@ -27,6 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workbench.context import StepContext
+from workbench.contracts import Columns, Contract, Randomness, RoleNeed
 from workbench.crypto import ckks
 from workbench.crypto import secure_sum as ss
 from workbench.data.splits import SPLIT_COLUMN, split_part
@@ -36,7 +37,6 @@ from workbench.models.features import FeatureSpec, TableRef, design_matrix
 from workbench.parties import MissingItemError, Role
 from workbench.report.blocks import Block, Table, Text
 from workbench.steps.base import Step, StepParams, register
-from workbench.steps.contract import Columns, Contract, Randomness, RoleNeed
 
 
 class Histogram(BaseModel):

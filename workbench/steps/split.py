@@ -12,11 +12,11 @@ import polars as pl
 from pydantic import Field
 
 from workbench.context import StepContext
+from workbench.contracts import Columns, Contract, Randomness, RoleNeed
 from workbench.data.splits import SPLIT_COLUMN, stratified_mask
 from workbench.models.features import FeatureError, TableRef, label_vector
 from workbench.parties import Role
 from workbench.steps.base import SiteStep, StepParams, register
-from workbench.steps.contract import Columns, Contract, Randomness, RoleNeed
 
 
 class SplitParams(StepParams):

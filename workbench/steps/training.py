@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from workbench.contracts import Columns
 from workbench.data.splits import SPLIT_COLUMN
 from workbench.models.features import FeatureSpec
 from workbench.models.model import ModelSpec
 from workbench.steps.base import StepParams
-from workbench.steps.contract import Columns
 
 
 class TrainingParams(StepParams):

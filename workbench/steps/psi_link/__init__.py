@@ -29,10 +29,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from workbench.context import StepContext
+from workbench.contracts import Contract
 from workbench.parties import Role
 from workbench.report.blocks import Block
 from workbench.steps.base import Step, register
-from workbench.steps.contract import Contract
 from workbench.steps.psi_link.contract import link_contract
 from workbench.steps.psi_link.engine import MATCHED_COLUMN, PassEngine
 from workbench.steps.psi_link.modes import mode_for

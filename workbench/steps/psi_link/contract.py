@@ -6,9 +6,9 @@ role's, which a contract by role cannot say; with per_party the run checks the i
 
 from __future__ import annotations
 
+from workbench.contracts import Columns, Contract, Randomness, RoleNeed
 from workbench.data.normalize import KeySource
 from workbench.parties import Role
-from workbench.steps.contract import Columns, Contract, Randomness, RoleNeed
 from workbench.steps.psi_link.engine import output_columns
 from workbench.steps.psi_link.modes import mode_for
 from workbench.steps.psi_link.params import PsiLinkParams
