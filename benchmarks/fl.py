@@ -46,9 +46,22 @@ def flagship_sites(folder: Path) -> tuple[FLPlan, list[dict[str, str]]]:
         path = folder / f"{site}.parquet"
         stores[site].table(spec.table).write_parquet(path)
         configs.append({"party": site, "data-path": str(path)})
-    plan = FLPlan(server="aggregator", parties=sites, features=spec.features, label=spec.label, model=spec.model, rounds=spec.rounds,
-                  local_epochs=spec.local_epochs, learning_rate=spec.learning_rate, batch_size=spec.batch_size, proximal_mu=0.0,
-                  fraction_train=1.0, min_available_clients=len(sites), seed=recipe.seed, node_timeout=120.0)
+    plan = FLPlan(
+        server="aggregator",
+        parties=sites,
+        features=spec.features,
+        label=spec.label,
+        model=spec.model,
+        rounds=spec.rounds,
+        local_epochs=spec.local_epochs,
+        learning_rate=spec.learning_rate,
+        batch_size=spec.batch_size,
+        proximal_mu=0.0,
+        fraction_train=1.0,
+        min_available_clients=len(sites),
+        seed=recipe.seed,
+        node_timeout=120.0,
+    )
     return plan, configs
 
 
@@ -65,8 +78,19 @@ def plain_loop(plan: FLPlan, configs: list[dict[str, str]]) -> list[float]:
         updates, weights = [], []
         for config, site in zip(configs, data):
             rng = derive_rng(plan.seed, "fl", config["party"], f"round-{server_round}")
-            updates.append(sgd_epochs(family, params, standardizer.apply(site.X_train), site.y_train, l2=plan.model.l2,
-                                      learning_rate=plan.learning_rate, epochs=plan.local_epochs, batch_size=plan.batch_size, rng=rng))
+            updates.append(
+                sgd_epochs(
+                    family,
+                    params,
+                    standardizer.apply(site.X_train),
+                    site.y_train,
+                    l2=plan.model.l2,
+                    learning_rate=plan.learning_rate,
+                    epochs=plan.local_epochs,
+                    batch_size=plan.batch_size,
+                    rng=rng,
+                )
+            )
             weights.append(len(site.y_train))
         params = np.average(updates, axis=0, weights=weights)
         for site in data:

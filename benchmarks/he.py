@@ -61,10 +61,22 @@ def primitives(custody: str, sizes: list[int], client_counts: list[int], console
         masked, mask = ckks.mask(public, total, size)
         return ckks.release(ckks.decrypt(secret, masked, size)) - mask
 
-    table = Table(title=f"CKKS aggregation, custody {custody} (N={params.poly_modulus_degree}, primes {params.data_bits}+"
-                        f"{params.special_bits} bits, scale 2^{params.scale_bits}) vs plaintext")
-    for column in ("params", "clients", "encrypt s/client", "aggregate s", "decrypt s", "bytes/client", "expansion",
-                   "max error", "plain aggregate s", "aggregate × plain"):
+    table = Table(
+        title=f"CKKS aggregation, custody {custody} (N={params.poly_modulus_degree}, primes {params.data_bits}+"
+        f"{params.special_bits} bits, scale 2^{params.scale_bits}) vs plaintext"
+    )
+    for column in (
+        "params",
+        "clients",
+        "encrypt s/client",
+        "aggregate s",
+        "decrypt s",
+        "bytes/client",
+        "expansion",
+        "max error",
+        "plain aggregate s",
+        "aggregate × plain",
+    ):
         table.add_column(column, justify="right")
     rng = np.random.default_rng(0)
     for size in sizes:
@@ -79,9 +91,18 @@ def primitives(custody: str, sizes: list[int], client_counts: list[int], console
             values, decrypt_seconds = timed(decrypt, total, size)
             _, plain_seconds = timed(lambda stacked=updates: np.sum(np.stack(stacked), axis=0))
             error = float(np.abs(values - np.sum(updates, axis=0)).max())
-            table.add_row(f"{size:.0e}", str(clients), f"{encrypt_seconds / clients:.3f}", f"{aggregate_seconds:.3f}", f"{decrypt_seconds:.3f}",
-                          f"{sum(map(len, encrypted[0])):,}", f"{ckks.expansion(encrypted[0], size):.2f}", f"{error:.1e}",
-                          f"{plain_seconds:.5f}", f"{aggregate_seconds / plain_seconds:.0f}")
+            table.add_row(
+                f"{size:.0e}",
+                str(clients),
+                f"{encrypt_seconds / clients:.3f}",
+                f"{aggregate_seconds:.3f}",
+                f"{decrypt_seconds:.3f}",
+                f"{sum(map(len, encrypted[0])):,}",
+                f"{ckks.expansion(encrypted[0], size):.2f}",
+                f"{error:.1e}",
+                f"{plain_seconds:.5f}",
+                f"{aggregate_seconds / plain_seconds:.0f}",
+            )
     console.print(table)
 
 
@@ -123,8 +144,11 @@ def timed_run(recipe: Recipe, out_dir: Path) -> tuple[float, float]:
 
 def flagship(rounds: int, repeats: int, console: Console) -> None:
     plain = federated_part(rounds)
-    variants_ = {"none": plain, "ckks, custody clients": variants.encrypted(plain, "clients"),
-                 "ckks, custody key_holder": variants.encrypted(plain, "key_holder")}
+    variants_ = {
+        "none": plain,
+        "ckks, custody clients": variants.encrypted(plain, "clients"),
+        "ckks, custody key_holder": variants.encrypted(plain, "key_holder"),
+    }
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants_}
     with tempfile.TemporaryDirectory() as scratch:
         for name, recipe in variants_.items():  # imports, caches and TenSEAL's first contexts, paid by no side
@@ -132,16 +156,14 @@ def flagship(rounds: int, repeats: int, console: Console) -> None:
         for repeat in range(repeats):
             for index, (name, recipe) in enumerate(variants_.items()):
                 times[name].append(timed_run(recipe, Path(scratch) / f"{repeat}-{index}"))
-    table = Table(title=f"Flagship federated part (split → fl_train → evaluate), {rounds} rounds, embedded runtime, "
-                        f"median of {repeats} alternating runs")
+    table = Table(title=f"Flagship federated part (split → fl_train → evaluate), {rounds} rounds, embedded runtime, median of {repeats} alternating runs")
     for column in ("aggregation", "whole run s", "fl_train s", "whole run × none", "fl_train × none"):
         table.add_column(column, justify="right")
     for name, samples in times.items():
         whole = statistics.median(run for run, _ in samples)
         step = statistics.median(fl for _, fl in samples)
         ratios = [(run / base_run, fl / base_fl) for (run, fl), (base_run, base_fl) in zip(samples, times["none"])]
-        table.add_row(name, f"{whole:.2f}", f"{step:.2f}", f"{statistics.median(r for r, _ in ratios):.2f}",
-                      f"{statistics.median(f for _, f in ratios):.2f}")
+        table.add_row(name, f"{whole:.2f}", f"{step:.2f}", f"{statistics.median(r for r, _ in ratios):.2f}", f"{statistics.median(f for _, f in ratios):.2f}")
     console.print(table)
 
 

@@ -35,8 +35,10 @@ def main() -> None:
     runner = CliRunner()
     baseline = seconds(lambda: runner.invoke(app, ["validate", str(ROOT / "recipes" / "flagship.yaml")]))
     print(f"baseline: validate flagship {baseline * 1000:.1f} ms")
-    rows = [("yaml: billion laughs", seconds(lambda: _refused(LAUGHS + "description: *i\n"))),
-            ("yaml: 5000-deep nesting", seconds(lambda: _refused("d: " + "[" * 5000 + "]" * 5000)))]
+    rows = [
+        ("yaml: billion laughs", seconds(lambda: _refused(LAUGHS + "description: *i\n"))),
+        ("yaml: 5000-deep nesting", seconds(lambda: _refused("d: " + "[" * 5000 + "]" * 5000))),
+    ]
     for case in sorted((ROOT / "tests" / "corpus" / "recipes").glob("*.yaml")):
         rows.append((f"corpus: {case.stem}", seconds(lambda case=case: runner.invoke(app, ["run", str(case), "--out", "/tmp/wb-hostile/run"]))))
     print(f"{'input':<45} {'ms':>9} {'x validate':>11}")

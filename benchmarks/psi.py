@@ -101,9 +101,19 @@ def one(protocol: str, n: int, workers: int, fpr: float, structure: str) -> dict
     wall, cpu, busy = time.perf_counter() - wall, _cpu() - cpu, machine_busy() - busy
     assert found == common == join_rows, (found, common, join_rows)
     own, children = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"protocol": protocol, "n": n, "wall": wall, "cpu": cpu, "ids_per_s": n / wall, "bytes_per_element": sent[0] / n,
-            "peak_mb": (own + children) / 1024, "join_wall": join_wall, "join_cpu": join_cpu, "detail": detail,
-            "others_cpu": busy - cpu}
+    return {
+        "protocol": protocol,
+        "n": n,
+        "wall": wall,
+        "cpu": cpu,
+        "ids_per_s": n / wall,
+        "bytes_per_element": sent[0] / n,
+        "peak_mb": (own + children) / 1024,
+        "join_wall": join_wall,
+        "join_cpu": join_cpu,
+        "detail": detail,
+        "others_cpu": busy - cpu,
+    }
 
 
 def main() -> None:
@@ -125,11 +135,32 @@ def main() -> None:
         table.add_column(column, justify="left" if column in {"protocol", "setup"} else "right")
     for protocol in args.protocols.split(","):
         for n in (int(float(size)) for size in args.sizes.split(",")):
-            command = [sys.executable, __file__, "--one", f"{protocol}:{n}", "--workers", str(args.workers), "--fpr", str(args.fpr),
-                       "--data-structure", args.data_structure]
+            command = [
+                sys.executable,
+                __file__,
+                "--one",
+                f"{protocol}:{n}",
+                "--workers",
+                str(args.workers),
+                "--fpr",
+                str(args.fpr),
+                "--data-structure",
+                args.data_structure,
+            ]
             r = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-            table.add_row(protocol, f"{n:,}", f"{r['wall']:.1f}", f"{r['cpu']:.1f}", f"{r['ids_per_s']:,.0f}", f"{r['bytes_per_element']:.1f}",
-                          f"{r['peak_mb']:.0f}", f"{r['join_wall']:.3f}", f"{r['wall'] / r['join_wall']:,.0f}×", f"{r['others_cpu']:.0f}", r["detail"])
+            table.add_row(
+                protocol,
+                f"{n:,}",
+                f"{r['wall']:.1f}",
+                f"{r['cpu']:.1f}",
+                f"{r['ids_per_s']:,.0f}",
+                f"{r['bytes_per_element']:.1f}",
+                f"{r['peak_mb']:.0f}",
+                f"{r['join_wall']:.3f}",
+                f"{r['wall'] / r['join_wall']:,.0f}×",
+                f"{r['others_cpu']:.0f}",
+                r["detail"],
+            )
             console.print(f"{protocol} {n:,}: wall {r['wall']:.1f} s, CPU {r['cpu']:.1f} s", highlight=False)
     console.print(table)
 

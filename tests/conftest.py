@@ -19,8 +19,10 @@ def uci_recipe(name: str, steps: str, sites: tuple[str, ...] = ("cleveland", "hu
     """A small recipe on the real UCI heart sites: the sites as hospitals, an aggregator (and a key holder), then `steps` (YAML)."""
     parties = "".join(f"  {site}: {{role: hospital, data: {{dataset: uci, part: {site}}}}}\n" for site in sites)
     holder = "  key_holder: {role: key_holder}\n" if key_holder else ""
-    return (f"name: {name}\nseed: 1\ndatasets: {{uci: {{kind: uci_heart}}}}\nparties:\n{parties}  aggregator: {{role: aggregator}}\n{holder}"
-            f"steps:\n  - {{kind: split, params: {{label: heart_disease}}}}\n{steps}")
+    return (
+        f"name: {name}\nseed: 1\ndatasets: {{uci: {{kind: uci_heart}}}}\nparties:\n{parties}  aggregator: {{role: aggregator}}\n{holder}"
+        f"steps:\n  - {{kind: split, params: {{label: heart_disease}}}}\n{steps}"
+    )
 
 
 def light_overrides(recipe: Recipe) -> list[str]:

@@ -42,8 +42,11 @@ def encrypted_names(recipe: Recipe) -> set[str]:
 def fresh_randomness_steps(recipe: Recipe) -> set[str]:
     """Steps whose messages carry fresh keys or encryption randomness, so their bytes differ from run to run."""
     randomized = (PsiLinkParams, CKKSKeysParams, SecureSumParams)
-    return {name for name, spec in zip(recipe.step_names(), recipe.steps)
-            if isinstance(spec.params, randomized) or (_training(spec.params) and kind(spec.params.aggregation).fresh_randomness)}
+    return {
+        name
+        for name, spec in zip(recipe.step_names(), recipe.steps)
+        if isinstance(spec.params, randomized) or (_training(spec.params) and kind(spec.params.aggregation).fresh_randomness)
+    }
 
 
 def _training(params: object) -> TypeGuard[FLTrainParams]:
@@ -59,8 +62,9 @@ def assert_same_ledger(first: Path, second: Path, recipe: Recipe) -> None:
     """ledger.jsonl of two runs: the same messages in the same order; the same bytes wherever no fresh randomness is involved
     (in the step itself, or in the encrypted models an evaluate step scores)."""
     encrypted = encrypted_names(recipe)
-    scoring_encrypted = {name for name, spec in zip(recipe.step_names(), recipe.steps)
-                         if isinstance(spec.params, EvaluateParams) and encrypted & set(spec.params.models)}
+    scoring_encrypted = {
+        name for name, spec in zip(recipe.step_names(), recipe.steps) if isinstance(spec.params, EvaluateParams) and encrypted & set(spec.params.models)
+    }
     randomized = fresh_randomness_steps(recipe) | scoring_encrypted
     a, b = ([json.loads(line) for line in path.read_text().splitlines()] for path in (first, second))
     assert len(a) == len(b)

@@ -49,8 +49,7 @@ def test_schema_is_json_schema() -> None:
 def test_run_with_overrides_writes_the_run_directory(flagship_path: Path, flagship: Recipe, tmp_path: Path) -> None:
     out = tmp_path / "run"
     light = [option for override in light_overrides(flagship) for option in ("--set", override)]
-    result = runner.invoke(app, ["run", str(flagship_path), "--out", str(out), "--seed", "3",
-                                 "--set", "steps[2].params.model.l2=0.1", *light])
+    result = runner.invoke(app, ["run", str(flagship_path), "--out", str(out), "--seed", "3", "--set", "steps[2].params.model.l2=0.1", *light])
     assert result.exit_code == 0, result.output
     assert "Held-out performance per site" in result.output and "general_hospital" in result.output
     as_run = (out / "recipe.yaml").read_text()
@@ -77,17 +76,19 @@ def test_data_generate_keeps_ground_truth_apart(tmp_path: Path) -> None:
 def test_installed_command_runs_the_flagship(light_flagship_path: Path, tmp_path: Path) -> None:
     """The real entry point in a fresh process, as a user or CI would call it."""
     command = Path(sys.executable).with_name("workbench")
-    done = subprocess.run([str(command), "run", str(light_flagship_path), "--out", str(tmp_path / "run")],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run([str(command), "run", str(light_flagship_path), "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "run directory" in done.stdout
     assert {"recipe.yaml", "manifest.json", "ledger.jsonl", "metrics.json", "report.html"} <= {p.name for p in (tmp_path / "run").iterdir()}
 
 
-LONG_TRAINING = uci_recipe("long_training", """\
+LONG_TRAINING = uci_recipe(
+    "long_training",
+    """\
   - kind: fl_train
     params: {label: heart_disease, features: {numeric: [age, chol]}, rounds: 10000}
-""")
+""",
+)
 
 
 def _start_training(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path, dict[str, str]]:
@@ -97,8 +98,9 @@ def _start_training(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path, dict
     scratch.mkdir()
     env = {**os.environ, "TMPDIR": str(scratch)}
     out = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "workbench", "run", str(tmp_path / "recipe.yaml"), "--out", str(out)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "run", str(tmp_path / "recipe.yaml"), "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         events = (out / "events.jsonl").read_text() if (out / "events.jsonl").exists() else ""
@@ -136,8 +138,13 @@ def test_after_sigkill_the_next_run_sweeps_what_the_killed_one_left(tmp_path: Pa
     left = list(Path(env["TMPDIR"]).glob(f"{PREFIX}*"))
     assert left, "SIGKILL gives no chance to clean up"
     (tmp_path / "short.yaml").write_text(LONG_TRAINING.replace("rounds: 10000", "rounds: 1"))
-    again = subprocess.run([sys.executable, "-m", "workbench", "run", str(tmp_path / "short.yaml"), "--out", str(tmp_path / "again")],
-                           capture_output=True, text=True, env=env, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-m", "workbench", "run", str(tmp_path / "short.yaml"), "--out", str(tmp_path / "again")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert again.returncode == 0, again.stderr
     assert "removed 1 private temporary folder(s) that killed runs left behind" in " ".join(again.stdout.split())
     assert not any(path.exists() for path in left)
@@ -151,15 +158,22 @@ def test_a_full_disk_prints_no_patient_data(tmp_path: Path) -> None:
     try:
         recipe = tmp_path / "linkage.yaml"
         recipe.write_text((RECIPES / "flagship.yaml").read_text())
-        result = subprocess.run([sys.executable, "-m", "workbench", "run", str(recipe), "--out", str(disk / "run"),
-                                 "--set", "datasets.cohort.vendor_only_people=200"], capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-m", "workbench", "run", str(recipe), "--out", str(disk / "run"), "--set", "datasets.cohort.vendor_only_people=200"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         subprocess.run(["umount", str(disk)], check=True)
     assert result.returncode == 1
     assert "No space left on device" in result.stderr and "this is a bug" in result.stderr
     tables = generate_cohort(CohortParams(vendor_only_people=200), 7).parts
-    identifiers = {str(value) for party, column in (("general_hospital", "phone"), ("general_hospital", "patient_id"), ("vendor", "phone"))
-                   for value in tables[party][column].to_list()}
+    identifiers = {
+        str(value)
+        for party, column in (("general_hospital", "phone"), ("general_hospital", "patient_id"), ("vendor", "phone"))
+        for value in tables[party][column].to_list()
+    }
     printed = result.stdout + result.stderr
     assert not [value for value in identifiers if value in printed]
     assert "locals" not in printed.lower()
@@ -169,8 +183,11 @@ def test_a_run_directory_that_cannot_be_one_is_refused(tmp_path: Path, flagship_
     (tmp_path / "file").write_text("x")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
-    for out, message in ((tmp_path / "file", "is a file, not a folder"), (tmp_path / "file" / "run", "is a file, not a folder"),
-                         (tmp_path / "other", "already exists and is not empty")):
+    for out, message in (
+        (tmp_path / "file", "is a file, not a folder"),
+        (tmp_path / "file" / "run", "is a file, not a folder"),
+        (tmp_path / "other", "already exists and is not empty"),
+    ):
         result = runner.invoke(app, ["run", str(flagship_path), "--out", str(out)])
         assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
     result = runner.invoke(app, ["run", str(flagship_path), "--out", str(tmp_path / "other"), "--force"])

@@ -16,8 +16,7 @@ def _send_random(ledger: Ledger, rng: np.random.Generator, count: int) -> list[b
         sender, receiver = rng.choice(parties, size=2, replace=False)
         payload = rng.bytes(int(rng.integers(0, 5000)))
         protection = rng.choice(list(Protection))
-        ledger.record(step="s", sender=str(sender), receiver=str(receiver), kind="k", payload=payload,
-                      protection=protection, row_level=False)
+        ledger.record(step="s", sender=str(sender), receiver=str(receiver), kind="k", payload=payload, protection=protection, row_level=False)
         payloads.append(payload)
     return payloads
 

@@ -91,11 +91,9 @@ def test_a_notebook_without_a_recipe_cell_is_refused_by_name() -> None:
         notebook_to_recipe(nbformat.v4.new_notebook(), "plain.ipynb")
 
 
-def test_the_notebook_run_headless_writes_the_same_run_directory_as_workbench_run(tmp_path: Path, light_flagship_path: Path,
-                                                                                  light_flagship: Recipe) -> None:
+def test_the_notebook_run_headless_writes_the_same_run_directory_as_workbench_run(tmp_path: Path, light_flagship_path: Path, light_flagship: Recipe) -> None:
     cli_out = tmp_path / "cli-run"
-    subprocess.run([sys.executable, "-m", "workbench", "run", str(light_flagship_path), "--out", str(cli_out)], check=True,
-                   capture_output=True)
+    subprocess.run([sys.executable, "-m", "workbench", "run", str(light_flagship_path), "--out", str(cli_out)], check=True, capture_output=True)
     notebook_path = write_recipe_notebook(light_flagship, light_flagship_path, tmp_path / "nb" / "flagship.ipynb")
     executed = execute_notebook(notebook_path, {"out_dir": "nb-run"})
     nb_out = tmp_path / "nb" / "nb-run"

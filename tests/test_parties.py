@@ -72,8 +72,7 @@ def test_each_party_holds_only_its_own_part(flagship_run: RunResult) -> None:
     assert set(stores["vendor"].tables()) == {"vitals"}
     assert stores["aggregator"].tables() == {} and stores["key_holder"].tables() == {}
     sizes = {name: fp["rows"] for name, fp in flagship_run.manifest["data"].items()}
-    assert {name: store.tables().get("ehr", store.tables().get("vitals")).height
-            for name, store in stores.items() if store.tables()} == sizes
+    assert {name: store.tables().get("ehr", store.tables().get("vitals")).height for name, store in stores.items() if store.tables()} == sizes
 
 
 def test_ground_truth_never_enters_a_store(flagship_run: RunResult) -> None:
@@ -92,7 +91,8 @@ def test_only_the_declared_oracle_moves_rows_in_the_clear(flagship_run: RunResul
     blinded = [m for m in row_level if m.protection is not Protection.NONE]
     assert {(m.step, m.protection) for m in blinded} == {("link", Protection.BLINDED)}
     assert {frozenset((m.sender, m.receiver)) for m in blinded} == {
-        frozenset((site, "vendor")) for site in ("general_hospital", "county_hospital", "trauma_center")}
+        frozenset((site, "vendor")) for site in ("general_hospital", "county_hospital", "trauma_center")
+    }
 
 
 def test_baseline_steps_send_only_summaries_to_the_coordinator(flagship_run: RunResult) -> None:

@@ -99,8 +99,7 @@ def test_unknown_step_kind_lists_the_known_ones() -> None:
 
 
 def test_dataset_and_part_references_are_checked() -> None:
-    found = problems(MINIMAL.replace("{dataset: uci, part: hungary}", "{dataset: ucl, part: hungary}")
-                     .replace("part: cleveland", "part: boston"))
+    found = problems(MINIMAL.replace("{dataset: uci, part: hungary}", "{dataset: ucl, part: hungary}").replace("part: cleveland", "part: boston"))
     assert "unknown dataset 'ucl'" in found["parties.hungary.data.dataset"][1]
     line, message = found["parties.cleveland.data.part"]
     assert line == 6 and "no part 'boston'" in message and "va_long_beach" in message
@@ -132,12 +131,15 @@ def test_overrides_apply_before_validation() -> None:
     assert (recipe.seed, recipe.steps[1].params.model.l2, recipe.steps[0].params.test_fraction) == (11, 0.5, 0.2)
 
 
-@pytest.mark.parametrize(("override", "expected"), [
-    ("steps[5].params.l2=1", "no item [5]"),
-    ("seed", "expected path=value"),
-    ("steps..x=1", "cannot read path"),
-    ("seed.x=1", "cannot set field 'x' inside a int"),
-])
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("steps[5].params.l2=1", "no item [5]"),
+        ("seed", "expected path=value"),
+        ("steps..x=1", "cannot read path"),
+        ("seed.x=1", "cannot set field 'x' inside a int"),
+    ],
+)
 def test_bad_overrides_are_clear(override: str, expected: str) -> None:
     with pytest.raises(RecipeError, match=expected.replace("[", r"\[")):
         parse_recipe(MINIMAL, overrides=[override])

@@ -10,16 +10,21 @@ from workbench import safe_yaml
 from workbench.recipe import RecipeError, load_recipe, parse_recipe
 
 LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8))
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+)
 
 
-@pytest.mark.parametrize(("text", "message", "line"), [
-    ("name: x\nparties:\n  a: {role: hospital}\n  a: {role: aggregator}\n", "key 'a' appears twice in one mapping \\(lines 3 and 4\\)", 4),
-    (LAUGHS + "description: *i\n", "expands to more than 200,000 values", 6),
-    ("name: &n [*n]\n", "refers to itself through an alias", 1),
-    ("description: " + "[" * 40 + "]" * 40 + "\n", "nests deeper than 24 levels", 1),
-    ("description: " + "[" * 5000 + "]" * 5000 + "\n", "nests", None),
-], ids=["duplicate-party", "billion-laughs", "recursive-alias", "deep", "very-deep"])
+@pytest.mark.parametrize(
+    ("text", "message", "line"),
+    [
+        ("name: x\nparties:\n  a: {role: hospital}\n  a: {role: aggregator}\n", "key 'a' appears twice in one mapping \\(lines 3 and 4\\)", 4),
+        (LAUGHS + "description: *i\n", "expands to more than 200,000 values", 6),
+        ("name: &n [*n]\n", "refers to itself through an alias", 1),
+        ("description: " + "[" * 40 + "]" * 40 + "\n", "nests deeper than 24 levels", 1),
+        ("description: " + "[" * 5000 + "]" * 5000 + "\n", "nests", None),
+    ],
+    ids=["duplicate-party", "billion-laughs", "recursive-alias", "deep", "very-deep"],
+)
 def test_hostile_yaml_is_refused_with_its_line(text: str, message: str, line: int | None) -> None:
     with pytest.raises(safe_yaml.YamlError, match=message) as caught:
         safe_yaml.load(text)
@@ -47,5 +52,6 @@ def test_a_huge_recipe_file_is_refused_by_its_size(tmp_path: Path) -> None:
 
 def test_a_deep_set_value_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RecipeError, match="--set .*nests"):
-        parse_recipe("name: x\nparties: {a: {role: hospital}}\nsteps: [{kind: split, params: {label: y}}]\n",
-                     overrides=["description=" + "[" * 3000 + "]" * 3000])
+        parse_recipe(
+            "name: x\nparties: {a: {role: hospital}}\nsteps: [{kind: split, params: {label: y}}]\n", overrides=["description=" + "[" * 3000 + "]" * 3000]
+        )

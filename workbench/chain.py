@@ -74,8 +74,13 @@ class _StepCheck:
         for need in self.contract.needs:
             count = len(self._with(need.role))
             if count < need.at_least or (need.at_most is not None and count > need.at_most):
-                problems.append(Problem((*self.loc, "at"), f"step {self.name!r} ({self.kind}) needs {need.describe()} among its parties; "
-                                        f"it runs at {', '.join(self.at) or 'none'} ({count} {need.role.value}); list them in `at:` or add parties"))
+                problems.append(
+                    Problem(
+                        (*self.loc, "at"),
+                        f"step {self.name!r} ({self.kind}) needs {need.describe()} among its parties; "
+                        f"it runs at {', '.join(self.at) or 'none'} ({count} {need.role.value}); list them in `at:` or add parties",
+                    )
+                )
         return problems
 
     def _keys(self) -> list[Problem]:
@@ -83,12 +88,22 @@ class _StepCheck:
             return []
         lacking = [party for party in self.at if self.parties[party].role in self.contract.needs_keys and self.parties[party].custody is None]
         if lacking:
-            return [Problem((*self.loc, "params"), f"step {self.name!r} ({self.kind}) needs CKKS keys at {', '.join(lacking)}, and no earlier "
-                            "ckks_keys step provisioned them: add a `ckks_keys` step before it, at the same parties")]
+            return [
+                Problem(
+                    (*self.loc, "params"),
+                    f"step {self.name!r} ({self.kind}) needs CKKS keys at {', '.join(lacking)}, and no earlier "
+                    "ckks_keys step provisioned them: add a `ckks_keys` step before it, at the same parties",
+                )
+            ]
         custodies = {self.parties[party].custody for party in self.at if self.parties[party].role in self.contract.needs_keys}
         if "key_holder" in custodies and not any(self.parties[party].custody for party in self._with(Role.KEY_HOLDER)):
-            return [Problem((*self.loc, "at"), f"step {self.name!r} ({self.kind}) uses keys under custody key_holder, so the key holder must be "
-                            "among its parties: it alone can decrypt the masked totals")]
+            return [
+                Problem(
+                    (*self.loc, "at"),
+                    f"step {self.name!r} ({self.kind}) uses keys under custody key_holder, so the key holder must be "
+                    "among its parties: it alone can decrypt the masked totals",
+                )
+            ]
         return []
 
     def _reads(self) -> list[Problem]:
@@ -99,17 +114,31 @@ class _StepCheck:
             if lacking and (need.table, need.role) not in absent:
                 absent.add((need.table, need.role))
                 held = sorted({table for party in lacking for table in self.parties[party].tables}) or ["none"]
-                problems.append(Problem((*self.loc, "params", *need.table_at), f"no table {need.table!r} at {_parties(lacking)} when step "
-                                        f"{self.name!r} ({self.kind}) runs (tables held then: {', '.join(held)})"))
+                problems.append(
+                    Problem(
+                        (*self.loc, "params", *need.table_at),
+                        f"no table {need.table!r} at {_parties(lacking)} when step {self.name!r} ({self.kind}) runs (tables held then: {', '.join(held)})",
+                    )
+                )
             for column_group in _by_missing(need, [p for p in parties if p not in lacking], self.parties):
                 missing, at = column_group
-                problems.append(Problem((*self.loc, "params", *need.where), f"table {need.table!r} at {_parties(at)} has no column(s) "
-                                        f"{', '.join(missing)} when step {self.name!r} ({self.kind}) runs{_hint(missing)}"))
+                problems.append(
+                    Problem(
+                        (*self.loc, "params", *need.where),
+                        f"table {need.table!r} at {_parties(at)} has no column(s) "
+                        f"{', '.join(missing)} when step {self.name!r} ({self.kind}) runs{_hint(missing)}",
+                    )
+                )
         for added in self.contract.adds:
             for clash, at in _by_clash(added, self._with(added.role), self.parties):
-                problems.append(Problem((*self.loc, "params", *added.where), f"table {added.table!r} at {_parties(at)} already has column(s) "
-                                        f"{', '.join(clash)}, which step {self.name!r} ({self.kind}) would overwrite; set overwrite: true "
-                                        "to replace them, or drop them from the data"))
+                problems.append(
+                    Problem(
+                        (*self.loc, "params", *added.where),
+                        f"table {added.table!r} at {_parties(at)} already has column(s) "
+                        f"{', '.join(clash)}, which step {self.name!r} ({self.kind}) would overwrite; set overwrite: true "
+                        "to replace them, or drop them from the data",
+                    )
+                )
         return problems
 
     def _models(self) -> list[Problem]:
@@ -117,8 +146,13 @@ class _StepCheck:
         for model in self.contract.reads_models:
             lacking = [party for party in self._with(Role.HOSPITAL) if model not in self.parties[party].models]
             if lacking:
-                problems.append(Problem((*self.loc, "params", "models"), f"no earlier step trains a model {model!r} at {', '.join(lacking)}; "
-                                        "a training step's save_as names its model (local_train: local, pooled_train: pooled, fl_train: federated)"))
+                problems.append(
+                    Problem(
+                        (*self.loc, "params", "models"),
+                        f"no earlier step trains a model {model!r} at {', '.join(lacking)}; "
+                        "a training step's save_as names its model (local_train: local, pooled_train: pooled, fl_train: federated)",
+                    )
+                )
         return problems
 
 

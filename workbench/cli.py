@@ -19,8 +19,9 @@ from workbench.report.html import boundary_statement, human_bytes, step_blocks
 from workbench.runner import RunError, run_recipe
 
 # A traceback that shows local variables would print whatever rows a party's table held at the time: never.
-app = typer.Typer(help="PPML Workbench: privacy-preserving ML pipelines across parties that may not pool data.", no_args_is_help=True,
-                  pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="PPML Workbench: privacy-preserving ML pipelines across parties that may not pool data.", no_args_is_help=True, pretty_exceptions_show_locals=False
+)
 data_app = typer.Typer(help="Datasets: generate the synthetic cohort.", no_args_is_help=True, pretty_exceptions_show_locals=False)
 app.add_typer(data_app, name="data")
 console = Console()
@@ -54,8 +55,7 @@ def run(
         with ConsoleRenderer(console) as renderer:
             result = run_recipe(parsed, out, base_dir=recipe.parent, listeners=[renderer], force=force)
     except KeyboardInterrupt:
-        errors.print(f"[yellow]interrupted:[/] child processes stopped, private temporary files removed; {out} is marked interrupted",
-                     highlight=False)
+        errors.print(f"[yellow]interrupted:[/] child processes stopped, private temporary files removed; {out} is marked interrupted", highlight=False)
         raise typer.Exit(130) from None
     except RunError as error:
         errors.print(f"[red]error:[/] {error}", highlight=False)

@@ -76,8 +76,9 @@ class StepContext:
 
     def record_transfer(self, sender: str, receiver: str, kind: str, nbytes: int, digest: str, protection: Protection) -> None:
         """Account for a message another transport carried (Flower's), measured where it was serialized."""
-        self.ledger.record_observed(step=self.step, sender=sender, receiver=receiver, kind=kind, nbytes=nbytes,
-                                    digest=digest, protection=protection, row_level=False)
+        self.ledger.record_observed(
+            step=self.step, sender=sender, receiver=receiver, kind=kind, nbytes=nbytes, digest=digest, protection=protection, row_level=False
+        )
 
     def publish(self, party: str, summary: Mapping[str, Any]) -> None:
         """A party reports an aggregate summary to the coordinator (never row-level data).

@@ -77,11 +77,18 @@ class Ledger:
         """Record bytes that are being sent; the caller hands the same bytes to the receiver."""
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise TypeError(
-                f"ledger: message {kind!r} from {sender!r} to {receiver!r} must be bytes, "
-                f"got {type(payload).__name__}; serialize it before sending"
+                f"ledger: message {kind!r} from {sender!r} to {receiver!r} must be bytes, got {type(payload).__name__}; serialize it before sending"
             )
-        return self.record_observed(step=step, sender=sender, receiver=receiver, kind=kind, nbytes=len(payload),
-                                    digest=hashlib.sha256(payload).hexdigest(), protection=protection, row_level=row_level)
+        return self.record_observed(
+            step=step,
+            sender=sender,
+            receiver=receiver,
+            kind=kind,
+            nbytes=len(payload),
+            digest=hashlib.sha256(payload).hexdigest(),
+            protection=protection,
+            row_level=row_level,
+        )
 
     def record_observed(
         self,

@@ -39,9 +39,7 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def build_manifest(
-    recipe: Recipe, fingerprints: dict[str, dict[str, Any]], timings: dict[str, float], ledger: Ledger
-) -> dict[str, Any]:
+def build_manifest(recipe: Recipe, fingerprints: dict[str, dict[str, Any]], timings: dict[str, float], ledger: Ledger) -> dict[str, Any]:
     return {
         "recipe": {"name": recipe.name, "hash": recipe.hash()},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

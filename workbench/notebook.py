@@ -51,18 +51,24 @@ def recipe_to_notebook(recipe: Recipe, *, base_dir: str = ".", source: str | Non
     """The notebook for `recipe`; `base_dir` is where its data files are, relative to the notebook's folder."""
     cells = [
         nbformat.v4.new_markdown_cell(_title(recipe, source)),
-        _code(f"# Parameters: papermill or the workbench may override these.\nseed = {recipe.seed!r}\n"
-              "out_dir = None  # None: runs/NAME-HASH-TIME beside the notebook", PARAMETERS_TAG),
-        nbformat.v4.new_markdown_cell("## The parties and their data\n\n"
-                                      "Each party keeps its private store; only what the steps send through the ledger leaves it."),
+        _code(
+            f"# Parameters: papermill or the workbench may override these.\nseed = {recipe.seed!r}\n"
+            "out_dir = None  # None: runs/NAME-HASH-TIME beside the notebook",
+            PARAMETERS_TAG,
+        ),
+        nbformat.v4.new_markdown_cell(
+            "## The parties and their data\n\nEach party keeps its private store; only what the steps send through the ledger leaves it."
+        ),
         _code(_header_source(recipe, base_dir), HEADER_TAG),
     ]
     for index, (name, spec) in enumerate(zip(recipe.step_names(), recipe.steps), start=1):
         cells.append(nbformat.v4.new_markdown_cell(_step_text(recipe, index, name, spec)))
         cells.append(_code(f"wb.{STEP_CALL}({name!r}, {_literal(_step_yaml(spec))})", STEP_TAG))
     cells += [
-        nbformat.v4.new_markdown_cell("## Run\n\nRuns every step in order and writes the run directory (recipe, manifest, ledger, metrics, "
-                                      "report). The monitor shows each step's progress and, for federated steps, the curves per round."),
+        nbformat.v4.new_markdown_cell(
+            "## Run\n\nRuns every step in order and writes the run directory (recipe, manifest, ledger, metrics, "
+            "report). The monitor shows each step's progress and, for federated steps, the curves per round."
+        ),
         _code("run = wb.run(out_dir)", RUN_TAG),
         nbformat.v4.new_markdown_cell("## Results\n\nPer-site scores of each model, and every message that crossed a party boundary, by protection."),
         _code("wb.results(run)"),
@@ -100,11 +106,7 @@ def _literal(text: str) -> str:
 def _header_source(recipe: Recipe, base_dir: str) -> str:
     header = recipe.model_dump(mode="json", exclude={"steps", "seed"}, exclude_unset=True)
     yaml_text = yaml.safe_dump(header, sort_keys=False, allow_unicode=True)
-    return (
-        "from workbench.widgets import RecipeSession\n\n"
-        f"wb = RecipeSession.{HEADER_CALL}({_literal(yaml_text)}, seed=seed, base_dir={base_dir!r})\n"
-        "wb"
-    )
+    return f"from workbench.widgets import RecipeSession\n\nwb = RecipeSession.{HEADER_CALL}({_literal(yaml_text)}, seed=seed, base_dir={base_dir!r})\nwb"
 
 
 def _step_yaml(spec: StepSpec) -> str:
@@ -158,8 +160,10 @@ def notebook_to_recipe(notebook: NotebookNode, source: str = "<notebook>") -> Re
     if len(headers) != 1:
         raise NotebookError(f"{source}: expected one cell tagged {HEADER_TAG!r} (the recipe's parties and datasets), found {len(headers)}")
     if not any(PARAMETERS_TAG in _tags(cell) for _, cell in cells):
-        raise NotebookError(f"{source}: no cell is tagged {PARAMETERS_TAG!r}, so the seed the notebook ran with is unknown; tag the cell "
-                            "that sets `seed` (papermill's parameters cell) instead of exporting default values")
+        raise NotebookError(
+            f"{source}: no cell is tagged {PARAMETERS_TAG!r}, so the seed the notebook ran with is unknown; tag the cell "
+            "that sets `seed` (papermill's parameters cell) instead of exporting default values"
+        )
     parameters = _parameters(notebook, source)
     header_number, header_cell = headers[0]
     raw = _yaml_mapping(_call_argument(header_cell, HEADER_CALL, 0, source, header_number), source, header_number)
@@ -171,8 +175,9 @@ def notebook_to_recipe(notebook: NotebookNode, source: str = "<notebook>") -> Re
             steps.append(_yaml_mapping(_call_argument(cell, STEP_CALL, 1, source, number), source, number))
             step_cells.append(number)
         elif f".{STEP_CALL}(" in cell.source:
-            raise NotebookError(f"{source}: cell {number} calls .{STEP_CALL}() but is not tagged {STEP_TAG!r}; tag it, or its step would be "
-                                "left out of the recipe")
+            raise NotebookError(
+                f"{source}: cell {number} calls .{STEP_CALL}() but is not tagged {STEP_TAG!r}; tag it, or its step would be left out of the recipe"
+            )
     raw["steps"] = steps
     try:
         return parse_recipe(yaml.safe_dump(raw, sort_keys=False), source)
@@ -209,8 +214,7 @@ def _check_tags(cell: NotebookNode, source: str, number: int) -> None:
     """Tags are a list of strings; anything else (a bare string, a number) would silently drop the cell from the recipe."""
     tags = cell.get("metadata", {}).get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-        raise NotebookError(f"{source}: cell {number}: metadata.tags must be a list of strings, got {type(tags).__name__}; "
-                            f"write it as [\"{STEP_TAG}\"]")
+        raise NotebookError(f'{source}: cell {number}: metadata.tags must be a list of strings, got {type(tags).__name__}; write it as ["{STEP_TAG}"]')
 
 
 def _parameters(notebook: NotebookNode, source: str) -> dict[str, Any]:
@@ -274,8 +278,9 @@ def inject_parameters(notebook: NotebookNode, parameters: Mapping[str, Any]) -> 
     return notebook
 
 
-def execute_notebook(path: Path, parameters: Mapping[str, Any] | None = None, *, cwd: Path | None = None, timeout: int = 600,
-                     output: Path | None = None) -> NotebookNode:
+def execute_notebook(
+    path: Path, parameters: Mapping[str, Any] | None = None, *, cwd: Path | None = None, timeout: int = 600, output: Path | None = None
+) -> NotebookNode:
     """Run a notebook top to bottom in a fresh kernel (nbclient), as papermill would; raise on the first failing cell."""
     from nbclient import NotebookClient
 

@@ -68,8 +68,7 @@ class PartyStore:
         if name not in self._objects:
             held = ", ".join(sorted(self._objects)) or "none"
             raise MissingItemError(
-                f"party {self.name!r} holds no object {name!r} (objects it holds: {held}); "
-                "did an earlier step that makes it run at this party?"
+                f"party {self.name!r} holds no object {name!r} (objects it holds: {held}); did an earlier step that makes it run at this party?"
             )
         return self._objects[name]
 

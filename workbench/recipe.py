@@ -137,8 +137,7 @@ def json_schema() -> dict[str, Any]:
     return recipe_model().model_json_schema()
 
 
-def parse_recipe(text: str, source: str = "<recipe>", overrides: Sequence[str] = (), base_dir: Path | None = None, *,
-                 check_chain: bool = True) -> Recipe:
+def parse_recipe(text: str, source: str = "<recipe>", overrides: Sequence[str] = (), base_dir: Path | None = None, *, check_chain: bool = True) -> Recipe:
     """Validate recipe YAML and its chain of steps; raise RecipeError listing every problem with its path and line.
 
     `base_dir` is where relative data files are; without it their columns are not checked before running. `check_chain`

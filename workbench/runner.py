@@ -200,8 +200,10 @@ def _prepare(out_dir: Path, force: bool) -> None:
         if not force:
             raise RunError(f"run directory {out_dir} already exists and is not empty; choose another --out or pass --force", user_error=True)
         if not (out_dir / "recipe.yaml").is_file():
-            raise RunError(f"run directory {out_dir} holds files but no recipe.yaml: it is not a run directory, and --force will not empty "
-                           "it; choose another --out", user_error=True)
+            raise RunError(
+                f"run directory {out_dir} holds files but no recipe.yaml: it is not a run directory, and --force will not empty it; choose another --out",
+                user_error=True,
+            )
         for name in RUN_FILES:
             (out_dir / name).unlink(missing_ok=True)
     try:
@@ -213,9 +215,7 @@ def _prepare(out_dir: Path, force: bool) -> None:
         raise RunError(f"run directory {out_dir} cannot be written ({error.strerror}); choose another --out", user_error=True) from None
 
 
-def _load_parties(
-    recipe: Recipe, base_dir: Path, emit: EventListener
-) -> tuple[dict[str, PartyStore], dict[str, Any], dict[str, dict[str, Any]]]:
+def _load_parties(recipe: Recipe, base_dir: Path, emit: EventListener) -> tuple[dict[str, PartyStore], dict[str, Any], dict[str, dict[str, Any]]]:
     """Load each dataset once and hand each party its part; keep generator truth apart from every store."""
     stores = {name: PartyStore(name, party.role) for name, party in recipe.parties.items()}
     used = {party.data.dataset for party in recipe.parties.values() if party.data}

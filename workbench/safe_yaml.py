@@ -46,8 +46,10 @@ class _Loader(yaml.SafeLoader):
             except TypeError:  # an unhashable key: the base class says so
                 break
             if duplicate:
-                raise YamlError(f"key {key!r} appears twice in one mapping (lines {seen[key]} and {key_node.start_mark.line + 1}); "
-                                "YAML would silently keep the last one", key_node.start_mark.line + 1)
+                raise YamlError(
+                    f"key {key!r} appears twice in one mapping (lines {seen[key]} and {key_node.start_mark.line + 1}); YAML would silently keep the last one",
+                    key_node.start_mark.line + 1,
+                )
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
@@ -99,11 +101,15 @@ def _measure(root: yaml.Node) -> None:
         sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
         depths[id(node)] = 1 + max((depths[id(child)] for child in children), default=0)
         if sizes[id(node)] > MAX_NODES:
-            raise YamlError(f"the YAML expands to more than {MAX_NODES:,} values through its aliases (from line "
-                            f"{node.start_mark.line + 1}); the workbench refuses such documents", node.start_mark.line + 1)
+            raise YamlError(
+                f"the YAML expands to more than {MAX_NODES:,} values through its aliases (from line "
+                f"{node.start_mark.line + 1}); the workbench refuses such documents",
+                node.start_mark.line + 1,
+            )
         if depths[id(node)] > MAX_DEPTH:
-            raise YamlError(f"the YAML nests deeper than {MAX_DEPTH} levels (at line {node.start_mark.line + 1}); no recipe field "
-                            "nests that deep", node.start_mark.line + 1)
+            raise YamlError(
+                f"the YAML nests deeper than {MAX_DEPTH} levels (at line {node.start_mark.line + 1}); no recipe field nests that deep", node.start_mark.line + 1
+            )
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

@@ -44,6 +44,10 @@ def test_ecdh_psi_refuses_a_client_set_over_the_cap_before_any_message() -> None
 
 def test_ecdh_psi_charges_what_the_server_evaluates() -> None:
     budget = EvaluationBudget(1000, "north", "vendor")
-    outcome = run_psi(PsiClient(ITEMS, reveal_intersection=True, chunk_size=100),
-                      PsiServer(ITEMS[100:], reveal_intersection=True, chunk_size=100, budget=budget), lambda k, p: p, lambda k, p: p)
+    outcome = run_psi(
+        PsiClient(ITEMS, reveal_intersection=True, chunk_size=100),
+        PsiServer(ITEMS[100:], reveal_intersection=True, chunk_size=100, budget=budget),
+        lambda k, p: p,
+        lambda k, p: p,
+    )
     assert outcome.size == 200 and budget.used == 300

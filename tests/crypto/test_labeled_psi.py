@@ -32,6 +32,7 @@ def _carry(log: list[tuple[str, bytes]]):  # type: ignore[no-untyped-def]
     def send(kind: str, payload: bytes) -> bytes:
         log.append((kind, payload))
         return payload
+
     return send
 
 
@@ -39,8 +40,7 @@ def test_rfc9497_known_answer() -> None:
     """voprf 0.2.0 reproduces RFC 9497 appendix A.1.2 (VOPRF, ristretto255-SHA512): key, output, and the blinded round trip."""
     evaluator = ristretto.Evaluator.from_seed(bytes([0xA3]) * 32, b"test key")
     assert evaluator.public_key.serialize().hex() == "c803e2cc6b05fc15064549b5920659ca4a77b2cca6f04f6b357009335476ad4e"
-    expected = ("b58cfbe118e0cb94d79b5fd6a6dafb98764dff49c14e1770b566e42402da1a7d"
-                "a4d8527693914139caee5bd03903af43a491351d23b430948dd50cde10d32b3c")
+    expected = "b58cfbe118e0cb94d79b5fd6a6dafb98764dff49c14e1770b566e42402da1a7da4d8527693914139caee5bd03903af43a491351d23b430948dd50cde10d32b3c"
     assert evaluator.evaluate_known_input(b"\x00").hex() == expected
     client, blinded = ristretto.Client.blind(b"\x00")
     assert client.finalize(evaluator.evaluate(blinded), evaluator.public_key).hex() == expected
@@ -123,9 +123,9 @@ def test_malformed_messages_are_refused() -> None:
     table = sender.table()
     with pytest.raises(LabeledPsiError, match="does not match"):
         parse_table(table[:-1])
-    first, second = table[HEADER:HEADER + RECORD], table[HEADER + RECORD:HEADER + 2 * RECORD]
+    first, second = table[HEADER : HEADER + RECORD], table[HEADER + RECORD : HEADER + 2 * RECORD]
     with pytest.raises(LabeledPsiError, match="not sorted by distinct tags"):
-        parse_table(table[:HEADER] + second + first + table[HEADER + 2 * RECORD:])
+        parse_table(table[:HEADER] + second + first + table[HEADER + 2 * RECORD :])
     with pytest.raises(ValueError, match="one length"):
         LabeledPsiSender(["a", "b"], [b"x", b"yy"])
     assert INFO.startswith(b"ppml-workbench")

@@ -30,8 +30,12 @@ def key_holder() -> tuple[ts.Context, ts.Context]:
 def party_values(parties: int, seed: int) -> list[np.ndarray]:
     """Statistics of every magnitude up to ~1e12, negative ones and exact zeros, with fractions below 2^-24."""
     rng = np.random.default_rng(seed)
-    return [np.concatenate([rng.uniform(-1e12, 1e12, 20), rng.normal(0, 1, 20) * 10.0 ** rng.integers(-9, 9, 20),
-                            [0.0, -1e12 + 1, 999_999_999_999.5, 2.0**-30, -3.0]]) for _ in range(parties)]
+    return [
+        np.concatenate(
+            [rng.uniform(-1e12, 1e12, 20), rng.normal(0, 1, 20) * 10.0 ** rng.integers(-9, 9, 20), [0.0, -1e12 + 1, 999_999_999_999.5, 2.0**-30, -3.0]]
+        )
+        for _ in range(parties)
+    ]
 
 
 def exact_total(values: list[np.ndarray]) -> list[int]:

@@ -30,23 +30,40 @@ from workbench.data.cohort import (
 
 SEED = 7
 IDENTITY = ("given_name", "family_name", "birth_date", "sex", "phone")
-NOISE_FIELD = {"day_month_swap": "birth_date", "phone_digit": "phone"} | {
-    kind: kind.split("_", 1)[1] for kind in NOISE_KINDS if kind.endswith("_name")
-}
+NOISE_FIELD = {"day_month_swap": "birth_date", "phone_digit": "phone"} | {kind: kind.split("_", 1)[1] for kind in NOISE_KINDS if kind.endswith("_name")}
 HOSPITAL_SCHEMA = {
-    "patient_id": pl.String, "given_name": pl.String, "family_name": pl.String, "birth_date": pl.String,
-    "sex": pl.String, "phone": pl.String, "age": pl.Int64, "asa_class": pl.Int64, "surgery_type": pl.String,
-    "emergency": pl.Boolean, "diabetes": pl.Boolean, "heart_failure": pl.Boolean, "ckd": pl.Boolean,
-    "copd": pl.Boolean, "hemoglobin": pl.Float64, "creatinine": pl.Float64, "albumin": pl.Float64,
+    "patient_id": pl.String,
+    "given_name": pl.String,
+    "family_name": pl.String,
+    "birth_date": pl.String,
+    "sex": pl.String,
+    "phone": pl.String,
+    "age": pl.Int64,
+    "asa_class": pl.Int64,
+    "surgery_type": pl.String,
+    "emergency": pl.Boolean,
+    "diabetes": pl.Boolean,
+    "heart_failure": pl.Boolean,
+    "ckd": pl.Boolean,
+    "copd": pl.Boolean,
+    "hemoglobin": pl.Float64,
+    "creatinine": pl.Float64,
+    "albumin": pl.Float64,
     "death_30d": pl.Boolean,
 }
 VENDOR_SCHEMA = {
-    "person_key": pl.String, "given_name": pl.String, "family_name": pl.String, "birth_date": pl.String,
-    "sex": pl.String, "phone": pl.String, "resting_hr": pl.Float64, "daily_steps": pl.Float64,
-    "sleep_hours": pl.Float64, "spo2": pl.Float64,
+    "person_key": pl.String,
+    "given_name": pl.String,
+    "family_name": pl.String,
+    "birth_date": pl.String,
+    "sex": pl.String,
+    "phone": pl.String,
+    "resting_hr": pl.Float64,
+    "daily_steps": pl.Float64,
+    "sleep_hours": pl.Float64,
+    "spo2": pl.Float64,
 }
-EHR_FEATURES = ("age", "asa_class", "emergency", "diabetes", "heart_failure", "ckd", "copd",
-                "hemoglobin", "creatinine", "albumin")
+EHR_FEATURES = ("age", "asa_class", "emergency", "diabetes", "heart_failure", "ckd", "copd", "hemoglobin", "creatinine", "albumin")
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +90,7 @@ def vendor_in_hospital_format(cohort: Cohort) -> pl.DataFrame:
 
 def linked_pairs(cohort: Cohort) -> pl.DataFrame:
     """Each true link with the hospital's identity and the vendor's (suffix _v), in one format."""
-    ehr = pl.concat(
-        frame.select("patient_id", *IDENTITY).with_columns(hospital=pl.lit(name))
-        for name, frame in hospitals(cohort).items()
-    )
+    ehr = pl.concat(frame.select("patient_id", *IDENTITY).with_columns(hospital=pl.lit(name)) for name, frame in hospitals(cohort).items())
     return cohort.truth.links.join(ehr, on=["hospital", "patient_id"]).join(
         vendor_in_hospital_format(cohort).select("person_key", *IDENTITY), on="person_key", suffix="_v"
     )
@@ -103,9 +117,7 @@ def test_schemas(cohort: Cohort, params: CohortParams) -> None:
         assert frame.null_count().sum_horizontal().item() == 0, name
     assert dict(cohort.parts[VENDOR_PART].schema) == VENDOR_SCHEMA
     assert cohort.parts[VENDOR_PART].null_count().sum_horizontal().item() == 0
-    assert dict(cohort.truth.links.schema) == {
-        "hospital": pl.String, "patient_id": pl.String, "person_key": pl.String, "noise": pl.String
-    }
+    assert dict(cohort.truth.links.schema) == {"hospital": pl.String, "patient_id": pl.String, "person_key": pl.String, "noise": pl.String}
 
 
 def test_value_formats_and_ranges(cohort: Cohort) -> None:
@@ -179,13 +191,17 @@ def test_links_join_and_noise_touches_exactly_one_field(cohort: Cohort) -> None:
 
 def test_identities_of_different_people_rarely_collide(cohort: Cohort) -> None:
     vendor = vendor_in_hospital_format(cohort)
-    people = pl.concat([
-        *(frame.select(IDENTITY) for frame in hospitals(cohort).values()),
-        vendor.join(cohort.truth.links, on="person_key", how="anti").select(IDENTITY),
-    ])
+    people = pl.concat(
+        [
+            *(frame.select(IDENTITY) for frame in hospitals(cohort).values()),
+            vendor.join(cohort.truth.links, on="person_key", how="anti").select(IDENTITY),
+        ]
+    )
     key = pl.concat_str(
         pl.col("given_name", "family_name").map_elements(_fold_text, return_dtype=pl.String),
-        "birth_date", "sex", separator="|",
+        "birth_date",
+        "sex",
+        separator="|",
     )
     assert people.height == sum(f.height for f in hospitals(cohort).values()) + 20000
     assert people.select(key.is_duplicated().mean()).item() < 0.001
@@ -233,9 +249,7 @@ def _design(frame: pl.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
 def test_wearables_measurably_improve_prediction(cohort: Cohort) -> None:
     site = "general_hospital"
     links = cohort.truth.links.filter(pl.col("hospital") == site).select("patient_id", "person_key")
-    linked = cohort.parts[site].join(links, on="patient_id").join(
-        cohort.parts[VENDOR_PART].select("person_key", *WEARABLE_COLUMNS), on="person_key"
-    )
+    linked = cohort.parts[site].join(links, on="patient_id").join(cohort.parts[VENDOR_PART].select("person_key", *WEARABLE_COLUMNS), on="person_key")
     y = linked["death_30d"].to_numpy()
     train, test = train_test_split(np.arange(len(y)), test_size=0.5, stratify=y, random_state=0)
     aucs = []
@@ -250,7 +264,9 @@ def test_wearables_measurably_improve_prediction(cohort: Cohort) -> None:
 def test_save_cohort_writes_parts_and_truth_apart(cohort: Cohort, tmp_path: Path) -> None:
     written = save_cohort(cohort, tmp_path)
     assert {p.relative_to(tmp_path).as_posix() for p in written} == {
-        *(f"{name}.parquet" for name in cohort.parts), "ground_truth/links.parquet", "ground_truth/coefficients.json"
+        *(f"{name}.parquet" for name in cohort.parts),
+        "ground_truth/links.parquet",
+        "ground_truth/coefficients.json",
     }
     assert pl.read_parquet(tmp_path / "vendor.parquet").equals(cohort.parts[VENDOR_PART])
     assert pl.read_parquet(tmp_path / "ground_truth" / "links.parquet").equals(cohort.truth.links)
@@ -258,8 +274,7 @@ def test_save_cohort_writes_parts_and_truth_apart(cohort: Cohort, tmp_path: Path
 
 
 def _hospital(**changes: object) -> dict[str, object]:
-    return {"name": "h", "patients": 10, "emergency_rate": 0.1, "mean_age": 60.0, "risk_shift": 0.0,
-            "vendor_coverage": 0.5} | changes
+    return {"name": "h", "patients": 10, "emergency_rate": 0.1, "mean_age": 60.0, "risk_shift": 0.0, "vendor_coverage": 0.5} | changes
 
 
 @pytest.mark.parametrize(

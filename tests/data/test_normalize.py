@@ -15,17 +15,25 @@ from workbench.data.normalize import (
     normalized_fields,
 )
 
-HOSPITAL = KeySource(table="ehr", id_column="patient_id", fields={
-    "given_name": KeyField(column="given_name", type="name"),
-    "family_name": KeyField(column="family_name", type="name"),
-    "birth_date": KeyField(column="birth_date", type="date"),
-    "sex": KeyField(column="sex", type="sex"),
-    "phone": KeyField(column="phone", type="phone", last_digits=10),
-})
-VENDOR = KeySource(table="vitals", id_column="person_key", fields={
-    **HOSPITAL.fields,
-    "birth_date": KeyField(column="birth_date", type="date", format="%d/%m/%Y"),
-})
+HOSPITAL = KeySource(
+    table="ehr",
+    id_column="patient_id",
+    fields={
+        "given_name": KeyField(column="given_name", type="name"),
+        "family_name": KeyField(column="family_name", type="name"),
+        "birth_date": KeyField(column="birth_date", type="date"),
+        "sex": KeyField(column="sex", type="sex"),
+        "phone": KeyField(column="phone", type="phone", last_digits=10),
+    },
+)
+VENDOR = KeySource(
+    table="vitals",
+    id_column="person_key",
+    fields={
+        **HOSPITAL.fields,
+        "birth_date": KeyField(column="birth_date", type="date", format="%d/%m/%Y"),
+    },
+)
 FIELDS = list(HOSPITAL.fields)
 
 
@@ -37,7 +45,15 @@ def _one(values: list[object], field: KeyField, dtype: pl.DataType = pl.Utf8) ->
 def test_names_fold_case_accents_spacing_and_punctuation() -> None:
     name = KeyField(column="n", type="name")
     assert _one(["José García-López", "JOSE GARCIA LOPEZ", " jose garcia lopez  ", "O'Brien", "OBRIEN", "Zoë", "İnan", "Ødegaard"], name) == [
-        "josegarcialopez", "josegarcialopez", "josegarcialopez", "obrien", "obrien", "zoe", "inan", "ødegaard"]
+        "josegarcialopez",
+        "josegarcialopez",
+        "josegarcialopez",
+        "obrien",
+        "obrien",
+        "zoe",
+        "inan",
+        "ødegaard",
+    ]
 
 
 def test_dates_in_each_partys_own_format_meet() -> None:
@@ -60,9 +76,14 @@ def test_a_composite_key_is_null_when_a_field_is() -> None:
 
 
 def test_normalisation_undoes_exactly_the_formatting_noise_of_the_cohort() -> None:
-    cohort = generate_cohort(CohortParams(
-        hospitals=[HospitalSpec(name="h", patients=3000, emergency_rate=0.2, mean_age=60, risk_shift=0, vendor_coverage=0.6)],
-        vendor_only_people=0, id_noise=0.5), seed=3)
+    cohort = generate_cohort(
+        CohortParams(
+            hospitals=[HospitalSpec(name="h", patients=3000, emergency_rate=0.2, mean_age=60, risk_shift=0, vendor_coverage=0.6)],
+            vendor_only_people=0,
+            id_noise=0.5,
+        ),
+        seed=3,
+    )
     keys = {}
     for part, source in (("h", HOSPITAL), ("vendor", VENDOR)):
         fields = normalized_fields(cohort.parts[part], source, FIELDS, part)

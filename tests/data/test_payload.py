@@ -8,8 +8,9 @@ from workbench.data.payload import PayloadCodec
 
 
 def test_rows_round_trip_with_dtypes_and_nulls_at_one_width() -> None:
-    frame = pl.DataFrame({"hr": [61.5, None, 70.0], "steps": [5000, 7000, None], "ok": [True, None, False]},
-                         schema={"hr": pl.Float64, "steps": pl.Int32, "ok": pl.Boolean})
+    frame = pl.DataFrame(
+        {"hr": [61.5, None, 70.0], "steps": [5000, 7000, None], "ok": [True, None, False]}, schema={"hr": pl.Float64, "steps": pl.Int32, "ok": pl.Boolean}
+    )
     codec = PayloadCodec.for_frame(frame, ["hr", "steps", "ok"], "party 'v'")
     rows = codec.encode(frame)
     assert {len(row) for row in rows} == {codec.width} == {27}

@@ -37,9 +37,20 @@ def site_configs(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any
 def make_plan() -> Callable[..., FLPlan]:
     def make(**changes: Any) -> FLPlan:
         base: dict[str, Any] = dict(
-            server="aggregator", parties=list(SITES), features=FeatureSpec(numeric=["x1", "x2"]), label="y",
-            model=ModelSpec(), rounds=5, local_epochs=1, learning_rate=0.5, batch_size=None, proximal_mu=0.0,
-            fraction_train=1.0, min_available_clients=3, seed=1, node_timeout=2.0,
+            server="aggregator",
+            parties=list(SITES),
+            features=FeatureSpec(numeric=["x1", "x2"]),
+            label="y",
+            model=ModelSpec(),
+            rounds=5,
+            local_epochs=1,
+            learning_rate=0.5,
+            batch_size=None,
+            proximal_mu=0.0,
+            fraction_train=1.0,
+            min_available_clients=3,
+            seed=1,
+            node_timeout=2.0,
         )
         return FLPlan(**{**base, **changes})
 

@@ -41,7 +41,7 @@ ALLOWED = {
     "fl/aggregation": "the kinds themselves",
     "steps/ckks_keys.py": "provisions keys by custody: custody is this step's own parameter",
     "steps/secure_sum.py": "sums cohort statistics under the same keys and decrypts by custody: a protocol of its own that does "
-                           "not use the aggregation kinds yet",
+    "not use the aggregation kinds yet",
     "chain.py": "the contract walk checks that keys provisioned under custody key_holder reach the key holder",
 }
 """Code that may decide by custody, and why; everything else asks the aggregation kind."""
@@ -145,20 +145,23 @@ def test_no_code_outside_the_kinds_decides_by_a_kind_or_custody_name() -> None:
     assert found == {}, "ask the aggregation kind (workbench.fl.aggregation) instead"
 
 
-@pytest.mark.parametrize(("snippet", "caught"), [
-    ('if p.aggregation == "ckks": pass', True),
-    ('x = 1 if plan.key_holder else 2', True),
-    ('ok = summary["custody"] != other', True),
-    ('handler = HANDLERS[p.aggregation]', True),
-    ('if kind in ("none", "ckks"): pass', True),
-    ('config = {"party": holder, "role": "key_holder"}', True),
-    ('class Role(StrEnum):\n    KEY_HOLDER = "key_holder"', False),
-    ('config = {"role": Role.KEY_HOLDER.value}', False),
-    ('agg = kind(p.aggregation)\nif agg.exact and not agg.fresh_randomness: pass', False),
-    ('raise ValueError(f"custody key_holder: {holder!r} is missing")', False),
-    ('def f():\n    """Under custody key_holder the key holder decrypts."""', False),
-    ('widget = Layout(display="none")', False),
-])
+@pytest.mark.parametrize(
+    ("snippet", "caught"),
+    [
+        ('if p.aggregation == "ckks": pass', True),
+        ("x = 1 if plan.key_holder else 2", True),
+        ('ok = summary["custody"] != other', True),
+        ("handler = HANDLERS[p.aggregation]", True),
+        ('if kind in ("none", "ckks"): pass', True),
+        ('config = {"party": holder, "role": "key_holder"}', True),
+        ('class Role(StrEnum):\n    KEY_HOLDER = "key_holder"', False),
+        ('config = {"role": Role.KEY_HOLDER.value}', False),
+        ("agg = kind(p.aggregation)\nif agg.exact and not agg.fresh_randomness: pass", False),
+        ('raise ValueError(f"custody key_holder: {holder!r} is missing")', False),
+        ('def f():\n    """Under custody key_holder the key holder decrypts."""', False),
+        ('widget = Layout(display="none")', False),
+    ],
+)
 def test_the_check_catches_decisions_and_lets_vocabulary_pass(snippet: str, caught: bool) -> None:
     assert bool(decisions(snippet)) is caught
 
@@ -172,9 +175,22 @@ def test_every_module_of_the_package_is_one_registered_kind() -> None:
 
 
 def _plan(**changes: object) -> FLPlan:
-    return FLPlan(server="aggregator", parties=["a", "b"], features=FeatureSpec(numeric=["x"]), label="y", model=ModelSpec(), rounds=1,
-                  local_epochs=1, learning_rate=0.1, batch_size=None, fraction_train=1.0, min_available_clients=2, seed=0, node_timeout=1.0,
-                  **changes)
+    return FLPlan(
+        server="aggregator",
+        parties=["a", "b"],
+        features=FeatureSpec(numeric=["x"]),
+        label="y",
+        model=ModelSpec(),
+        rounds=1,
+        local_epochs=1,
+        learning_rate=0.1,
+        batch_size=None,
+        fraction_train=1.0,
+        min_available_clients=2,
+        seed=0,
+        node_timeout=1.0,
+        **changes,
+    )
 
 
 @pytest.mark.parametrize("changes", [{}, {"aggregation": "ckks"}, {"aggregation": "ckks", "key_holder": "holder"}])

@@ -47,8 +47,9 @@ def test_same_recipe_same_metrics_on_embedded_and_deployment(tmp_path: Path) -> 
     assert kinds(runs["deployment"]) == kinds(runs["embedded"])
 
 
-def _federation_run(site_configs: list[dict[str, Any]], plan: FLPlan, tmp_path: Path,
-                    on_round: Callable[[LocalFederation, int], None]) -> tuple[Any, LocalFederation]:
+def _federation_run(
+    site_configs: list[dict[str, Any]], plan: FLPlan, tmp_path: Path, on_round: Callable[[LocalFederation, int], None]
+) -> tuple[Any, LocalFederation]:
     with LocalFederation(site_configs, tmp_path, poll=0.1) as federation:
         outcome = submit_and_follow(plan, federation.env, tmp_path / "out.jsonl", lambda r, m: on_round(federation, r))
     return outcome, federation
@@ -62,16 +63,16 @@ def _kill_after_round_2(site: str, sig: int) -> Callable[[LocalFederation, int],
     return on_round
 
 
-def test_a_supernode_that_dies_fails_the_run_naming_the_site(site_configs: list[dict[str, Any]], make_plan: Callable[..., FLPlan],
-                                                             tmp_path: Path) -> None:
+def test_a_supernode_that_dies_fails_the_run_naming_the_site(site_configs: list[dict[str, Any]], make_plan: Callable[..., FLPlan], tmp_path: Path) -> None:
     plan = make_plan(rounds=6, node_timeout=8.0)
     with pytest.raises(FederationError, match="round [34].*\\bmid\\b") as caught:
         _federation_run(site_configs, plan, tmp_path, _kill_after_round_2("mid", signal.SIGKILL))
     assert "min_available_clients=3" in str(caught.value)
 
 
-def test_the_run_goes_on_without_a_dead_site_when_the_recipe_allows(site_configs: list[dict[str, Any]], make_plan: Callable[..., FLPlan],
-                                                                   tmp_path: Path) -> None:
+def test_the_run_goes_on_without_a_dead_site_when_the_recipe_allows(
+    site_configs: list[dict[str, Any]], make_plan: Callable[..., FLPlan], tmp_path: Path
+) -> None:
     plan = make_plan(rounds=5, node_timeout=8.0, min_available_clients=2)
     outcome, federation = _federation_run(site_configs, plan, tmp_path, _kill_after_round_2("small", signal.SIGTERM))
     assert set(outcome.history[2]) == {"big", "mid", "small"}
@@ -109,8 +110,11 @@ def _processes_mentioning(marker: str) -> dict[int, list[str]]:
 
 
 def _role(argv: list[str]) -> str:
-    for module, role in (("workbench.fl.superlink", "superlink-" + (argv[3] if len(argv) > 3 else "")),
-                         ("workbench.fl.fast_supernode", "supernode"), ("workbench.fl.clientapp_worker", "clientapp-worker")):
+    for module, role in (
+        ("workbench.fl.superlink", "superlink-" + (argv[3] if len(argv) > 3 else "")),
+        ("workbench.fl.fast_supernode", "supernode"),
+        ("workbench.fl.clientapp_worker", "clientapp-worker"),
+    ):
         if module in argv:
             return role
     if any(arg.endswith("flwr-serverapp") for arg in argv):
@@ -131,9 +135,24 @@ def killed_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KilledRun]:
     root = tmp_path_factory.mktemp("killed")
     private, out, step = root / "tmp", root / "run", _fl_step(RECIPE)
     private.mkdir()
-    main = subprocess.Popen([sys.executable, "-m", "workbench", "run", str(RECIPE), "--out", str(out),
-                             "--set", f"steps[{step}].params.runtime=deployment", "--set", f"steps[{step}].params.rounds=500"],
-                            env={**os.environ, "TMPDIR": str(private)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    main = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workbench",
+            "run",
+            str(RECIPE),
+            "--out",
+            str(out),
+            "--set",
+            f"steps[{step}].params.runtime=deployment",
+            "--set",
+            f"steps[{step}].params.rounds=500",
+        ],
+        env={**os.environ, "TMPDIR": str(private)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     during: dict[int, list[str]] = {}
     try:
         deadline = time.monotonic() + 300

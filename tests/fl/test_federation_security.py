@@ -30,10 +30,31 @@ def _rogue(federation: LocalFederation, name: str, flags: list[str], data: Path)
     """A SuperNode with a ClientApp worker, as a site would run them, claiming to be VICTIM with flipped labels."""
     port, config = _free_port(), node_config_file(federation.workdir / name, {"party": VICTIM, "data-path": str(data)})
     log = (federation.logs / f"{name}.log").open("wb")
-    node = subprocess.Popen([sys.executable, "-m", "workbench.fl.fast_supernode", "--superlink", federation.address, "--isolation", "process",
-                             "--port", str(port), "--node-config", str(config), *flags], stdout=log, stderr=subprocess.STDOUT, env=federation.env)
-    subprocess.Popen([sys.executable, "-m", "workbench.fl.clientapp_worker", "--runtime-api-address", f"127.0.0.1:{port}", "--insecure",
-                      "--parent-pid", str(node.pid)], stdout=log, stderr=subprocess.STDOUT, env=federation.env)
+    node = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workbench.fl.fast_supernode",
+            "--superlink",
+            federation.address,
+            "--isolation",
+            "process",
+            "--port",
+            str(port),
+            "--node-config",
+            str(config),
+            *flags,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=federation.env,
+    )
+    subprocess.Popen(
+        [sys.executable, "-m", "workbench.fl.clientapp_worker", "--runtime-api-address", f"127.0.0.1:{port}", "--insecure", "--parent-pid", str(node.pid)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=federation.env,
+    )
     return node
 
 
@@ -42,8 +63,12 @@ def _control_client(federation: LocalFederation) -> Any:
     from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
 
     assert federation.credentials is not None
-    return ControlHttpClient.from_server_address(federation.address, insecure=False, root_certificates=federation.credentials.ca.read_bytes(),
-                                                 interceptors=[RuntimeVersionHttpInterceptor(component_name="flwr CLI")])
+    return ControlHttpClient.from_server_address(
+        federation.address,
+        insecure=False,
+        root_certificates=federation.credentials.ca.read_bytes(),
+        interceptors=[RuntimeVersionHttpInterceptor(component_name="flwr CLI")],
+    )
 
 
 def _register_through_control_api(federation: LocalFederation, key: tls.SiteKey) -> int:
@@ -73,8 +98,9 @@ def _activate_with_a_forged_signature(federation: LocalFederation, forger: tls.S
     victim = federation.credentials.sites[VICTIM]
     private = serialization.load_ssh_private_key(forger.private_key.read_bytes(), None)
     public = serialization.load_pem_public_key(victim.public_pem)
-    with FleetHttpClient.from_server_address(federation.address, False, federation.credentials.ca.read_bytes(),
-                                             interceptors=[NodeAuthHttpInterceptor(private, public)]) as client:  # type: ignore[arg-type]
+    with FleetHttpClient.from_server_address(
+        federation.address, False, federation.credentials.ca.read_bytes(), interceptors=[NodeAuthHttpInterceptor(private, public)]
+    ) as client:  # type: ignore[arg-type]
         try:
             client.ActivateNode(ActivateNodeRequest(public_key=victim.public_pem, heartbeat_interval=30.0))
         except httpx.HTTPStatusError as refused:
@@ -89,8 +115,12 @@ def _acquire_task(address: str, root_certificates: bytes | None, task_type: str)
     from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
     from flwr.supercore.runtime import RuntimeHttpClient
 
-    client = RuntimeHttpClient.from_server_address(server_address=address, insecure=root_certificates is None, root_certificates=root_certificates,
-                                                   interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")])
+    client = RuntimeHttpClient.from_server_address(
+        server_address=address,
+        insecure=root_certificates is None,
+        root_certificates=root_certificates,
+        interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")],
+    )
     try:
         client.AcquireTask(AcquireTaskRequest(supported_task_types=[task_type]))
     except httpx.HTTPStatusError as refused:
@@ -110,8 +140,7 @@ def _registered_node_ids(federation: LocalFederation) -> set[int]:
         client.close()
 
 
-def test_rogue_supernodes_are_refused_and_the_run_is_unchanged(site_configs: list[dict[str, Any]], make_plan: Callable[..., FLPlan],
-                                                               tmp_path: Path) -> None:
+def test_rogue_supernodes_are_refused_and_the_run_is_unchanged(site_configs: list[dict[str, Any]], make_plan: Callable[..., FLPlan], tmp_path: Path) -> None:
     plan = make_plan(rounds=3, node_timeout=8.0)
     alone = run_embedded(plan, site_configs, lambda r, m: None, lambda t: None)
     flipped = tmp_path / "flipped.parquet"
@@ -186,12 +215,17 @@ NOBODY = 65534
 def test_processes_of_other_users_are_refused(site_configs: list[dict[str, Any]], tmp_path: Path) -> None:
     """Another local user could otherwise start a run of their own app, which the SuperExec would execute as this user."""
     with LocalFederation(site_configs[:1], tmp_path, poll=0.1) as federation:
-        statuses = [subprocess.run(["/usr/bin/python3", "-c", PROBE, str(federation.port), route], user=NOBODY, cwd="/", capture_output=True,
-                                   text=True, check=True).stdout.strip() for route in ("/v1/control/start-run", "/v1/fleet/activate-node")]
+        statuses = [
+            subprocess.run(
+                ["/usr/bin/python3", "-c", PROBE, str(federation.port), route], user=NOBODY, cwd="/", capture_output=True, text=True, check=True
+            ).stdout.strip()
+            for route in ("/v1/control/start-run", "/v1/fleet/activate-node")
+        ]
         refused = federation.refused()
     assert statuses == ["403", "403"]
-    assert [(r.route, r.reason) for r in refused] == [(route, f"a process of another user (uid {NOBODY})")
-                                                      for route in ("/v1/control/start-run", "/v1/fleet/activate-node")]
+    assert [(r.route, r.reason) for r in refused] == [
+        (route, f"a process of another user (uid {NOBODY})") for route in ("/v1/control/start-run", "/v1/fleet/activate-node")
+    ]
 
 
 def test_the_owner_of_a_loopback_connection_is_known() -> None:
@@ -236,8 +270,12 @@ def test_refusals_are_read_from_the_superlink_log_and_kept_in_the_record(tmp_pat
     pem = key.public_pem.decode().replace("\n", "\\n")
     refused = refused_in_log(LOG.format(pem=pem))
     assert [(r.route, r.fingerprint) for r in refused] == [
-        ("/v1/fleet/activate-node", key.fingerprint), ("/v1/fleet/register-node", key.fingerprint),
-        ("/v1/control/register-node", key.fingerprint), ("/v1/control/start-run", None), ("/v1/fleet/activate-node", None)]
+        ("/v1/fleet/activate-node", key.fingerprint),
+        ("/v1/fleet/register-node", key.fingerprint),
+        ("/v1/control/register-node", key.fingerprint),
+        ("/v1/control/start-run", None),
+        ("/v1/fleet/activate-node", None),
+    ]
     assert refused[0].reason == "No SuperNode found with the given public key."
     record = FederationRecord({"big": NodeIdentity("big", key.fingerprint, 7)}, refused)
     (tmp_path / "federation.json").write_text(record.to_json())

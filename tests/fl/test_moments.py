@@ -40,8 +40,9 @@ def keyed(site_configs: list[dict[str, Any]], folder: Path, custody: str) -> tup
 
 
 @pytest.mark.parametrize("custody", ["clients", "key_holder"])
-def test_encrypted_moments_standardize_as_plain_ones(custody: str, site_configs: list[dict[str, Any]],
-                                                     make_plan: Callable[..., FLPlan], tmp_path: Path) -> None:
+def test_encrypted_moments_standardize_as_plain_ones(
+    custody: str, site_configs: list[dict[str, Any]], make_plan: Callable[..., FLPlan], tmp_path: Path
+) -> None:
     plain = run_embedded(make_plan(rounds=3), site_configs, lambda r, m: None, lambda t: None)
     configs, aggregator, secret = keyed(site_configs, tmp_path, custody)
     plan = make_plan(rounds=3, aggregation="ckks", key_holder="holder" if custody == "key_holder" else None)

@@ -56,7 +56,9 @@ def test_a_site_that_dies_under_fedadam_fails_the_run_naming_it(site_configs: li
         _run_with_failure(site_configs, make_plan(strategy="fedadam"), stop_after_round=2, site="mid")
 
 
-STRATEGIES_RECIPE = uci_recipe("strategies", """\
+STRATEGIES_RECIPE = uci_recipe(
+    "strategies",
+    """\
   - kind: fl_train
     name: fedavg
     params: &fl {label: heart_disease, features: {numeric: [age, sex_male, cp_asymptomatic, thalch, oldpeak, exang]},
@@ -72,7 +74,10 @@ STRATEGIES_RECIPE = uci_recipe("strategies", """\
     name: fedadam_key_holder
     params: {<<: *fl, strategy: fedadam, server_learning_rate: 0.05, aggregation: ckks, save_as: federated_adam_ckks}
   - {kind: evaluate, params: {label: heart_disease, models: [federated, federated_adam, federated_avgm, federated_adam_ckks]}}
-""", ("cleveland", "hungary", "va_long_beach"), key_holder=True)
+""",
+    ("cleveland", "hungary", "va_long_beach"),
+    key_holder=True,
+)
 SITES = ("cleveland", "hungary", "va_long_beach")
 
 
@@ -103,9 +108,12 @@ def test_fedadam_steps_from_the_aggregate_the_key_holder_decrypted(strategies_ru
 
 def test_a_server_step_under_custody_clients_is_refused_saying_why(tmp_path: Path) -> None:
     recipe = STRATEGIES_RECIPE.replace("custody: key_holder", "custody: clients")
-    with pytest.raises(RunError, match="step 'fedadam_key_holder' .*strategy fedadam takes its server step from the average of the updates, so "
-                                       "the aggregator must read that average; under aggregation ckks with custody clients it holds only the "
-                                       "encrypted sum") as refused:
+    with pytest.raises(
+        RunError,
+        match="step 'fedadam_key_holder' .*strategy fedadam takes its server step from the average of the updates, so "
+        "the aggregator must read that average; under aggregation ckks with custody clients it holds only the "
+        "encrypted sum",
+    ) as refused:
         run_recipe(parse_recipe(recipe), tmp_path / "run")
     assert refused.value.user_error
     ledger = (tmp_path / "run" / "ledger.jsonl").read_text()

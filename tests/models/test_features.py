@@ -7,12 +7,14 @@ import pytest
 from workbench.models.features import FeatureError, FeatureSpec, TableRef, design_matrix, label_vector
 
 WHERE = TableRef("county_hospital", "ehr")
-FRAME = pl.DataFrame({
-    "age": [70, 55, 81],
-    "emergency": [True, False, True],
-    "surgery_type": ["cardiac", "general", "neuro"],
-    "death_30d": [True, False, False],
-})
+FRAME = pl.DataFrame(
+    {
+        "age": [70, 55, 81],
+        "emergency": [True, False, True],
+        "surgery_type": ["cardiac", "general", "neuro"],
+        "death_30d": [True, False, False],
+    }
+)
 SPEC = FeatureSpec(numeric=["age", "emergency"], categorical={"surgery_type": ["general", "cardiac", "neuro"]})
 
 
@@ -23,14 +25,17 @@ def test_encoding_is_numeric_booleans_and_one_hot_against_the_first_level() -> N
     assert np.array_equal(label_vector(FRAME, "death_30d", WHERE), [1.0, 0.0, 0.0])
 
 
-@pytest.mark.parametrize(("frame", "spec", "message"), [
-    (FRAME.drop("age"), SPEC, "party 'county_hospital', table 'ehr': missing column\\(s\\) age"),
-    (FRAME.with_columns(pl.lit("old").alias("age")), SPEC, "column 'age' must be numeric or Boolean, got String"),
-    (FRAME.with_columns(pl.Series("age", [70, None, 81])), SPEC, "missing values in age \\(1 rows\\)"),
-    (FRAME, FeatureSpec(categorical={"surgery_type": ["general", "cardiac"]}), "1 value\\(s\\) not among its declared categories .* \\(rows 3\\)"),
-    (FRAME.with_columns(pl.Series("age", [70.0, float("nan"), float("inf")])), SPEC, "NaN or infinite values in age \\(2 rows\\)"),
-    (FRAME, FeatureSpec(categorical={"surgery_type": ["general"]}), "needs at least two categories"),
-])
+@pytest.mark.parametrize(
+    ("frame", "spec", "message"),
+    [
+        (FRAME.drop("age"), SPEC, "party 'county_hospital', table 'ehr': missing column\\(s\\) age"),
+        (FRAME.with_columns(pl.lit("old").alias("age")), SPEC, "column 'age' must be numeric or Boolean, got String"),
+        (FRAME.with_columns(pl.Series("age", [70, None, 81])), SPEC, "missing values in age \\(1 rows\\)"),
+        (FRAME, FeatureSpec(categorical={"surgery_type": ["general", "cardiac"]}), "1 value\\(s\\) not among its declared categories .* \\(rows 3\\)"),
+        (FRAME.with_columns(pl.Series("age", [70.0, float("nan"), float("inf")])), SPEC, "NaN or infinite values in age \\(2 rows\\)"),
+        (FRAME, FeatureSpec(categorical={"surgery_type": ["general"]}), "needs at least two categories"),
+    ],
+)
 def test_bad_tables_are_named(frame: pl.DataFrame, spec: FeatureSpec, message: str) -> None:
     with pytest.raises(FeatureError, match=message):
         design_matrix(frame, spec, WHERE)
@@ -55,11 +60,14 @@ def test_declared_fills_stand_in_for_missing_values_and_must_name_numeric_column
         FeatureSpec(numeric=["age"], categorical={"surgery_type": ["general", "cardiac"]}, fill_missing={"surgery_type": 0})
 
 
-@pytest.mark.parametrize(("frame", "message"), [
-    (FRAME.drop("death_30d"), "label column 'death_30d' is missing"),
-    (FRAME.with_columns(pl.Series("death_30d", [True, None, False])), "has 1 missing values"),
-    (FRAME.with_columns(pl.Series("death_30d", [0, 1, 2])), "must be Boolean or 0/1"),
-])
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (FRAME.drop("death_30d"), "label column 'death_30d' is missing"),
+        (FRAME.with_columns(pl.Series("death_30d", [True, None, False])), "has 1 missing values"),
+        (FRAME.with_columns(pl.Series("death_30d", [0, 1, 2])), "must be Boolean or 0/1"),
+    ],
+)
 def test_bad_labels_are_named(frame: pl.DataFrame, message: str) -> None:
     with pytest.raises(FeatureError, match=message):
         label_vector(frame, "death_30d", WHERE)

@@ -20,8 +20,9 @@ def test_gradient_matches_finite_differences() -> None:
     X, y, _ = _data(300)
     family = Logistic()
     for l2 in (0.0, 0.3):
-        error = check_grad(lambda p, l2=l2: family.loss_and_grad(p, X, y, l2)[0],
-                           lambda p, l2=l2: family.loss_and_grad(p, X, y, l2)[1], np.array([0.2, -0.1, 0.4, 0.05]))
+        error = check_grad(
+            lambda p, l2=l2: family.loss_and_grad(p, X, y, l2)[0], lambda p, l2=l2: family.loss_and_grad(p, X, y, l2)[1], np.array([0.2, -0.1, 0.4, 0.05])
+        )
         assert error < 1e-5
 
 

@@ -31,8 +31,9 @@ def test_mlp_learns_what_logistic_cannot() -> None:
     X, y = _xor_like(4000)
     features = FeatureSpec(numeric=["a", "b"])
     rng = np.random.default_rng(0)
-    auc = {family: binary_metrics(y, fit_model(X, y, features, ModelSpec(family=family, hidden=8), rng).predict_proba(X))["auc"]
-           for family in ("logistic", "mlp")}
+    auc = {
+        family: binary_metrics(y, fit_model(X, y, features, ModelSpec(family=family, hidden=8), rng).predict_proba(X))["auc"] for family in ("logistic", "mlp")
+    }
     assert auc["logistic"] < 0.6 < 0.75 < auc["mlp"]
 
 

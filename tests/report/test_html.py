@@ -11,15 +11,20 @@ def test_report_is_self_contained_and_complete(flagship_run: RunResult) -> None:
     html = (flagship_run.out_dir / "report.html").read_text()
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "no external resources"
     assert html.count("data:image/png;base64,") >= 1
-    for text in ("general_hospital", "trauma_center", "Held-out performance per site", "What crossed each boundary",
-                 "carried row-level data, as the recipe declares", flagship_run.manifest["recipe"]["hash"][:16]):
+    for text in (
+        "general_hospital",
+        "trauma_center",
+        "Held-out performance per site",
+        "What crossed each boundary",
+        "carried row-level data, as the recipe declares",
+        flagship_run.manifest["recipe"]["hash"][:16],
+    ):
         assert text in html
 
 
 def test_boundary_statement_lists_declared_row_level_flows() -> None:
     ledger = Ledger()
-    ledger.record(step="link", sender="vendor", receiver="clinic", kind="features.shared", payload=b"x" * 10,
-                  protection=Protection.NONE, row_level=True)
+    ledger.record(step="link", sender="vendor", receiver="clinic", kind="features.shared", payload=b"x" * 10, protection=Protection.NONE, row_level=True)
     statement = boundary_statement(ledger)
     assert statement.startswith("1 message(s) carried row-level data")
     assert "vendor → clinic (features.shared, protection: none)" in statement

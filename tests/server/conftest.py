@@ -74,8 +74,11 @@ def workspace(scratch: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def server(workspace: Path, scratch: Path) -> Iterator[JupyterProcess]:
-    config = ["--ServerApp.jpserver_extensions={'workbench.server': True}", f"--WorkbenchLimits.max_concurrent_runs={MAX_RUNS}",
-              f"--WorkbenchLimits.cancel_grace_s={CANCEL_GRACE_S}"]
+    config = [
+        "--ServerApp.jpserver_extensions={'workbench.server': True}",
+        f"--WorkbenchLimits.max_concurrent_runs={MAX_RUNS}",
+        f"--WorkbenchLimits.cancel_grace_s={CANCEL_GRACE_S}",
+    ]
     process = JupyterProcess("server", workspace, scratch / "jupyter-server.log", config)
     yield process
     process.stop()

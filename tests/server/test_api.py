@@ -14,8 +14,16 @@ from workbench.recipe import load_recipe
 
 API = "ppml-workbench/api"
 RUN_LIMIT_S = 240
-ROUTES = [("GET", "recipes"), ("POST", "recipes/validate"), ("POST", "notebooks"), ("POST", "export"), ("GET", "runs"), ("POST", "runs"),
-          ("GET", "runs/anything/report"), ("DELETE", "runs/anything")]
+ROUTES = [
+    ("GET", "recipes"),
+    ("POST", "recipes/validate"),
+    ("POST", "notebooks"),
+    ("POST", "export"),
+    ("GET", "runs"),
+    ("POST", "runs"),
+    ("GET", "runs/anything/report"),
+    ("DELETE", "runs/anything"),
+]
 
 
 @pytest.mark.parametrize(("method", "route"), ROUTES)
@@ -25,8 +33,13 @@ def test_a_request_without_the_token_is_refused(server: JupyterProcess, method: 
 
 
 def test_a_post_with_a_login_cookie_but_no_xsrf_token_is_refused(server: JupyterProcess) -> None:
-    status, _ = server.request("POST", f"{API}/recipes/validate", {"ref": "package/flagship.yaml"}, token=False,
-                               headers={"Cookie": f"_xsrf=abc; username-127-0-0-1-{server.port}=forged"})
+    status, _ = server.request(
+        "POST",
+        f"{API}/recipes/validate",
+        {"ref": "package/flagship.yaml"},
+        token=False,
+        headers={"Cookie": f"_xsrf=abc; username-127-0-0-1-{server.port}=forged"},
+    )
     assert status == 403
 
 

@@ -133,7 +133,7 @@ def test_a_dataset_over_the_row_budget_is_refused_naming_the_dataset_and_field(s
     (workspace / "limits").mkdir(exist_ok=True)
     text = SLOW_RECIPE.replace("vendor_only_people: 0", "vendor_only_people: 10000000")
     (workspace / "limits" / "huge.recipe.yaml").write_text(text)
-    line = text[:text.index("vendor_only_people")].count("\n") + 1
+    line = text[: text.index("vendor_only_people")].count("\n") + 1
     ref = "workspace/limits/huge.recipe.yaml"
     _, validation = server.request("POST", f"{API}/recipes/validate", {"ref": ref})
     assert validation["ok"], "the recipe itself is valid: the budget is this server's, `workbench run` in a terminal may run it"

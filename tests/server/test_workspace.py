@@ -153,8 +153,11 @@ def test_writing_refuses_anything_but_a_plain_file_of_its_own(roots: tuple[Works
 def test_nothing_is_written_into_a_folder_that_leads_outside(roots: tuple[Workspace, Path]) -> None:
     workspace, elsewhere = roots
     (workspace.root / "out").symlink_to(elsewhere, target_is_directory=True)
-    for attempt in (lambda: workspace.write_text(workspace.root / "out" / "x.txt", "x"), lambda: workspace.make_dir(workspace.root / "out" / "d"),
-                    lambda: workspace.free_path(workspace.root / "out", "x", ".ipynb")):
+    for attempt in (
+        lambda: workspace.write_text(workspace.root / "out" / "x.txt", "x"),
+        lambda: workspace.make_dir(workspace.root / "out" / "d"),
+        lambda: workspace.free_path(workspace.root / "out", "x", ".ipynb"),
+    ):
         with pytest.raises(WorkspaceError, match="outside the workspace"):
             attempt()
     assert list(elsewhere.iterdir()) == []

@@ -40,7 +40,7 @@ def test_every_update_is_ckks_protected(light_flagship_run: RunResult) -> None:
         updates = [m for m in messages if m.kind == "fl.update"]
         assert len(updates) == LIGHT_ROUNDS * len(SITES) and {m.protection.value for m in updates} == {"ckks"}, step
         broadcasts = [m for m in messages if m.kind == "fl.model"]
-        assert {m.protection.value for m in broadcasts[len(SITES):]} == {broadcast}, step
+        assert {m.protection.value for m in broadcasts[len(SITES) :]} == {broadcast}, step
     plain = [m for m in light_flagship_run.ledger.messages if m.step == "fl_plain" and m.kind == "fl.update"]
     assert {m.protection.value for m in plain} == {"none"}
 
@@ -48,8 +48,7 @@ def test_every_update_is_ckks_protected(light_flagship_run: RunResult) -> None:
 def test_custody_clients_gives_the_aggregator_no_secret_key(light_flagship_run: RunResult) -> None:
     keys = light_flagship_run.manifest["steps"]["keys_clients"]
     assert keys["custody"] == "clients" and keys["secret_key_holders"] == list(SITES)
-    held = {party: ckks.fingerprint(store.get(ckks.SECRET_ITEM)) for party, store in light_flagship_run.stores.items()
-            if store.has(ckks.SECRET_ITEM)}
+    held = {party: ckks.fingerprint(store.get(ckks.SECRET_ITEM)) for party, store in light_flagship_run.stores.items() if store.has(ckks.SECRET_ITEM)}
     assert {party for party, fp in held.items() if fp == keys["secret_context_sha256"]} == set(SITES)
     assert "aggregator" not in held
     site = ckks.load_context(light_flagship_run.stores[SITES[0]].get(ckks.SECRET_ITEM))
@@ -61,8 +60,11 @@ def test_custody_key_holder_leaves_the_secret_key_with_the_key_holder_alone(ligh
     stores = light_flagship_run.stores
     keys = light_flagship_run.manifest["steps"]["keys_key_holder"]
     assert ckks.load_context(stores["key_holder"].get(ckks.SECRET_ITEM)).is_private()
-    holders = {party for party, store in stores.items()
-               if store.has(ckks.SECRET_ITEM) and ckks.fingerprint(store.get(ckks.SECRET_ITEM)) == keys["secret_context_sha256"]}
+    holders = {
+        party
+        for party, store in stores.items()
+        if store.has(ckks.SECRET_ITEM) and ckks.fingerprint(store.get(ckks.SECRET_ITEM)) == keys["secret_context_sha256"]
+    }
     assert holders == {"key_holder"}
     public = [ckks.load_context(stores[party].get(ckks.PUBLIC_ITEM)) for party in SITES]
     aggregator = ckks.load_context(stores["aggregator"].get(ckks.AGGREGATOR_ITEM))

@@ -34,14 +34,26 @@ PARTIES = {
 SPLIT = {"kind": "split", "params": {"label": "heart_disease"}}
 TRAINING = {"label": "heart_disease", "features": {"numeric": ["age", "chol"]}}
 KEYS = {"kind": "ckks_keys", "params": {"custody": "clients"}}
-COHORT = {"kind": "synthetic_cohort", "vendor_only_people": 100,
-          "hospitals": [{"name": "north", "patients": 80, "emergency_rate": 0.2, "mean_age": 60, "risk_shift": 0, "vendor_coverage": 0.6},
-                        {"name": "south", "patients": 60, "emergency_rate": 0.3, "mean_age": 65, "risk_shift": 0, "vendor_coverage": 0.5}]}
+COHORT = {
+    "kind": "synthetic_cohort",
+    "vendor_only_people": 100,
+    "hospitals": [
+        {"name": "north", "patients": 80, "emergency_rate": 0.2, "mean_age": 60, "risk_shift": 0, "vendor_coverage": 0.6},
+        {"name": "south", "patients": 60, "emergency_rate": 0.3, "mean_age": 65, "risk_shift": 0, "vendor_coverage": 0.5},
+    ],
+}
 PHONE = {"phone": {"column": "phone", "type": "phone", "last_digits": 10}}
-LINK = {"kind": "psi_link", "params": {
-    "requester": {"table": "data", "id_column": "patient_id", "fields": PHONE},
-    "provider": {"table": "data", "id_column": "person_key", "fields": PHONE},
-    "passes": [{"name": "phone", "fields": ["phone"]}], "reveal": "payload", "payload_columns": ["resting_hr"], "workers": 1}}
+LINK = {
+    "kind": "psi_link",
+    "params": {
+        "requester": {"table": "data", "id_column": "patient_id", "fields": PHONE},
+        "provider": {"table": "data", "id_column": "person_key", "fields": PHONE},
+        "passes": [{"name": "phone", "fields": ["phone"]}],
+        "reveal": "payload",
+        "payload_columns": ["resting_hr"],
+        "workers": 1,
+    },
+}
 
 EXAMPLES: dict[str, list[dict[str, Any]]] = {
     "split": [SPLIT],
@@ -58,8 +70,10 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
 
 def recipe_of(kind: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
     if kind == "psi_link":
-        parties = {"north": {"role": "hospital", "data": {"dataset": "cohort", "part": "north"}},
-                   "vendor": {"role": "data_provider", "data": {"dataset": "cohort", "part": "vendor"}}}
+        parties = {
+            "north": {"role": "hospital", "data": {"dataset": "cohort", "part": "north"}},
+            "vendor": {"role": "data_provider", "data": {"dataset": "cohort", "part": "vendor"}},
+        }
         return {"name": f"contract-{kind}", "seed": 3, "datasets": {"cohort": COHORT}, "parties": parties, "steps": steps}
     return {"name": f"contract-{kind}", "seed": 3, "datasets": {"uci": {"kind": "uci_heart"}}, "parties": PARTIES, "steps": steps}
 

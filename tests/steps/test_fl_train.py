@@ -54,17 +54,20 @@ def test_report_says_plainly_that_updates_were_unprotected(flagship_run: RunResu
     assert "Federated held-out AUC per round" in html
 
 
-@pytest.mark.parametrize(("changes", "field", "message"), [
-    ({"strategy": "fedprox"}, "proximal_mu", "fedprox needs proximal_mu > 0"),
-    ({"proximal_mu": 0.1}, "proximal_mu", "proximal_mu is a parameter of fedprox; strategy fedavg does not take it .set strategy: fedprox"),
-    ({"strategy": "fedadam", "server_momentum": 0.9}, "server_momentum", "server_momentum is a parameter of fedavgm; strategy fedadam"),
-    ({"strategy": "fedavgm", "tau": 0.01}, "tau", "tau is a parameter of fedadagrad, fedadam, fedyogi; .*set strategy: fedadagrad or fedadam or fedyogi"),
-    ({"strategy": "fedadagrad", "beta_1": 0.9}, "beta_1", "beta_1 is a parameter of fedadam, fedyogi; strategy fedadagrad"),
-    ({"strategy": "fedadam", "beta_2": 1.0}, "beta_2", "less than 1"),
-    ({"strategy": "fedyogi", "server_learning_rate": 0}, "server_learning_rate", "greater than 0"),
-    ({"strategy": "fedsgd"}, "strategy", "fedavg.*fedyogi"),
-    ({"runtime": "cloud"}, "runtime", "runtime|embedded"),
-])
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"strategy": "fedprox"}, "proximal_mu", "fedprox needs proximal_mu > 0"),
+        ({"proximal_mu": 0.1}, "proximal_mu", "proximal_mu is a parameter of fedprox; strategy fedavg does not take it .set strategy: fedprox"),
+        ({"strategy": "fedadam", "server_momentum": 0.9}, "server_momentum", "server_momentum is a parameter of fedavgm; strategy fedadam"),
+        ({"strategy": "fedavgm", "tau": 0.01}, "tau", "tau is a parameter of fedadagrad, fedadam, fedyogi; .*set strategy: fedadagrad or fedadam or fedyogi"),
+        ({"strategy": "fedadagrad", "beta_1": 0.9}, "beta_1", "beta_1 is a parameter of fedadam, fedyogi; strategy fedadagrad"),
+        ({"strategy": "fedadam", "beta_2": 1.0}, "beta_2", "less than 1"),
+        ({"strategy": "fedyogi", "server_learning_rate": 0}, "server_learning_rate", "greater than 0"),
+        ({"strategy": "fedsgd"}, "strategy", "fedavg.*fedyogi"),
+        ({"runtime": "cloud"}, "runtime", "runtime|embedded"),
+    ],
+)
 def test_bad_parameters_are_named(changes: dict[str, object], field: str, message: str) -> None:
     base = {"label": "y", "features": {"numeric": ["x"]}}
     with pytest.raises(ValidationError, match=message) as refused:
@@ -81,23 +84,31 @@ def test_each_strategy_takes_its_parameters() -> None:
     assert FLTrainParams.model_validate({**base, "strategy": "fedprox", "proximal_mu": 0.01}).flower_arguments() == {"proximal_mu": 0.01}
 
 
-UCI_CKKS = uci_recipe("uci_private_files", """\
+UCI_CKKS = uci_recipe(
+    "uci_private_files",
+    """\
   - {kind: ckks_keys, params: {custody: clients}}
   - kind: fl_train
     params: {label: heart_disease, features: {numeric: [age, chol]}, rounds: 2, aggregation: ckks}
-""")
+""",
+)
 
 
-def test_a_site_file_holds_only_what_training_reads_and_only_its_owner_can_read_it(tmp_path: Path,
-                                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_site_file_holds_only_what_training_reads_and_only_its_owner_can_read_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 21: site files held the whole table (identifiers included) with mode 0644; secret contexts too."""
     seen: list[dict[str, object]] = []
 
     def inspecting(runtime: str, plan: object, node_configs: list[dict[str, str]], *args: object) -> object:
         for config in node_configs:
             data, key = Path(config["data-path"]), Path(config["ckks-context-path"])
-            seen.append({"columns": pl.read_parquet(data).columns, "modes": {stat.S_IMODE(p.stat().st_mode) for p in (data, key)},
-                         "folder": stat.S_IMODE(data.parent.parent.stat().st_mode), "path": data})
+            seen.append(
+                {
+                    "columns": pl.read_parquet(data).columns,
+                    "modes": {stat.S_IMODE(p.stat().st_mode) for p in (data, key)},
+                    "folder": stat.S_IMODE(data.parent.parent.stat().st_mode),
+                    "path": data,
+                }
+            )
         return run_federated(runtime, plan, node_configs, *args)
 
     run_federated = runtimes.run_federated

@@ -34,7 +34,9 @@ LINK_PARAMS: dict[str, Any] = LINKAGE["steps"][0]["params"]
 """The demo recipe's declarations (both sides' columns and formats, three passes), reused by the small tests."""
 VITALS = ["resting_hr", "daily_steps", "sleep_hours", "spo2"]
 SMALL_COHORT = {
-    "kind": "synthetic_cohort", "id_noise": 0.3, "vendor_only_people": 150,
+    "kind": "synthetic_cohort",
+    "id_noise": 0.3,
+    "vendor_only_people": 150,
     "hospitals": [
         {"name": "north", "patients": 90, "emergency_rate": 0.2, "mean_age": 60, "risk_shift": 0, "vendor_coverage": 0.6},
         {"name": "south", "patients": 60, "emergency_rate": 0.4, "mean_age": 65, "risk_shift": 0, "vendor_coverage": 0.5},
@@ -48,15 +50,19 @@ def _params(**changes: Any) -> dict[str, Any]:
 
 
 def _small_recipe(**changes: Any) -> str:
-    return yaml.safe_dump({
-        "name": "small-linkage", "seed": SEED, "datasets": {"cohort": SMALL_COHORT},
-        "parties": {
-            "north": {"role": "hospital", "data": {"dataset": "cohort", "part": "north", "table": "ehr"}},
-            "south": {"role": "hospital", "data": {"dataset": "cohort", "part": "south", "table": "ehr"}},
-            "vendor": {"role": "data_provider", "data": {"dataset": "cohort", "part": "vendor", "table": "vitals"}},
-        },
-        "steps": [{"kind": "psi_link", "name": "link", "params": _params(**changes)}],
-    })
+    return yaml.safe_dump(
+        {
+            "name": "small-linkage",
+            "seed": SEED,
+            "datasets": {"cohort": SMALL_COHORT},
+            "parties": {
+                "north": {"role": "hospital", "data": {"dataset": "cohort", "part": "north", "table": "ehr"}},
+                "south": {"role": "hospital", "data": {"dataset": "cohort", "part": "south", "table": "ehr"}},
+                "vendor": {"role": "data_provider", "data": {"dataset": "cohort", "part": "vendor", "table": "vitals"}},
+            },
+            "steps": [{"kind": "psi_link", "name": "link", "params": _params(**changes)}],
+        }
+    )
 
 
 def _small_run(tmp_path: Path, **changes: Any) -> RunResult:
@@ -125,8 +131,7 @@ def test_keep_unmatched_keeps_every_row_in_order_with_payload_only_for_matches(t
         unmatched = linked.filter(~pl.col("matched"))
         assert unmatched.select("link_pass", *VITALS).null_count().row(0) == (unmatched.height,) * (1 + len(VITALS))
     with pytest.raises(ValueError, match="keep_unmatched needs an output table"):
-        PsiLinkParams.model_validate(_params(reveal="cardinality", payload_columns=[], keep_unmatched=True,
-                                             passes=[{"name": "exact", "fields": ["phone"]}]))
+        PsiLinkParams.model_validate(_params(reveal="cardinality", payload_columns=[], keep_unmatched=True, passes=[{"name": "exact", "fields": ["phone"]}]))
 
 
 def test_reveal_cardinality_leaves_every_store_as_it_was(tmp_path: Path, small: Any) -> None:
@@ -164,12 +169,21 @@ def test_the_ledger_holds_every_byte_the_protocols_produced(tmp_path: Path, monk
             out = original(*args, **kwargs)
             produced.append(out)
             return out
+
         static = isinstance(inspect.getattr_static(owner, name), staticmethod)
         monkeypatch.setattr(owner, name, staticmethod(wrapper) if static else wrapper)
 
-    for owner, name in ((psi.PsiClient, "request"), (psi.PsiServer, "process"), (psi.PsiServer, "setup"), (psi.PsiServer, "raw_setup"),
-                        (labeled_psi.LabeledPsiReceiver, "declaration"), (labeled_psi.LabeledPsiReceiver, "request"),
-                        (labeled_psi.LabeledPsiSender, "table"), (labeled_psi, "_evaluate"), (PayloadCodec, "schema")):
+    for owner, name in (
+        (psi.PsiClient, "request"),
+        (psi.PsiServer, "process"),
+        (psi.PsiServer, "setup"),
+        (psi.PsiServer, "raw_setup"),
+        (labeled_psi.LabeledPsiReceiver, "declaration"),
+        (labeled_psi.LabeledPsiReceiver, "request"),
+        (labeled_psi.LabeledPsiSender, "table"),
+        (labeled_psi, "_evaluate"),
+        (PayloadCodec, "schema"),
+    ):
         capture(owner, name)
     passes = LINK_PARAMS["passes"] if reveal != "cardinality" else LINK_PARAMS["passes"][:1]
     run = _small_run(tmp_path, reveal=reveal, payload_columns=VITALS if reveal == "payload" else [], passes=passes)
@@ -249,8 +263,14 @@ def _stores(small: Any, **replace: pl.DataFrame) -> dict[str, PartyStore]:
 
 
 def _link(stores: dict[str, PartyStore], ledger: Ledger | None = None, **changes: Any) -> None:
-    ctx = StepContext(step="link", seed=0, parties=ScopedParties(stores, list(stores), "link"),
-                      roles={name: store.role for name, store in stores.items()}, ledger=ledger or Ledger(), emit=lambda event: None)
+    ctx = StepContext(
+        step="link",
+        seed=0,
+        parties=ScopedParties(stores, list(stores), "link"),
+        roles={name: store.role for name, store in stores.items()},
+        ledger=ledger or Ledger(),
+        emit=lambda event: None,
+    )
     PsiLink(PsiLinkParams.model_validate(_params(**changes))).run(ctx)
 
 
@@ -274,8 +294,13 @@ def test_duplicate_records_are_refused_on_either_side(small: Any) -> None:
 def test_records_sharing_a_key_are_refused_or_skipped_as_declared(small: Any) -> None:
     south = small.parts["south"]
     twin = south.head(1).with_columns(patient_id=pl.lit("SO-999999"))
-    _fails(small, r"party 'south', table 'ehr': 2 records share their key in pass 'name_dob' \(columns given_name, family_name, birth_date, sex\)"
-                  r".*set duplicates: skip", {"south": pl.concat([south, twin])}, duplicates="error")
+    _fails(
+        small,
+        r"party 'south', table 'ehr': 2 records share their key in pass 'name_dob' \(columns given_name, family_name, birth_date, sex\)"
+        r".*set duplicates: skip",
+        {"south": pl.concat([south, twin])},
+        duplicates="error",
+    )
     stores = _stores(small, south=pl.concat([south, twin]))
     _link(stores, duplicates="skip")
     assert "SO-999999" not in stores["south"].table("linked")["patient_id"].to_list()
@@ -284,18 +309,25 @@ def test_records_sharing_a_key_are_refused_or_skipped_as_declared(small: Any) ->
 def test_empty_tables_and_empty_intersections_are_named(small: Any) -> None:
     _fails(small, r"party 'north', table 'ehr' has no rows", {"north": small.parts["north"].clear()})
     strangers = small.parts["vendor"].join(small.truth.links.select("person_key"), on="person_key", how="anti")
-    ledger = _fails(small, r"no record of party 'north' matched party 'vendor' in any pass \(name_dob, dob_phone, name_phone\); check that both sides",
-                    {"vendor": strangers})
+    ledger = _fails(
+        small,
+        r"no record of party 'north' matched party 'vendor' in any pass \(name_dob, dob_phone, name_phone\); check that both sides",
+        {"vendor": strangers},
+    )
     assert {m.kind for m in ledger.messages} == {"psi.schema", "psi.setup", "psi.payload", "psi.request", "psi.response"}  # it ran, found nothing
 
 
 def test_missing_and_all_null_key_columns_are_named_and_nothing_is_written(small: Any) -> None:
     # north would link fine; south fails: every party checks its input before anything is sent
-    ledger = _fails(small, r"party 'south', table 'ehr': field 'phone' reads column 'phone', which the table does not have",
-                    {"south": small.parts["south"].drop("phone")})
+    ledger = _fails(
+        small, r"party 'south', table 'ehr': field 'phone' reads column 'phone', which the table does not have", {"south": small.parts["south"].drop("phone")}
+    )
     assert ledger.messages == ()
-    _fails(small, r"party 'vendor', table 'vitals': column 'family_name' \(family_name\) is entirely null",
-           {"vendor": small.parts["vendor"].with_columns(family_name=pl.lit(None, pl.Utf8))})
+    _fails(
+        small,
+        r"party 'vendor', table 'vitals': column 'family_name' \(family_name\) is entirely null",
+        {"vendor": small.parts["vendor"].with_columns(family_name=pl.lit(None, pl.Utf8))},
+    )
 
 
 def test_non_utf8_identifiers_are_named(small: Any) -> None:
@@ -306,11 +338,18 @@ def test_non_utf8_identifiers_are_named(small: Any) -> None:
 
 def test_mismatched_normalisation_between_the_sides_is_named(small: Any) -> None:
     provider = {**LINK_PARAMS["provider"], "fields": {**LINK_PARAMS["provider"]["fields"], "birth_date": {"column": "birth_date", "type": "exact"}}}
-    _fails(small, r"field 'birth_date' is normalised differently: party 'north' column 'birth_date' as date, party 'vendor' column 'birth_date' as exact",
-           provider=provider)
+    _fails(
+        small,
+        r"field 'birth_date' is normalised differently: party 'north' column 'birth_date' as date, party 'vendor' column 'birth_date' as exact",
+        provider=provider,
+    )
     provider = {**LINK_PARAMS["provider"], "fields": {**LINK_PARAMS["provider"]["fields"], "birth_date": {"column": "birth_date", "type": "date"}}}
-    _fails(small, r"party 'vendor', table 'vitals': column 'birth_date' \(birth_date\): 234 of 234 values are not dates written as %Y-%m-%d "
-                  r"\(they look like 99/99/9999\)", provider=provider)
+    _fails(
+        small,
+        r"party 'vendor', table 'vitals': column 'birth_date' \(birth_date\): 234 of 234 values are not dates written as %Y-%m-%d "
+        r"\(they look like 99/99/9999\)",
+        provider=provider,
+    )
 
 
 def test_linkage_errors_reach_the_user_as_messages(tmp_path: Path) -> None:
@@ -351,9 +390,11 @@ def test_params_are_checked_when_the_recipe_loads() -> None:
 
 def test_a_script_piped_to_python_links_in_one_process(tmp_path: Path) -> None:
     """Spawned workers cannot re-import a __main__ read from standard input; the step then runs without them."""
-    script = f"from pathlib import Path\nfrom workbench.recipe import parse_recipe\nfrom workbench.runner import run_recipe\n" \
-             f"run = run_recipe(parse_recipe({_small_recipe(workers=2)!r}), Path({str(tmp_path / 'run')!r}))\n" \
-             "print(run.metrics['steps']['link']['north']['linked'])\n"
+    script = (
+        f"from pathlib import Path\nfrom workbench.recipe import parse_recipe\nfrom workbench.runner import run_recipe\n"
+        f"run = run_recipe(parse_recipe({_small_recipe(workers=2)!r}), Path({str(tmp_path / 'run')!r}))\n"
+        "print(run.metrics['steps']['link']['north']['linked'])\n"
+    )
     done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout.strip()) > 0

@@ -42,8 +42,12 @@ def test_nothing_but_the_mode_registry_branches_on_reveal() -> None:
     for path in [*_modules(), SCORER]:
         for node in ast.walk(ast.parse(path.read_text())):
             operands = [node.left, *node.comparators] if isinstance(node, ast.Compare) else [node.subject] if isinstance(node, ast.Match) else []
-            names = {operand.slice.value if isinstance(operand, ast.Subscript) and isinstance(operand.slice, ast.Constant)
-                     else getattr(operand, "attr", getattr(operand, "id", None)) for operand in operands}
+            names = {
+                operand.slice.value
+                if isinstance(operand, ast.Subscript) and isinstance(operand.slice, ast.Constant)
+                else getattr(operand, "attr", getattr(operand, "id", None))
+                for operand in operands
+            }
             assert "reveal" not in names, f"{path.name}:{node.lineno} branches on reveal"
 
 
@@ -56,8 +60,12 @@ def test_the_step_never_gets_the_generators_truth() -> None:
 def test_the_scorer_scores_only_linkage_steps_with_a_truth() -> None:
     assert linkage_truth.score_linkage(StepParams(), None, {"cohort": object()}) is None  # type: ignore[arg-type]
     linking = psi_link.PsiLinkParams.model_validate(
-        {"requester": {"table": "ehr", "fields": {"phone": {"column": "phone"}}}, "provider": {"table": "vitals", "fields": {"phone": {"column": "tel"}}},
-         "passes": [{"name": "phone", "fields": ["phone"]}]})
+        {
+            "requester": {"table": "ehr", "fields": {"phone": {"column": "phone"}}},
+            "provider": {"table": "vitals", "fields": {"phone": {"column": "tel"}}},
+            "passes": [{"name": "phone", "fields": ["phone"]}],
+        }
+    )
     assert linkage_truth.score_linkage(linking, None, {}) is None  # type: ignore[arg-type]
 
 
@@ -79,30 +87,44 @@ def test_no_module_of_the_step_imports_a_psi_library_when_it_loads() -> None:
 
 @pytest.mark.parametrize("module", ["workbench.steps.psi_link", "workbench.report.linkage_truth"])
 def test_loading_and_checking_a_linkage_recipe_loads_no_psi_library(module: str) -> None:
-    script = ("import sys\nfrom pathlib import Path\n"
-              f"import {module}\nfrom workbench.recipe import load_recipe\n"
-              f"load_recipe(Path({str(PACKAGE.parents[2] / 'recipes' / 'linkage.yaml')!r}))\n"
-              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('private_set_intersection', 'voprf')"
-              " or m in ('workbench.crypto.psi', 'workbench.crypto.labeled_psi')))\n")
+    script = (
+        "import sys\nfrom pathlib import Path\n"
+        f"import {module}\nfrom workbench.recipe import load_recipe\n"
+        f"load_recipe(Path({str(PACKAGE.parents[2] / 'recipes' / 'linkage.yaml')!r}))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('private_set_intersection', 'voprf')"
+        " or m in ('workbench.crypto.psi', 'workbench.crypto.labeled_psi')))\n"
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize(("reveal", "requester", "provider"), [
-    ("requester", ["link_party", "link_pass", "matched"], None),
-    ("both", ["link_party", "link_pass", "link_id", "matched"], ["link_party", "link_pass", "link_id"]),
-    ("payload", ["link_party", "link_pass", "resting_hr", "matched"], None),
-    ("cardinality", None, None),
-])
+@pytest.mark.parametrize(
+    ("reveal", "requester", "provider"),
+    [
+        ("requester", ["link_party", "link_pass", "matched"], None),
+        ("both", ["link_party", "link_pass", "link_id", "matched"], ["link_party", "link_pass", "link_id"]),
+        ("payload", ["link_party", "link_pass", "resting_hr", "matched"], None),
+        ("cardinality", None, None),
+    ],
+)
 def test_the_contract_declares_the_tables_the_mode_writes(reveal: str, requester: list[str] | None, provider: list[str] | None) -> None:
-    declared = {"requester": {"table": "ehr", "id_column": "patient_id", "fields": {"phone": {"column": "phone"}}},
-                "provider": {"table": "vitals", "fields": {"phone": {"column": "tel"}}}, "passes": [{"name": "phone", "fields": ["phone"]}],
-                "reveal": reveal, "payload_columns": ["resting_hr"] if reveal == "payload" else [], "keep_unmatched": reveal != "cardinality"}
+    declared = {
+        "requester": {"table": "ehr", "id_column": "patient_id", "fields": {"phone": {"column": "phone"}}},
+        "provider": {"table": "vitals", "fields": {"phone": {"column": "tel"}}},
+        "passes": [{"name": "phone", "fields": ["phone"]}],
+        "reveal": reveal,
+        "payload_columns": ["resting_hr"] if reveal == "payload" else [],
+        "keep_unmatched": reveal != "cardinality",
+    }
     contract = psi_link.PsiLink(psi_link.PsiLinkParams.model_validate(declared)).contract()
     adds = {added.role.value: (list(added.columns), added.table, added.copies) for added in contract.adds}
     assert adds.get("hospital") == (None if requester is None else (requester, "linked", "ehr"))
     assert adds.get("data_provider") == (None if provider is None else (provider, "linked", "vitals"))
     reads = [(read.role.value, read.table, read.columns) for read in contract.reads]
-    assert reads == [("hospital", "ehr", ("patient_id",)), ("hospital", "ehr", ("phone",)), ("data_provider", "vitals", ("tel",)),
-                     *([("data_provider", "vitals", ("resting_hr",))] if reveal == "payload" else [])]
+    assert reads == [
+        ("hospital", "ehr", ("patient_id",)),
+        ("hospital", "ehr", ("phone",)),
+        ("data_provider", "vitals", ("tel",)),
+        *([("data_provider", "vitals", ("resting_hr",))] if reveal == "payload" else []),
+    ]

@@ -22,7 +22,10 @@ from workbench.steps.secure_sum import SecureSum, SecureSumParams
 HOSPITALS = ("general_hospital", "county_hospital", "trauma_center")
 COLUMNS = ["age", "creatinine", "albumin", "emergency"]
 STATISTICS: dict[str, Any] = {
-    "table": "ehr", "rows": "train", "sum": COLUMNS, "sum_of_squares": COLUMNS,
+    "table": "ehr",
+    "rows": "train",
+    "sum": COLUMNS,
+    "sum_of_squares": COLUMNS,
     "histograms": [{"column": "age", "edges": [40, 60, 75, 90]}, {"column": "asa_class", "edges": [1, 2, 3, 4, 5]}],
 }
 
@@ -36,8 +39,16 @@ def recipe_text(custody: str | None, statistics: dict[str, Any] = STATISTICS) ->
     if custody:
         steps.append({"kind": "ckks_keys", "params": {"custody": custody}})
     steps.append({"kind": "secure_sum", "params": statistics})
-    return yaml.safe_dump({"name": "cohort-statistics", "seed": 5, "datasets": {"cohort": {"kind": "synthetic_cohort", "vendor_only_people": 100}},
-                           "parties": parties, "steps": steps}, sort_keys=False)
+    return yaml.safe_dump(
+        {
+            "name": "cohort-statistics",
+            "seed": 5,
+            "datasets": {"cohort": {"kind": "synthetic_cohort", "vendor_only_people": 100}},
+            "parties": parties,
+            "steps": steps,
+        },
+        sort_keys=False,
+    )
 
 
 @pytest.fixture(scope="module", params=["clients", "key_holder"])
@@ -61,6 +72,7 @@ def test_totals_equal_the_plain_sums_of_the_sites(run: RunResult) -> None:
     assert summary["count"] == len(pooled) and len(pooled) > 1000
     for column in COLUMNS:
         for statistic, power in (("sum", 1), ("sum_of_squares", 2)):
+
             def value(frame: pl.DataFrame, column: str = column, power: int = power) -> float:
                 return float((frame[column].cast(pl.Float64) ** power).sum())
 
@@ -87,12 +99,15 @@ def test_custody_decides_who_decrypts(run: RunResult) -> None:
     summary = published(run)
     if summary["custody"] == "clients":
         assert [(m.sender, m.receiver, m.kind, m.protection) for m in messages if m.sender == "aggregator"] == [
-            ("aggregator", "general_hospital", "secure_sum.total", Protection.CKKS)]
+            ("aggregator", "general_hospital", "secure_sum.total", Protection.CKKS)
+        ]
         assert not any(m.receiver == "key_holder" or m.protection is Protection.MASKED for m in messages)
     else:
         holder = [(m.sender, m.receiver, m.kind, m.protection) for m in messages if "key_holder" in (m.sender, m.receiver)]
-        assert holder == [("aggregator", "key_holder", "secure_sum.masked_total", Protection.CKKS),
-                          ("key_holder", "aggregator", "secure_sum.masked_decryption", Protection.MASKED)]
+        assert holder == [
+            ("aggregator", "key_holder", "secure_sum.masked_total", Protection.CKKS),
+            ("key_holder", "aggregator", "secure_sum.masked_decryption", Protection.MASKED),
+        ]
         assert 0 < summary["statistical_distance"] < 1e-7
 
 
@@ -140,8 +155,14 @@ def rerun(run: RunResult, context: type[StepContext] = StepContext) -> None:
     """secure_sum again over the stores a run left, outside the runner, so the network or a store can be changed."""
     stores = run.stores
     params = SecureSumParams.model_validate(STATISTICS)
-    ctx = context(step="secure_sum", seed=5, parties=ScopedParties(stores, list(stores), "secure_sum"),
-                  roles={name: store.role for name, store in stores.items()}, ledger=Ledger(), emit=lambda event: None)
+    ctx = context(
+        step="secure_sum",
+        seed=5,
+        parties=ScopedParties(stores, list(stores), "secure_sum"),
+        roles={name: store.role for name, store in stores.items()},
+        ledger=Ledger(),
+        emit=lambda event: None,
+    )
     SecureSum(params).run(ctx)
 
 

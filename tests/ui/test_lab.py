@@ -118,9 +118,10 @@ def test_run_headless_from_the_sidebar_and_open_the_report(lab_page, lab: Jupyte
     page.locator("#ppml-workbench-panel li.wb-run-running").first.wait_for(timeout=LONG_MS)
     page.screenshot(path=str(artifacts / "07-run-in-progress.png"))
     page.wait_for_function(
-        "n => document.querySelectorAll('#ppml-workbench-panel li.wb-run').length > n"
-        " && !document.querySelector('#ppml-workbench-panel li.wb-run-running')",
-        arg=before, timeout=LONG_MS)
+        "n => document.querySelectorAll('#ppml-workbench-panel li.wb-run').length > n && !document.querySelector('#ppml-workbench-panel li.wb-run-running')",
+        arg=before,
+        timeout=LONG_MS,
+    )
     finished = page.locator("#ppml-workbench-panel li.wb-run").first
     assert "wb-run-finished" in (finished.get_attribute("class") or ""), finished.inner_text()
     assert "AUC local" in finished.inner_text()

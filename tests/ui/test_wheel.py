@@ -30,8 +30,9 @@ def scratch() -> Iterator[Path]:
 def wheel(scratch: Path) -> Path:
     out = scratch / "dist"
     pinned = {**_clean_env(Path(sys.prefix)), "PIP_CONSTRAINT": str(ROOT / "constraints.txt")}  # the isolated build environment gets the pinned hatchling too
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(ROOT)], cwd=ROOT, capture_output=True, text=True,
-                           env=pinned)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(ROOT)], cwd=ROOT, capture_output=True, text=True, env=pinned
+    )
     assert build.returncode == 0, f"pip wheel failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}"
     (built,) = out.glob("ppml_workbench-*.whl")
     return built
@@ -64,8 +65,9 @@ def test_a_fresh_environment_with_only_the_wheel_lists_the_extension_enabled_and
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
     clean = _clean_env(env_dir)
-    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt"), str(wheel)],
-                             capture_output=True, text=True, env=clean)
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt"), str(wheel)], capture_output=True, text=True, env=clean
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "wheel-install.log").write_text(f"exit {install.returncode}\n{install.stdout}\n{install.stderr}")
     assert install.returncode == 0, f"pip install of the wheel failed:\n{install.stdout[-3000:]}\n{install.stderr[-3000:]}"
@@ -74,8 +76,9 @@ def test_a_fresh_environment_with_only_the_wheel_lists_the_extension_enabled_and
     text = re.sub(r"\x1b\[[0-9;]*m", "", listing.stdout + listing.stderr)
     assert re.search(r"ppml-workbench v0\.1\.0 enabled\s+OK", text), text
     assert str(env_dir) in text, "the extension is found in the fresh environment, not elsewhere"
-    servers = subprocess.run([str(env_dir / "bin" / "jupyter"), "server", "extension", "list"], capture_output=True, text=True, env=clean,
-                             cwd=scratch, check=True)
+    servers = subprocess.run(
+        [str(env_dir / "bin" / "jupyter"), "server", "extension", "list"], capture_output=True, text=True, env=clean, cwd=scratch, check=True
+    )
     assert re.search(r"workbench\.server\s+enabled", re.sub(r"\x1b\[[0-9;]*m", "", servers.stdout + servers.stderr))
     (ARTIFACTS / "labextension-list.txt").write_text(text)
     print(text)

@@ -27,10 +27,14 @@ def test_non_score_results_are_not_mistaken_for_scores() -> None:
 
 
 def test_results_view_shows_each_site_and_bolds_the_best_model() -> None:
-    metrics = {"steps": {"evaluate": {
-        "north": {"local": {"auc": 0.70}, "federated": {"auc": 0.80}, "pooled": {"auc": 0.85}},
-        "south": {"local": {"auc": 0.75}, "federated": {"auc": 0.72}, "pooled": {"auc": None}},
-    }}}
+    metrics = {
+        "steps": {
+            "evaluate": {
+                "north": {"local": {"auc": 0.70}, "federated": {"auc": 0.80}, "pooled": {"auc": 0.85}},
+                "south": {"local": {"auc": 0.75}, "federated": {"auc": 0.72}, "pooled": {"auc": None}},
+            }
+        }
+    }
     view = ResultsView(metrics)
     html = view.html.value
     assert "wb-results" in view._dom_classes
@@ -51,8 +55,17 @@ def test_ledger_view_totals_match_the_ledger(flagship_run: RunResult) -> None:
 def test_ledger_view_updates_live_from_message_events() -> None:
     view = LedgerView()
     assert "no messages yet" in view.html.value
-    message = Message(seq=0, step="link", sender="vendor", receiver="clinic", kind="psi.response", nbytes=2048,
-                      protection=Protection.BLINDED, row_level=False, digest="0" * 64)
+    message = Message(
+        seq=0,
+        step="link",
+        sender="vendor",
+        receiver="clinic",
+        kind="psi.response",
+        nbytes=2048,
+        protection=Protection.BLINDED,
+        row_level=False,
+        digest="0" * 64,
+    )
     view(MessageSent(message))
     assert "vendor → clinic" in view.html.value and "blinded" in view.html.value and "1 messages" in view.html.value
 

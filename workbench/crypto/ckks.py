@@ -121,9 +121,11 @@ def add_plain(context: ts.Context, chunks: Sequence[bytes], values: np.ndarray) 
     vectors = [_vector(context, chunk, f"ciphertext {i}") for i, chunk in enumerate(chunks)]
     short = [i for i, vector in enumerate(vectors) if vector.size() != slots]
     if short:
-        raise CKKSError(f"ciphertext {short[0]} holds {vectors[short[0]].size()} values in {slots} slots: CKKS replicates a short "
-                        "vector across its slots, so a mask over its values would leave copies bare; encrypt with ckks.encrypt, "
-                        "which pads every ciphertext to its slot count")
+        raise CKKSError(
+            f"ciphertext {short[0]} holds {vectors[short[0]].size()} values in {slots} slots: CKKS replicates a short "
+            "vector across its slots, so a mask over its values would leave copies bare; encrypt with ckks.encrypt, "
+            "which pads every ciphertext to its slot count"
+        )
     if len(values) != len(vectors) * slots:
         raise CKKSError(f"the encrypted vector has {len(vectors) * slots} slots, but {len(values)} plain values were given to add")
     return [(vector + values[i * slots : (i + 1) * slots].tolist()).serialize() for i, vector in enumerate(vectors)]
@@ -252,8 +254,7 @@ def _vector(context: ts.Context, chunk: bytes | ts.CKKSVector, what: str) -> ts.
     try:
         return ts.ckks_vector_from(context, chunk)
     except Exception as error:
-        raise CKKSError(f"{what} is not a valid ciphertext for this context ({len(chunk)} bytes; tampered or truncated?): "
-                        f"{type(error).__name__}") from None
+        raise CKKSError(f"{what} is not a valid ciphertext for this context ({len(chunk)} bytes; tampered or truncated?): {type(error).__name__}") from None
 
 
 def expansion(chunks: Sequence[bytes], length: int) -> float:

@@ -37,5 +37,6 @@ class EvaluationBudget:
             if count < 0 or count > self.left:
                 raise EvaluationBudgetError(
                     f"{self.provider!r} refuses to evaluate {count} identifiers for {self.requester!r}: its cap is {self.limit} per "
-                    f"requester and {self.used} are used; raise max_queries_per_requester if the provider agrees to a larger set")
+                    f"requester and {self.used} are used; raise max_queries_per_requester if the provider agrees to a larger set"
+                )
             self.used += count

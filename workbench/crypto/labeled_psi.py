@@ -106,7 +106,7 @@ def _sorted_by_tag(records: bytes, width: int) -> np.ndarray:
 def _evaluate(seed: bytes, blinded: bytes) -> bytes:
     evaluator = oprf.Evaluator.from_seed(seed, INFO)
     try:
-        points = [oprf.BlindedInput.deserialize(blinded[i:i + POINT_LEN]) for i in range(0, len(blinded), POINT_LEN)]
+        points = [oprf.BlindedInput.deserialize(blinded[i : i + POINT_LEN]) for i in range(0, len(blinded), POINT_LEN)]
     except ValueError as error:
         raise LabeledPsiError(f"the request holds an invalid blinded element: {error}") from None
     return bytes(evaluator.evaluate_batch(points).serialize())
@@ -120,8 +120,15 @@ class LabeledPsiSender:
     seed and the records travel to the workers, which belong to the sender.
     """
 
-    def __init__(self, items: Sequence[str | bytes], payloads: Sequence[bytes], *, executor: Executor | None = None, parallelism: int = 2,
-                 budget: EvaluationBudget | None = None) -> None:
+    def __init__(
+        self,
+        items: Sequence[str | bytes],
+        payloads: Sequence[bytes],
+        *,
+        executor: Executor | None = None,
+        parallelism: int = 2,
+        budget: EvaluationBudget | None = None,
+    ) -> None:
         if len(items) != len(payloads):
             raise ValueError(f"{len(items)} items but {len(payloads)} payloads")
         lengths = {len(payload) for payload in payloads}
@@ -147,8 +154,9 @@ class LabeledPsiSender:
             records = _seal_records(self._seed, self.salt, self._items, self._payloads)
         else:
             step = -(-n // self._shards)
-            futures = [self._executor.submit(_seal_records, self._seed, self.salt, self._items[i:i + step], self._payloads[i:i + step])
-                       for i in range(0, n, step)]
+            futures = [
+                self._executor.submit(_seal_records, self._seed, self.salt, self._items[i : i + step], self._payloads[i : i + step]) for i in range(0, n, step)
+            ]
             records = b"".join(future.result() for future in futures)
         width = TAG_LEN + self.payload_length + GCM_TAG_LEN
         header = _HEADER.pack(self.public_key, self.salt, n, self.payload_length)
@@ -218,8 +226,8 @@ class _Table:
             position = int(positions[query])
             while position < len(self.tags) and self.tags[position] == wanted[query]:  # equal halves: compare whole tags
                 start = position * self.width
-                if self.body[start:start + TAG_LEN] == tags[query]:
-                    found[query] = bytes(self.body[start + TAG_LEN:start + self.width])
+                if self.body[start : start + TAG_LEN] == tags[query]:
+                    found[query] = bytes(self.body[start + TAG_LEN : start + self.width])
                     break
                 position += 1
         return found
@@ -227,7 +235,7 @@ class _Table:
     def records(self) -> Iterator[tuple[bytes, bytes]]:
         """Every (tag, ciphertext), for inspection."""
         for start in range(0, len(self) * self.width, self.width):
-            yield bytes(self.body[start:start + TAG_LEN]), bytes(self.body[start + TAG_LEN:start + self.width])
+            yield bytes(self.body[start : start + TAG_LEN]), bytes(self.body[start + TAG_LEN : start + self.width])
 
 
 def parse_table(table: bytes) -> _Table:
@@ -238,7 +246,7 @@ def parse_table(table: bytes) -> _Table:
     width = TAG_LEN + payload_length + GCM_TAG_LEN
     if len(table) != _HEADER.size + count * width:
         raise LabeledPsiError(f"table length {len(table)} does not match its {count} records of {width} bytes")
-    body = memoryview(table)[_HEADER.size:]
+    body = memoryview(table)[_HEADER.size :]
     view = _record_view(body, width)
     hi, lo = view["hi"].astype(np.uint64), view["lo"].astype(np.uint64)
     earlier_hi, later_hi = hi[:-1], hi[1:]
@@ -275,7 +283,7 @@ class LabeledPsiReceiver:
     def request(self, batch: int) -> bytes:
         """Blind the items of one batch; keep their blinding state until `open` is called for it."""
         clients, blinded = [], []
-        for item in self._items[batch * self.batch_size:(batch + 1) * self.batch_size]:
+        for item in self._items[batch * self.batch_size : (batch + 1) * self.batch_size]:
             client, point = oprf.Client.blind(item)
             clients.append(client)
             blinded.append(point.serialize())

@@ -107,8 +107,17 @@ def _text(items: Sequence[str]) -> list[str]:
 class PsiServer:
     """The party whose set goes into the setup message; learns |client set| and nothing else."""
 
-    def __init__(self, items: Sequence[str], *, reveal_intersection: bool, fpr: float = 1e-9, data_structure: DataStructure = "auto",
-                 chunk_size: int = DEFAULT_CHUNK, parallelism: int = 2, budget: EvaluationBudget | None = None) -> None:
+    def __init__(
+        self,
+        items: Sequence[str],
+        *,
+        reveal_intersection: bool,
+        fpr: float = 1e-9,
+        data_structure: DataStructure = "auto",
+        chunk_size: int = DEFAULT_CHUNK,
+        parallelism: int = 2,
+        budget: EvaluationBudget | None = None,
+    ) -> None:
         self.items = _text(items)
         self.budget = budget
         """The provider's cap on the client's items it evaluates; None: unlimited (library use, tests)."""
@@ -141,7 +150,7 @@ class PsiServer:
         """
         end = self.offsets[chunk + 1] if chunk + 1 < len(self.offsets) else len(self.items)
         encrypter = cpp.cpp_client.CreateFromKey(self._key, self.reveal_intersection)
-        return bytes(encrypter.CreateRequest(self.items[self.offsets[chunk]:end]).save())
+        return bytes(encrypter.CreateRequest(self.items[self.offsets[chunk] : end]).save())
 
     @staticmethod
     def raw_setup(chunks: Sequence[bytes]) -> bytes:
@@ -179,7 +188,7 @@ class PsiClient:
         """The client's items of one chunk, hashed to the curve and encrypted under the client key."""
         end = self.offsets[chunk + 1] if chunk + 1 < len(self.offsets) else len(self.items)
         client = cpp.cpp_client.CreateFromKey(self._key, self.reveal_intersection)
-        return bytes(client.CreateRequest(self.items[self.offsets[chunk]:end]).save())
+        return bytes(client.CreateRequest(self.items[self.offsets[chunk] : end]).save())
 
     def intersect(self, setup: bytes, response: bytes, chunk: int) -> list[int] | int:
         """Indices (into all of the client's items) found in this chunk, or their number when the intersection is hidden."""

@@ -90,9 +90,8 @@ class FixedPoint(BaseModel):
         for i, (value, name) in enumerate(zip(values, names)):
             value = float(value)
             if not math.isfinite(value) or abs(value) >= self.bound:
-                raise SecureSumError(f"{name} is {value:.6g}, outside the declared range ±2^{self.value_bits} (±{self.bound:.3g}); "
-                                     "declare a larger value_bits")
-            limbs[i * self.limbs:(i + 1) * self.limbs] = self._split(self.to_integer(value))
+                raise SecureSumError(f"{name} is {value:.6g}, outside the declared range ±2^{self.value_bits} (±{self.bound:.3g}); declare a larger value_bits")
+            limbs[i * self.limbs : (i + 1) * self.limbs] = self._split(self.to_integer(value))
         return limbs
 
     def to_integer(self, value: float) -> int:
@@ -128,9 +127,11 @@ class FixedPoint(BaseModel):
         needed = (MASK_BITS + 1) if masked else math.ceil(math.log2(self.limb_sum_bound(parties) + 1))
         if needed > room:
             what = f"a ±2^{MASK_BITS} mask" if masked else f"{self.limb_bits}-bit limbs summed over {parties} parties"
-            raise SecureSumError(f"the CKKS context's {modulus_bits}-bit data modulus leaves {room} bits above scale 2^{SCALE_BITS}, "
-                                 f"too few for {what} (needs {needed}); provision keys with a larger modulus "
-                                 "(ckks_keys precision ≤ 1e-6, or custody key_holder for masking)")
+            raise SecureSumError(
+                f"the CKKS context's {modulus_bits}-bit data modulus leaves {room} bits above scale 2^{SCALE_BITS}, "
+                f"too few for {what} (needs {needed}); provision keys with a larger modulus "
+                "(ckks_keys precision ≤ 1e-6, or custody key_holder for masking)"
+            )
 
 
 def encrypt(context: ts.Context, limbs: np.ndarray) -> list[bytes]:
@@ -145,8 +146,10 @@ def round_limbs(decrypted: np.ndarray, bound: float) -> np.ndarray:
     off = np.abs(values - rounded)
     if len(values) and (not np.all(np.isfinite(values)) or off.max() > TOLERANCE or np.abs(rounded).max() > bound):
         worst = int(np.nanargmax(np.where(np.isfinite(values), off, np.inf)))
-        raise SecureSumError(f"decrypted limb sums are not the integers they must be (limb {worst}: {values[worst]:.6g}, bound ±{bound:.3g}): "
-                             "a ciphertext was altered, encrypted under another key or codec, or more parties were summed than declared")
+        raise SecureSumError(
+            f"decrypted limb sums are not the integers they must be (limb {worst}: {values[worst]:.6g}, bound ±{bound:.3g}): "
+            "a ciphertext was altered, encrypted under another key or codec, or more parties were summed than declared"
+        )
     return rounded.astype(np.int64)
 
 
@@ -185,8 +188,9 @@ def unmask(masked_limbs: np.ndarray, masked: Masked, codec: FixedPoint, parties:
     """The aggregator's side: exact totals from the key holder's rounded masked limb sums."""
     limbs = np.asarray(masked_limbs, dtype=np.int64) - masked.mask
     if len(limbs) != len(masked.mask) or (len(limbs) and np.abs(limbs).max() > codec.limb_sum_bound(parties)):
-        raise SecureSumError(f"the key holder's decryption does not unmask to limb sums of {parties} parties: "
-                             "the masked sum was altered or decrypted with another key")
+        raise SecureSumError(
+            f"the key holder's decryption does not unmask to limb sums of {parties} parties: the masked sum was altered or decrypted with another key"
+        )
     return codec.combine(limbs)
 
 
@@ -208,10 +212,10 @@ def unpack(data: bytes, what: str) -> list[bytes]:
     """The ciphertexts `pack` framed; `what` names the message in the error when the framing is broken."""
     chunks, position = [], 0
     while position < len(data):
-        size = int.from_bytes(data[position:position + 8], "little")
+        size = int.from_bytes(data[position : position + 8], "little")
         if size == 0 or position + 8 + size > len(data):
             raise SecureSumError(f"{what}: broken framing at byte {position} of {len(data)} (truncated or altered)")
-        chunks.append(bytes(data[position + 8:position + 8 + size]))
+        chunks.append(bytes(data[position + 8 : position + 8 + size]))
         position += 8 + size
     if not chunks:
         raise SecureSumError(f"{what}: no ciphertext")

@@ -136,7 +136,15 @@ _COEFFICIENTS: Final[dict[str, float]] = {
     "spo2": -0.3,
 }
 EHR_FEATURES: Final[tuple[str, ...]] = (
-    "age", "asa_class", "emergency", "diabetes", "heart_failure", "ckd", "copd", "hemoglobin", "creatinine",
+    "age",
+    "asa_class",
+    "emergency",
+    "diabetes",
+    "heart_failure",
+    "ckd",
+    "copd",
+    "hemoglobin",
+    "creatinine",
     "albumin",
 )
 """Hospital columns the outcome depends on linearly; surgery_type enters one-hot with 'general' as reference."""
@@ -159,9 +167,7 @@ NOISE_KINDS: Final[dict[str, float]] = {
     "day_month_swap": 0.10,
     "phone_digit": 0.16,
 }
-NORMALISABLE_NOISE: Final[frozenset[str]] = frozenset(
-    kind for kind in NOISE_KINDS if kind.split("_")[0] in {"case", "spacing", "accents"}
-)
+NORMALISABLE_NOISE: Final[frozenset[str]] = frozenset(kind for kind in NOISE_KINDS if kind.split("_")[0] in {"case", "spacing", "accents"})
 """Noise kinds that case folding, accent stripping and dropping non-alphanumerics undo completely."""
 
 _SEPARATORS: Final = (" ", "-", "'")
@@ -184,12 +190,8 @@ class HospitalSpec(BaseModel):
     patients: int = Field(gt=0, le=MAX_PEOPLE, description="Number of surgical patients in this hospital's EHR extract.")
     emergency_rate: float = Field(ge=0, le=1, description="Share of emergency surgery (case mix).")
     mean_age: float = Field(ge=18, le=95, description="Mean patient age in years (case mix).")
-    risk_shift: float = Field(
-        ge=-5, le=5, description="Logit shift of 30-day mortality at this site (quality of care, coding)."
-    )
-    vendor_coverage: float = Field(
-        ge=0, le=1, description="Share of this hospital's patients that the wearables vendor also knows."
-    )
+    risk_shift: float = Field(ge=-5, le=5, description="Logit shift of 30-day mortality at this site (quality of care, coding).")
+    vendor_coverage: float = Field(ge=0, le=1, description="Share of this hospital's patients that the wearables vendor also knows.")
 
     @field_validator("name")
     @classmethod
@@ -202,16 +204,28 @@ class HospitalSpec(BaseModel):
 def _default_hospitals() -> list[HospitalSpec]:
     return [
         HospitalSpec(
-            name="general_hospital", patients=5000, emergency_rate=0.15, mean_age=62.0,
-            risk_shift=0.0, vendor_coverage=0.6,
+            name="general_hospital",
+            patients=5000,
+            emergency_rate=0.15,
+            mean_age=62.0,
+            risk_shift=0.0,
+            vendor_coverage=0.6,
         ),
         HospitalSpec(
-            name="county_hospital", patients=600, emergency_rate=0.30, mean_age=70.0,
-            risk_shift=-0.2, vendor_coverage=0.45,
+            name="county_hospital",
+            patients=600,
+            emergency_rate=0.30,
+            mean_age=70.0,
+            risk_shift=-0.2,
+            vendor_coverage=0.45,
         ),
         HospitalSpec(
-            name="trauma_center", patients=400, emergency_rate=0.55, mean_age=52.0,
-            risk_shift=0.7, vendor_coverage=0.7,
+            name="trauma_center",
+            patients=400,
+            emergency_rate=0.55,
+            mean_age=52.0,
+            risk_shift=0.7,
+            vendor_coverage=0.7,
         ),
     ]
 
@@ -226,11 +240,11 @@ class CohortParams(BaseModel):
         min_length=1,
         description="The hospital parties; names must be unique.",
     )
-    vendor_only_people: int = Field(
-        default=20000, ge=0, le=MAX_PEOPLE, description="Vendor customers who are no hospital's patients."
-    )
+    vendor_only_people: int = Field(default=20000, ge=0, le=MAX_PEOPLE, description="Vendor customers who are no hospital's patients.")
     id_noise: float = Field(
-        default=0.15, ge=0, le=1,
+        default=0.15,
+        ge=0,
+        le=1,
         description="Share of linked people whose identifiers differ in exactly one field between the two sides.",
     )
 
@@ -295,25 +309,29 @@ def _identities(rng: np.random.Generator, ages: np.ndarray) -> pl.DataFrame:
     days_old = np.floor(ages * 365.2425).astype(np.int64)
     birth = np.datetime64(REFERENCE_DATE, "D") - days_old.astype("timedelta64[D]")
     # NANP-shaped numbers: area code and exchange never start with 0 or 1.
-    digits = np.column_stack([
-        rng.integers(2, 10, n), rng.integers(0, 10, (n, 2)),
-        rng.integers(2, 10, n), rng.integers(0, 10, (n, 6)),
-    ])
+    digits = np.column_stack(
+        [
+            rng.integers(2, 10, n),
+            rng.integers(0, 10, (n, 2)),
+            rng.integers(2, 10, n),
+            rng.integers(0, 10, (n, 6)),
+        ]
+    )
     phone = ["".join(map(str, row)) for row in digits.tolist()]
-    return pl.DataFrame({
-        "given_name": given,
-        "family_name": family,
-        "birth_date": pl.Series(birth),
-        "female": female,
-        "phone": phone,
-    })
+    return pl.DataFrame(
+        {
+            "given_name": given,
+            "family_name": family,
+            "birth_date": pl.Series(birth),
+            "female": female,
+            "phone": phone,
+        }
+    )
 
 
 def _completed_years(birth: pl.Expr) -> pl.Expr:
     reference = REFERENCE_DATE
-    before_birthday = (birth.dt.month() > reference.month) | (
-        (birth.dt.month() == reference.month) & (birth.dt.day() > reference.day)
-    )
+    before_birthday = (birth.dt.month() > reference.month) | ((birth.dt.month() == reference.month) & (birth.dt.day() > reference.day))
     return (pl.lit(reference.year) - birth.dt.year() - before_birthday.cast(pl.Int64)).cast(pl.Int64)
 
 
@@ -327,9 +345,7 @@ def _wearables(rng: np.random.Generator, frailty: np.ndarray, ages: np.ndarray) 
     n = len(frailty)
     return {
         "resting_hr": np.round(np.clip(70 + 4.0 * frailty + rng.normal(0, 6, n), 40, 130), 1),
-        "daily_steps": np.round(np.clip(np.exp(
-            np.log(6500) - 0.35 * frailty - 0.008 * (ages - 50) + rng.normal(0, 0.3, n)
-        ), 300, 40000)),
+        "daily_steps": np.round(np.clip(np.exp(np.log(6500) - 0.35 * frailty - 0.008 * (ages - 50) + rng.normal(0, 0.3, n)), 300, 40000)),
         "sleep_hours": np.round(np.clip(7.0 - 0.35 * frailty + rng.normal(0, 0.8, n), 3, 11), 2),
         "spo2": np.round(np.clip(97.0 - 0.9 * frailty + rng.normal(0, 1.0, n), 82, 100), 1),
     }
@@ -343,21 +359,21 @@ def _logistic(x: np.ndarray) -> np.ndarray:
 def _surgery_types(rng: np.random.Generator, ages: np.ndarray, emergency: np.ndarray) -> np.ndarray:
     """Surgery mix follows age and urgency, so sites with different case mix get different mixes."""
     decades = (ages - 60.0) / 10.0
-    logits = np.column_stack([
-        np.full(len(ages), 0.6) + 0.6 * emergency,           # general
-        0.3 + 0.25 * decades - 1.2 * emergency,              # orthopedic
-        -1.0 + 0.35 * decades,                               # vascular
-        -1.0 + 0.2 * decades - 0.8 * emergency,              # cardiac
-        -1.4 + 0.5 * emergency,                              # neuro
-    ])
+    logits = np.column_stack(
+        [
+            np.full(len(ages), 0.6) + 0.6 * emergency,  # general
+            0.3 + 0.25 * decades - 1.2 * emergency,  # orthopedic
+            -1.0 + 0.35 * decades,  # vascular
+            -1.0 + 0.2 * decades - 0.8 * emergency,  # cardiac
+            -1.4 + 0.5 * emergency,  # neuro
+        ]
+    )
     chosen = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
     types: np.ndarray = np.array(SURGERY_TYPES)[chosen]
     return types
 
 
-def _clinical(
-    rng: np.random.Generator, spec: HospitalSpec, ages: np.ndarray, female: np.ndarray, frailty: np.ndarray
-) -> dict[str, np.ndarray]:
+def _clinical(rng: np.random.Generator, spec: HospitalSpec, ages: np.ndarray, female: np.ndarray, frailty: np.ndarray) -> dict[str, np.ndarray]:
     """EHR features: each sees frailty only through noise, so the EHR alone under-measures it."""
     n = len(ages)
     emergency = rng.random(n) < spec.emergency_rate
@@ -373,14 +389,9 @@ def _clinical(
     asa_score = 0.3 * frailty + 0.6 * burden + 0.2 * decades + 0.7 * emergency + rng.normal(0, 0.6, n)
     asa = 1 + np.searchsorted(np.array([-0.6, 0.5, 1.6, 3.0]), asa_score)
     labs = {
-        "hemoglobin": np.round(np.clip(
-            14.2 - 1.2 * female - 0.3 * frailty - 0.9 * flags["ckd"] - 0.5 * emergency + rng.normal(0, 1.3, n),
-            6.0, 18.5), 1),
-        "creatinine": np.round(np.exp(
-            np.log(0.9) - 0.15 * female + 0.6 * flags["ckd"] + 0.05 * frailty + rng.normal(0, 0.2, n)
-        ), 2),
-        "albumin": np.round(np.clip(
-            4.1 - 0.1 * frailty - 0.3 * emergency + rng.normal(0, 0.4, n), 1.5, 5.2), 1),
+        "hemoglobin": np.round(np.clip(14.2 - 1.2 * female - 0.3 * frailty - 0.9 * flags["ckd"] - 0.5 * emergency + rng.normal(0, 1.3, n), 6.0, 18.5), 1),
+        "creatinine": np.round(np.exp(np.log(0.9) - 0.15 * female + 0.6 * flags["ckd"] + 0.05 * frailty + rng.normal(0, 0.2, n)), 2),
+        "albumin": np.round(np.clip(4.1 - 0.1 * frailty - 0.3 * emergency + rng.normal(0, 0.4, n), 1.5, 5.2), 1),
     }
     return {
         "asa_class": asa.astype(np.int64),
@@ -465,9 +476,7 @@ def _apply_noise(rng: np.random.Generator, kind: str, person: dict[str, Any]) ->
     return noisy
 
 
-def _noisy_identities(
-    rng: np.random.Generator, identities: pl.DataFrame, n_noisy: int
-) -> tuple[pl.DataFrame, list[str | None]]:
+def _noisy_identities(rng: np.random.Generator, identities: pl.DataFrame, n_noisy: int) -> tuple[pl.DataFrame, list[str | None]]:
     """The vendor's copy of `identities`, with `n_noisy` random rows altered in one field; plus each row's kind."""
     people = identities.with_columns(
         year=pl.col("birth_date").dt.year().cast(pl.Int64),
@@ -533,9 +542,7 @@ def _hospital_part(rng: np.random.Generator, spec: HospitalSpec) -> tuple[pl.Dat
         **{name: pl.Series(values) for name, values in clinical.items()},
         death_30d=pl.Series(death),
     ).with_columns(pl.col("surgery_type").cast(pl.Utf8))
-    vendor_view = people.select(*_IDENTITY_COLUMNS, *WEARABLE_COLUMNS).with_columns(
-        hospital=pl.lit(spec.name), patient_id=ehr["patient_id"]
-    )
+    vendor_view = people.select(*_IDENTITY_COLUMNS, *WEARABLE_COLUMNS).with_columns(hospital=pl.lit(spec.name), patient_id=ehr["patient_id"])
     return ehr, vendor_view
 
 
@@ -570,23 +577,15 @@ def generate_cohort(params: CohortParams, seed: int) -> Cohort:
         covered = np.sort(rng.choice(spec.patients, size=round(spec.vendor_coverage * spec.patients), replace=False))
         linked.append(vendor_view[covered])
     linked_people = pl.concat(linked)
-    noisy, kinds = _noisy_identities(
-        rng, linked_people.select(_IDENTITY_COLUMNS), round(params.id_noise * linked_people.height)
-    )
-    linked_people = pl.concat([noisy, linked_people.drop(_IDENTITY_COLUMNS)], how="horizontal").with_columns(
-        noise=pl.Series(kinds, dtype=pl.Utf8)
-    )
+    noisy, kinds = _noisy_identities(rng, linked_people.select(_IDENTITY_COLUMNS), round(params.id_noise * linked_people.height))
+    linked_people = pl.concat([noisy, linked_people.drop(_IDENTITY_COLUMNS)], how="horizontal").with_columns(noise=pl.Series(kinds, dtype=pl.Utf8))
     others, _ = _people(rng, np.clip(rng.normal(45.5, 15.0, params.vendor_only_people), *_AGE_YEARS))
     others = others.select(*_IDENTITY_COLUMNS, *WEARABLE_COLUMNS).with_columns(
         hospital=pl.lit(None, pl.Utf8), patient_id=pl.lit(None, pl.Utf8), noise=pl.lit(None, pl.Utf8)
     )
     vendor = _vendor_part(rng, pl.concat([linked_people, others]))
     parts[VENDOR_PART] = vendor.drop("hospital", "patient_id", "noise")
-    links = (
-        vendor.filter(pl.col("hospital").is_not_null())
-        .select("hospital", "patient_id", "person_key", "noise")
-        .sort("hospital", "patient_id")
-    )
+    links = vendor.filter(pl.col("hospital").is_not_null()).select("hospital", "patient_id", "person_key", "noise").sort("hospital", "patient_id")
     coefficients = dict(_COEFFICIENTS) | {f"site_shift[{h.name}]": h.risk_shift for h in params.hospitals}
     return Cohort(parts=parts, truth=CohortTruth(links=links, coefficients=coefficients))
 

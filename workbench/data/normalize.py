@@ -29,8 +29,15 @@ KEY_SEPARATOR = "\x1f"
 """Joins the fields of a composite key: the ASCII unit separator, a control character no canonical value keeps."""
 
 SEX_CODES: dict[str, str] = {
-    "f": "f", "female": "f", "w": "f", "woman": "f", "fem": "f",
-    "m": "m", "male": "m", "man": "m", "mal": "m",
+    "f": "f",
+    "female": "f",
+    "w": "f",
+    "woman": "f",
+    "fem": "f",
+    "m": "m",
+    "male": "m",
+    "man": "m",
+    "mal": "m",
 }
 """Common sex codings (after lower-casing) and their canonical letter; a party adds its own with `codes`."""
 
@@ -97,12 +104,7 @@ def _fold_name(column: pl.Expr) -> pl.Expr:
     Lower-casing comes first so that a capital whose lower case decomposes
     (Turkish İ -> i + dot above) loses its mark like any other accent.
     """
-    return (
-        column.str.to_lowercase()
-        .str.normalize("NFKD")
-        .str.replace_all(r"\p{M}", "")
-        .str.replace_all(r"[^\p{L}\p{N}]", "")
-    )
+    return column.str.to_lowercase().str.normalize("NFKD").str.replace_all(r"\p{M}", "").str.replace_all(r"[^\p{L}\p{N}]", "")
 
 
 def _canonical_date(column: pl.Expr, fmt: str | None, dtype: pl.DataType) -> pl.Expr:
@@ -234,9 +236,7 @@ def check_same_canonical_forms(first: tuple[str, KeySource], second: tuple[str, 
     for name in names:
         for party, source in ((party_a, a), (party_b, b)):
             if name not in source.fields:
-                raise LinkageInputError(
-                    f"party {party!r}: field {name!r} is used in a pass but not declared; declared: {', '.join(source.fields)}"
-                )
+                raise LinkageInputError(f"party {party!r}: field {name!r} is used in a pass but not declared; declared: {', '.join(source.fields)}")
         form_a, form_b = a.fields[name].canonical_form(), b.fields[name].canonical_form()
         if form_a != form_b:
             raise LinkageInputError(

@@ -70,7 +70,7 @@ class PayloadCodec:
             rows[f"{name}.valid"] = series.is_not_null().to_numpy()
             rows[name] = series.cast(pl.Float64 if _ENCODINGS[dtype] == "<f8" else pl.Int64).fill_null(0).to_numpy()
         buffer, width = rows.tobytes(), self.width
-        return [buffer[i:i + width] for i in range(0, len(buffer), width)]
+        return [buffer[i : i + width] for i in range(0, len(buffer), width)]
 
     def decode(self, payloads: Sequence[bytes]) -> pl.DataFrame:
         """The rows back as a frame with the original dtypes (nulls where a value was null)."""

@@ -73,8 +73,10 @@ class FileSource(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["file"] = "file"
     path: Path = Field(description="CSV (.csv) or Parquet (.parquet) file.")
-    text_columns: list[str] = Field(default_factory=list, description="CSV columns read as text exactly as written (identifiers). "
-                                    "Columns with a value written with a leading zero are read as text anyway.")
+    text_columns: list[str] = Field(
+        default_factory=list,
+        description="CSV columns read as text exactly as written (identifiers). Columns with a value written with a leading zero are read as text anyway.",
+    )
 
     @field_validator("path")
     @classmethod
@@ -91,8 +93,10 @@ class FileSource(BaseModel):
         path = Path(os.path.normpath(self.path if self.path.is_absolute() or base_dir is None else base_dir / self.path))
         folder, resolved = path.parent.resolve(), path.resolve()
         if folder not in resolved.parents:
-            raise DataSourceError(f"data file {path} leads through a symbolic link to {resolved}, outside {folder}; "
-                                  "copy the file into the recipe's folder or name it by its real path")
+            raise DataSourceError(
+                f"data file {path} leads through a symbolic link to {resolved}, outside {folder}; "
+                "copy the file into the recipe's folder or name it by its real path"
+            )
         return resolved
 
     def columns(self, part: str, base_dir: Path | None) -> list[str] | None:
@@ -118,8 +122,9 @@ class FileSource(BaseModel):
         except UnicodeDecodeError:
             raise DataSourceError(f"data file {path} is not UTF-8 text; re-export it as UTF-8") from None
         except (pl.exceptions.PolarsError, OSError) as error:  # polars' own message may quote a cell: name the kind only
-            raise DataSourceError(f"data file {path} could not be read as {path.suffix[1:].upper()} ({type(error).__name__}); "
-                                  "is it truncated, or of another format?") from None
+            raise DataSourceError(
+                f"data file {path} could not be read as {path.suffix[1:].upper()} ({type(error).__name__}); is it truncated, or of another format?"
+            ) from None
         if frame.height == 0:
             raise DataSourceError(f"data file {path} has a header ({len(frame.columns)} columns) but no rows")
         return LoadedDataset(parts={"table": frame})
@@ -143,8 +148,12 @@ def _leading_zero(column: pl.Series) -> bool:
 @lru_cache(maxsize=16)
 def cohort_columns(shape_json: str, hospitals: tuple[str, ...]) -> dict[str, list[str]]:
     shape = CohortParams.model_validate_json(shape_json)
-    miniature = shape.model_copy(update={"vendor_only_people": 5, "hospitals": [
-        HospitalSpec(name=name, patients=20, emergency_rate=0.2, mean_age=60, risk_shift=0, vendor_coverage=0.5) for name in hospitals]})
+    miniature = shape.model_copy(
+        update={
+            "vendor_only_people": 5,
+            "hospitals": [HospitalSpec(name=name, patients=20, emergency_rate=0.2, mean_age=60, risk_shift=0, vendor_coverage=0.5) for name in hospitals],
+        }
+    )
     return {name: frame.columns for name, frame in generate_cohort(miniature, 0).parts.items()}
 
 

@@ -34,13 +34,26 @@ _ZERO_MEANS_MISSING: Final = ("trestbps", "chol")
 """A resting blood pressure or serum cholesterol of 0 is impossible: the sites used 0 for 'not measured'."""
 _SEX: Final = {"Male": True, "Female": False}
 _RAW_COLUMNS: Final[dict[str, type[pl.DataType]]] = {
-    "id": pl.Int64, "age": pl.Int64, "sex": pl.String, "dataset": pl.String, "cp": pl.String,
-    "trestbps": pl.Int64, "chol": pl.Int64, "fbs": pl.Boolean, "thalch": pl.Int64, "exang": pl.Boolean,
-    "oldpeak": pl.Float64, "num": pl.Int64,
+    "id": pl.Int64,
+    "age": pl.Int64,
+    "sex": pl.String,
+    "dataset": pl.String,
+    "cp": pl.String,
+    "trestbps": pl.Int64,
+    "chol": pl.Int64,
+    "fbs": pl.Boolean,
+    "thalch": pl.Int64,
+    "exang": pl.Boolean,
+    "oldpeak": pl.Float64,
+    "num": pl.Int64,
 }
 """The csv columns we use; restecg, slope, ca and thal are dropped (see the card)."""
 _NO_SITE_VALUE: Final[dict[str, float]] = {
-    "age": 55.0, "trestbps": 130.0, "chol": 200.0, "thalch": 140.0, "oldpeak": 0.0,
+    "age": 55.0,
+    "trestbps": 130.0,
+    "chol": 200.0,
+    "thalch": 140.0,
+    "oldpeak": 0.0,
 }
 """Fixed clinical reference values, used only where a site measured a column for nobody (Switzerland's
 cholesterol): there is no site median then, and borrowing another site's would pool data. The
@@ -48,9 +61,26 @@ cholesterol): there is no site median then, and borrowing another site's would p
 
 
 UCI_COLUMNS: Final[tuple[str, ...]] = (
-    "patient_id", "age", "sex_male", "cp_typical_angina", "cp_atypical_angina", "cp_non_anginal", "cp_asymptomatic", "trestbps", "chol",
-    "thalch", "oldpeak", "fbs", "exang", "trestbps_missing", "chol_missing", "thalch_missing", "oldpeak_missing", "fbs_missing",
-    "exang_missing", LABEL,
+    "patient_id",
+    "age",
+    "sex_male",
+    "cp_typical_angina",
+    "cp_atypical_angina",
+    "cp_non_anginal",
+    "cp_asymptomatic",
+    "trestbps",
+    "chol",
+    "thalch",
+    "oldpeak",
+    "fbs",
+    "exang",
+    "trestbps_missing",
+    "chol_missing",
+    "thalch_missing",
+    "oldpeak_missing",
+    "fbs_missing",
+    "exang_missing",
+    LABEL,
 )
 """Every site's columns, as `load_uci_heart` makes them (a test holds the two equal): validation knows them without reading the csv."""
 
@@ -61,10 +91,7 @@ def load_uci_heart() -> dict[str, pl.DataFrame]:
     typed = _recode(raw)
     # Which columns have gaps anywhere is schema, not data: sites agree on it so their tables line up.
     incomplete = [column for column in (*NUMERIC_COLUMNS, *BOOLEAN_COLUMNS) if typed[column].null_count()]
-    return {
-        part: _impute(typed.filter(pl.col("dataset") == source).drop("dataset"), incomplete)
-        for part, source in UCI_SITES.items()
-    }
+    return {part: _impute(typed.filter(pl.col("dataset") == source).drop("dataset"), incomplete) for part, source in UCI_SITES.items()}
 
 
 def _read_csv() -> pl.DataFrame:
@@ -78,10 +105,7 @@ def _read_csv() -> pl.DataFrame:
     for column, allowed in (("dataset", UCI_SITES.values()), ("cp", CHEST_PAIN_COLUMNS), ("sex", _SEX)):
         unexpected = set(raw[column].drop_nulls().unique().to_list()) - set(allowed)
         if unexpected or raw[column].null_count():
-            raise ValueError(
-                f"heart_disease_uci.csv: column {column!r} has values {sorted(unexpected) or [None]}; "
-                f"expected one of {sorted(allowed)}"
-            )
+            raise ValueError(f"heart_disease_uci.csv: column {column!r} has values {sorted(unexpected) or [None]}; expected one of {sorted(allowed)}")
     return raw.select(*_RAW_COLUMNS)
 
 
@@ -95,8 +119,7 @@ def _recode(raw: pl.DataFrame) -> pl.DataFrame:
         pl.col("sex").replace_strict(_SEX, return_dtype=pl.Boolean).alias("sex_male"),
         *(((pl.col("cp") == value).alias(name)) for value, name in CHEST_PAIN_COLUMNS.items()),
         *(
-            pl.when(pl.col(c) != 0).then(pl.col(c)).cast(pl.Float64).alias(c) if c in _ZERO_MEANS_MISSING
-            else pl.col(c).cast(pl.Float64)
+            pl.when(pl.col(c) != 0).then(pl.col(c)).cast(pl.Float64).alias(c) if c in _ZERO_MEANS_MISSING else pl.col(c).cast(pl.Float64)
             for c in NUMERIC_COLUMNS[1:]
         ),
         *BOOLEAN_COLUMNS,
@@ -106,10 +129,6 @@ def _recode(raw: pl.DataFrame) -> pl.DataFrame:
 
 def _impute(site: pl.DataFrame, incomplete: list[str]) -> pl.DataFrame:
     """Fill gaps from this site's own rows: median for numbers, False for flags, plus a `_missing` indicator."""
-    fills = [
-        pl.col(c).fill_null(pl.col(c).median()).fill_null(_NO_SITE_VALUE[c]) if c in NUMERIC_COLUMNS
-        else pl.col(c).fill_null(False)
-        for c in incomplete
-    ]
+    fills = [pl.col(c).fill_null(pl.col(c).median()).fill_null(_NO_SITE_VALUE[c]) if c in NUMERIC_COLUMNS else pl.col(c).fill_null(False) for c in incomplete]
     indicators = [pl.col(c).is_null().alias(f"{c}_missing") for c in incomplete]
     return site.with_columns(*indicators, *fills).select(pl.exclude(LABEL), LABEL)

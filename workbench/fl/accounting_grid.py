@@ -136,8 +136,7 @@ class AccountingGrid(Grid):
 
     def _record(self, node: int, from_node: bool, kinds: dict[str, str], message: Message) -> None:
         payload = content_bytes(message.content)
-        kind, protection = self._label(kinds.get(message.metadata.message_type.split(".")[0], f"fl.{message.metadata.message_type}"),
-                                       message.content)
+        kind, protection = self._label(kinds.get(message.metadata.message_type.split(".")[0], f"fl.{message.metadata.message_type}"), message.content)
         entry = (node, from_node, kind, len(payload), hashlib.sha256(payload).hexdigest(), protection)
         if node in self.parties:
             self._emit(*entry)

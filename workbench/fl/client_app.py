@@ -63,8 +63,18 @@ def train(msg: Message, context: Context) -> Message:
     Z = standardizer.apply(data.X_train)
     start = aggregation.site_model(context.node_config, msg.content["arrays"])
     rng = derive_rng(plan.seed, "fl", party, f"round-{int(cast(int, config['server-round']))}")
-    params = sgd_epochs(family, start, Z, data.y_train, l2=plan.model.l2, learning_rate=plan.learning_rate, epochs=plan.local_epochs,
-                        batch_size=plan.batch_size, rng=rng, proximal_mu=float(cast(float, config.get("proximal-mu", 0.0))))
+    params = sgd_epochs(
+        family,
+        start,
+        Z,
+        data.y_train,
+        l2=plan.model.l2,
+        learning_rate=plan.learning_rate,
+        epochs=plan.local_epochs,
+        batch_size=plan.batch_size,
+        rng=rng,
+        proximal_mu=float(cast(float, config.get("proximal-mu", 0.0))),
+    )
     loss, _ = family.loss_and_grad(params, Z, data.y_train, plan.model.l2)
     content = aggregation.site_update(context.node_config, params, len(data.y_train), total_rows, {"train-loss": loss})
     return Message(content=content, reply_to=msg)
@@ -94,4 +104,3 @@ def build_client_app(mods: list[Mod] | None = None) -> ClientApp:
 
 
 app = build_client_app()
-

@@ -53,8 +53,9 @@ def _client(address: str, component: str, token: str | None = None, secret: byte
         interceptors.append(RuntimeTokenHttpInterceptor(token))
     if secret:  # signs AcquireTask as Flower's SuperExec does
         interceptors.append(SuperExecAuthHttpInterceptor(master_secret=secret, protected_methods={ACQUIRE_TASK}))
-    return RuntimeHttpClient.from_server_address(server_address=address, insecure=True, root_certificates=None,
-                                                 interceptors=interceptors, retry_invoker=make_simple_http_retry_invoker())
+    return RuntimeHttpClient.from_server_address(
+        server_address=address, insecure=True, root_certificates=None, interceptors=interceptors, retry_invoker=make_simple_http_retry_invoker()
+    )
 
 
 def _pull_task(client: RuntimeHttpClient) -> tuple[Message, Context]:

@@ -81,8 +81,9 @@ class FederationRecord:
     refused: list[RefusedNode]
 
     def to_json(self) -> str:
-        return json.dumps({"nodes": {party: asdict(node) for party, node in self.nodes.items()},
-                           "refused": [asdict(attempt) for attempt in self.refused]}, indent=1)
+        return json.dumps(
+            {"nodes": {party: asdict(node) for party, node in self.nodes.items()}, "refused": [asdict(attempt) for attempt in self.refused]}, indent=1
+        )
 
     @classmethod
     def read(cls, workdir: Path) -> FederationRecord | None:
@@ -131,8 +132,10 @@ def node_config_file(folder: Path, config: Mapping[str, Any]) -> Path:
     return write_private(path, text.encode())
 
 
-_FLOWER_REFUSAL = re.compile(r"\[(?P<route>/v1/[\w/-]+)\]\[ApiError:(?P<code>[^\]]+)\] (?P<reason>Attempted to register SuperNode "
-                             r"with public key: (?P<key>b'[^']*'|b\"[^\"]*\")[^\n]*)")
+_FLOWER_REFUSAL = re.compile(
+    r"\[(?P<route>/v1/[\w/-]+)\]\[ApiError:(?P<code>[^\]]+)\] (?P<reason>Attempted to register SuperNode "
+    r"with public key: (?P<key>b'[^']*'|b\"[^\"]*\")[^\n]*)"
+)
 _OTHER_USER = re.compile(r"\[(?P<route>/[\w/-]*)\]\[peer\] Refused a request from (?P<peer>.+?) by uid (?P<uid>\w+), not the federation's user")
 _UNAUTHENTICATED = re.compile(r'"POST (?P<route>/v1/fleet/[\w-]+) HTTP/[\d.]+" 401')
 
@@ -165,8 +168,13 @@ class LocalFederation:
         self.flwr_home = workdir / "flwr-home"
         self.port = _free_port()
         # Only Flower's HTTP APIs, on 127.0.0.1: its legacy gRPC ones (opt-in by these variables) bind other addresses.
-        self.env = flower_env(self.flwr_home, FLWR_SUPEREXEC_TASK_POLL_INTERVAL="0.2", WORKBENCH_POLL=str(poll),
-                              FLWR_INTERNAL_GRPC_CONTROL_API="0", FLWR_INTERNAL_GRPC_FLEET_API="0")
+        self.env = flower_env(
+            self.flwr_home,
+            FLWR_SUPEREXEC_TASK_POLL_INTERVAL="0.2",
+            WORKBENCH_POLL=str(poll),
+            FLWR_INTERNAL_GRPC_CONTROL_API="0",
+            FLWR_INTERNAL_GRPC_FLEET_API="0",
+        )
         self.poll = poll
         self.credentials: tls.Credentials | None = None
         self.identities: dict[str, NodeIdentity] = {}
@@ -182,25 +190,62 @@ class LocalFederation:
         log_file = (self.logs / f"{name}.log").open("wb")
         # Own session each, so stopping one also stops what it spawned; SIGKILLed when the thread that started it ends,
         # however this process dies.
-        return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
-                                preexec_fn=die_with_parent())
+        return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=self.env, start_new_session=True, preexec_fn=die_with_parent())
 
     def __enter__(self) -> LocalFederation:
         self.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             credentials = self.credentials = tls.issue(self.workdir / "credentials", [str(c["party"]) for c in self.node_configs])
-            self.superlink = self._start("superlink", [
-                sys.executable, "-m", "workbench.fl.superlink", "link", "--allowed-keys", str(credentials.allowed_keys), "--same-user-only",
-                "--ssl-ca-certfile", str(credentials.ca), "--ssl-certfile", str(credentials.certificate), "--ssl-keyfile", str(credentials.key),
-                "--enable-supernode-auth", "--isolation", "process", "--superexec-auth-secret-file", str(credentials.superexec_secret),
-                "--host", "127.0.0.1", "--port", str(self.port), "--disable-runtime-dependency-installation"])
+            self.superlink = self._start(
+                "superlink",
+                [
+                    sys.executable,
+                    "-m",
+                    "workbench.fl.superlink",
+                    "link",
+                    "--allowed-keys",
+                    str(credentials.allowed_keys),
+                    "--same-user-only",
+                    "--ssl-ca-certfile",
+                    str(credentials.ca),
+                    "--ssl-certfile",
+                    str(credentials.certificate),
+                    "--ssl-keyfile",
+                    str(credentials.key),
+                    "--enable-supernode-auth",
+                    "--isolation",
+                    "process",
+                    "--superexec-auth-secret-file",
+                    str(credentials.superexec_secret),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--disable-runtime-dependency-installation",
+                ],
+            )
             _wait_for_port(self.port, self.superlink, "the SuperLink", self.logs / "superlink.log")
             write_connection(self.flwr_home, self.address, insecure=False, root_certificates=str(credentials.ca))
             self._register(credentials)
-            self.superexec = self._start("superexec", [
-                sys.executable, "-m", "workbench.fl.superlink", "exec", "--token-dir", str(credentials.folder),
-                "--runtime-api-address", self.address, "--root-certificates", str(credentials.ca),
-                "--superexec-auth-secret-file", str(credentials.superexec_secret), "--parent-pid", str(self.superlink.pid)])
+            self.superexec = self._start(
+                "superexec",
+                [
+                    sys.executable,
+                    "-m",
+                    "workbench.fl.superlink",
+                    "exec",
+                    "--token-dir",
+                    str(credentials.folder),
+                    "--runtime-api-address",
+                    self.address,
+                    "--root-certificates",
+                    str(credentials.ca),
+                    "--superexec-auth-secret-file",
+                    str(credentials.superexec_secret),
+                    "--parent-pid",
+                    str(self.superlink.pid),
+                ],
+            )
             for config in self.node_configs:
                 self.start_site(config)
         except BaseException:
@@ -214,8 +259,9 @@ class LocalFederation:
         from flwr.supercore.control import ControlHttpClient
         from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
 
-        client = ControlHttpClient.from_server_address(self.address, insecure=False, root_certificates=credentials.ca.read_bytes(),
-                                                       interceptors=[RuntimeVersionHttpInterceptor(component_name="flwr CLI")])
+        client = ControlHttpClient.from_server_address(
+            self.address, insecure=False, root_certificates=credentials.ca.read_bytes(), interceptors=[RuntimeVersionHttpInterceptor(component_name="flwr CLI")]
+        )
         try:
             for party, key in credentials.sites.items():
                 response = client.RegisterNode(RegisterNodeRequest(public_key=key.public_pem, name=party))
@@ -228,14 +274,46 @@ class LocalFederation:
         if self.credentials is None or party not in self.credentials.sites:
             raise FederationError(f"no key was registered for {party!r}; a local federation starts only the sites it was made with")
         key, ca = self.credentials.sites[party], str(self.credentials.ca)
-        node = self._start(f"supernode-{party}", [
-            sys.executable, "-m", "workbench.fl.fast_supernode", "--superlink", self.address, "--root-certificates", ca,
-            "--auth-supernode-private-key", str(key.private_key), "--isolation", "process", "--port", str(port),
-            "--superexec-auth-secret-file", str(key.superexec_secret), "--node-config", str(node_config_file(self.workdir / "nodes", config))])
+        node = self._start(
+            f"supernode-{party}",
+            [
+                sys.executable,
+                "-m",
+                "workbench.fl.fast_supernode",
+                "--superlink",
+                self.address,
+                "--root-certificates",
+                ca,
+                "--auth-supernode-private-key",
+                str(key.private_key),
+                "--isolation",
+                "process",
+                "--port",
+                str(port),
+                "--superexec-auth-secret-file",
+                str(key.superexec_secret),
+                "--node-config",
+                str(node_config_file(self.workdir / "nodes", config)),
+            ],
+        )
         _wait_for_port(port, node, f"the SuperNode of {party}", self.logs / f"supernode-{party}.log")
-        worker = self._start(f"clientapp-{party}", [
-            sys.executable, "-m", "workbench.fl.clientapp_worker", "--runtime-api-address", f"127.0.0.1:{port}", "--insecure",
-            "--superexec-auth-secret-file", str(key.superexec_secret), "--poll", str(self.poll), "--parent-pid", str(node.pid)])
+        worker = self._start(
+            f"clientapp-{party}",
+            [
+                sys.executable,
+                "-m",
+                "workbench.fl.clientapp_worker",
+                "--runtime-api-address",
+                f"127.0.0.1:{port}",
+                "--insecure",
+                "--superexec-auth-secret-file",
+                str(key.superexec_secret),
+                "--poll",
+                str(self.poll),
+                "--parent-pid",
+                str(node.pid),
+            ],
+        )
         self.sites[party] = [worker, node]
 
     def stop_site(self, party: str, sig: int = signal.SIGTERM) -> None:
@@ -292,16 +370,23 @@ def write_connection(flwr_home: Path, address: str, insecure: bool, root_certifi
     (flwr_home / "config.toml").write_text("\n".join(lines) + "\n")
 
 
-def submit_and_follow(plan: FLPlan, env: dict[str, str], output: Path, observer: RoundObserver,
-                      alive: Callable[[], None] = lambda: None, public_context: bytes | None = None) -> FLOutcome:
+def submit_and_follow(
+    plan: FLPlan, env: dict[str, str], output: Path, observer: RoundObserver, alive: Callable[[], None] = lambda: None, public_context: bytes | None = None
+) -> FLOutcome:
     """Start the run with `flwr run`, then follow the ServerApp's output file until it ends."""
     values = {"workbench-plan": encode_plan(plan), "workbench-output": str(output)}
     if public_context is not None:  # with a public key it runs to megabytes: too long for a command line
         values["workbench-ckks"] = base64.b64encode(public_context).decode()
     overrides = output.with_name("run-config.toml")  # flwr reads it here and sends it to the SuperLink
     overrides.write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items()))
-    submitted = subprocess.run([_bin("flwr"), "run", str(APP_DIR), CONNECTION, "--run-config", str(overrides), "--format", "json"],
-                               capture_output=True, text=True, env=env, timeout=STARTUP_SECONDS, preexec_fn=die_with_parent())
+    submitted = subprocess.run(
+        [_bin("flwr"), "run", str(APP_DIR), CONNECTION, "--run-config", str(overrides), "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=STARTUP_SECONDS,
+        preexec_fn=die_with_parent(),
+    )
     if submitted.returncode != 0:
         raise FederationError(f"flwr run failed: {(submitted.stdout + submitted.stderr).strip()[-600:]}")
     deadline = time.monotonic() + STARTUP_SECONDS + (plan.rounds + 1) * 2 * plan.node_timeout
@@ -323,8 +408,9 @@ def submit_and_follow(plan: FLPlan, env: dict[str, str], output: Path, observer:
 
 
 @contextmanager
-def federation(node_configs: list[Mapping[str, Any]], workdir: Path,
-               settings: DeploymentSettings) -> Iterator[tuple[dict[str, str], Callable[[], None], LocalFederation | None]]:
+def federation(
+    node_configs: list[Mapping[str, Any]], workdir: Path, settings: DeploymentSettings
+) -> Iterator[tuple[dict[str, str], Callable[[], None], LocalFederation | None]]:
     """The environment `flwr run` needs, a liveness check, and the local federation if one was started here."""
     if settings.superlink:
         env = flower_env(workdir / "flwr-home")
@@ -332,6 +418,7 @@ def federation(node_configs: list[Mapping[str, Any]], workdir: Path,
         yield env, lambda: None, None
         return
     with LocalFederation(node_configs, workdir, settings.poll) as local:
+
         def alive() -> None:
             for name, process in (("SuperLink", local.superlink), ("SuperExec", local.superexec)):
                 if process is not None and process.poll() is not None:
@@ -340,9 +427,15 @@ def federation(node_configs: list[Mapping[str, Any]], workdir: Path,
         yield local.env, alive, local
 
 
-def run_deployment(plan: FLPlan, node_configs: list[Mapping[str, Any]], observer: RoundObserver,
-                   on_transfer: Callable[[Transfer], None], settings: DeploymentSettings, workdir: Path,
-                   public_context: bytes | None = None) -> FLOutcome:
+def run_deployment(
+    plan: FLPlan,
+    node_configs: list[Mapping[str, Any]],
+    observer: RoundObserver,
+    on_transfer: Callable[[Transfer], None],
+    settings: DeploymentSettings,
+    workdir: Path,
+    public_context: bytes | None = None,
+) -> FLOutcome:
     """Run on the deployment engine; a local federation leaves its `FederationRecord` in `workdir` (`FederationRecord.read`)."""
     with federation(node_configs, workdir, settings) as (env, alive, local):
         try:
@@ -352,8 +445,11 @@ def run_deployment(plan: FLPlan, node_configs: list[Mapping[str, Any]], observer
                 record = local.record()
                 (workdir / RECORD).write_text(record.to_json())
                 if record.refused:
-                    log.warning("the SuperLink refused %d connection attempt(s) by unknown SuperNodes: %s", len(record.refused),
-                                "; ".join(f"{r.route} {r.fingerprint or ''} {r.reason}" for r in record.refused))
+                    log.warning(
+                        "the SuperLink refused %d connection attempt(s) by unknown SuperNodes: %s",
+                        len(record.refused),
+                        "; ".join(f"{r.route} {r.fingerprint or ''} {r.reason}" for r in record.refused),
+                    )
     for transfer in outcome.transfers:
         on_transfer(transfer)
     return outcome

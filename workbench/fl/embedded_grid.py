@@ -49,8 +49,7 @@ class EmbeddedGrid(Grid):
         self._client_app = client_app
         self._run = Run.create_empty(run_id=RUN_ID)
         self.contexts = {
-            first_node_id + index: Context(run_id=RUN_ID, node_id=first_node_id + index, node_config=dict(config),
-                                           state=RecordDict(), run_config={})
+            first_node_id + index: Context(run_id=RUN_ID, node_id=first_node_id + index, node_config=dict(config), state=RecordDict(), run_config={})
             for index, config in enumerate(node_configs)
         }
         self.server_node_id = SUPERLINK_NODE_ID

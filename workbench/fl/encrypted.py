@@ -22,8 +22,7 @@ bytes whatever its stype; NumPy's .npy form (stype numpy.ndarray) would add a he
 
 
 def to_arrays(chunks: Sequence[bytes]) -> ArrayRecord:
-    return ArrayRecord({f"{PREFIX}{i:05d}": Array(dtype="uint8", shape=(len(chunk),), stype=STYPE, data=bytes(chunk))
-                        for i, chunk in enumerate(chunks)})
+    return ArrayRecord({f"{PREFIX}{i:05d}": Array(dtype="uint8", shape=(len(chunk),), stype=STYPE, data=bytes(chunk)) for i, chunk in enumerate(chunks)})
 
 
 def from_arrays(arrays: ArrayRecord) -> list[bytes]:
@@ -38,4 +37,3 @@ def from_arrays(arrays: ArrayRecord) -> list[bytes]:
 
 def is_encrypted(arrays: ArrayRecord) -> bool:
     return any(key.startswith(PREFIX) for key in arrays)
-

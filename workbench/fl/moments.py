@@ -32,8 +32,7 @@ def names(features: Sequence[str]) -> list[str]:
     return ["count", *(f"sum[{f}]" for f in features), *(f"sum_of_squares[{f}]" for f in features)]
 
 
-def encrypt(context: ts.Context, party: str, features: Sequence[str], parties: int, count: float, sums: np.ndarray,
-            squares: np.ndarray) -> list[bytes]:
+def encrypt(context: ts.Context, party: str, features: Sequence[str], parties: int, count: float, sums: np.ndarray, squares: np.ndarray) -> list[bytes]:
     """A site's moments as exact fixed-point limbs, encrypted for adding over `parties` sites."""
     CODEC.check_context(context, parties)
     vector = np.concatenate([[count], sums, squares])
@@ -44,7 +43,7 @@ def standardizer(totals: Sequence[int], features: int) -> tuple[Standardizer, fl
     """The pooled standardizer and row count from exact totals of [count, sums..., squares...]."""
     values = CODEC.to_float(totals)
     count = float(values[0])
-    return Standardizer.from_moments(count, values[1:1 + features], values[1 + features:1 + 2 * features]), count
+    return Standardizer.from_moments(count, values[1 : 1 + features], values[1 + features : 1 + 2 * features]), count
 
 
 def decrypt(context: ts.Context, chunks: Sequence[bytes], features: int, parties: int) -> tuple[Standardizer, float]:

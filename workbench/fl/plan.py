@@ -36,8 +36,10 @@ class FLPlan(StrategyFields):
     seed: int
     node_timeout: float = Field(gt=0, description="Seconds to wait for a site that should be there before giving up on it.")
     aggregation: AggregationName = Field(Plain.name, description="How updates are combined (workbench.fl.aggregation): none, ckks, ...")
-    key_holder: str | None = Field(None, description="A party that trains nothing but alone holds the secret key and decrypts "
-                                                      "masked sums (CKKS under custody key_holder); None: no such party.")
+    key_holder: str | None = Field(
+        None,
+        description="A party that trains nothing but alone holds the secret key and decrypts masked sums (CKKS under custody key_holder); None: no such party.",
+    )
 
     def param_count(self) -> int:
         """Length of the flat parameter vector, known to every site without seeing one."""

@@ -30,16 +30,18 @@ RAY_STARTUP_SECONDS = 180.0
 NodeConfigs = list[Mapping[str, Any]]
 
 
-def run_embedded(plan: FLPlan, node_configs: NodeConfigs, observer: RoundObserver, on_transfer: Callable[[Transfer], None],
-                 public_context: bytes | None = None) -> FLOutcome:
+def run_embedded(
+    plan: FLPlan, node_configs: NodeConfigs, observer: RoundObserver, on_transfer: Callable[[Transfer], None], public_context: bytes | None = None
+) -> FLOutcome:
     """In-process and sequential: deterministic, no Ray, milliseconds of overhead a round."""
     grid = EmbeddedGrid(client_app, node_configs)
     with identity(node_id=grid.server_node_id):
         return serve(grid, plan, observer, on_transfer, public_context)
 
 
-def run_simulation(plan: FLPlan, node_configs: NodeConfigs, observer: RoundObserver, on_transfer: Callable[[Transfer], None],
-                   public_context: bytes | None = None) -> FLOutcome:
+def run_simulation(
+    plan: FLPlan, node_configs: NodeConfigs, observer: RoundObserver, on_transfer: Callable[[Transfer], None], public_context: bytes | None = None
+) -> FLOutcome:
     """Flower's simulation engine (Ray): virtual nodes numbered by partition, told here which site each one is."""
     if importlib.util.find_spec("ray") is None:
         raise FederationError("runtime simulation needs Ray: pip install 'ppml-workbench[simulation]'")
@@ -61,18 +63,30 @@ def run_simulation(plan: FLPlan, node_configs: NodeConfigs, observer: RoundObser
         outcome.append(serve(grid, plan, observer, on_transfer, public_context))
 
     client: ClientApp = build_client_app(mods=[as_site])
-    flower_simulation(server_app=server, client_app=client, num_supernodes=len(sites),
-                      backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                                      "init_args": {"num_cpus": max(2, len(sites)), "include_dashboard": False,
-                                                    "logging_level": "error", "log_to_driver": False}})
+    flower_simulation(
+        server_app=server,
+        client_app=client,
+        num_supernodes=len(sites),
+        backend_config={
+            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+            "init_args": {"num_cpus": max(2, len(sites)), "include_dashboard": False, "logging_level": "error", "log_to_driver": False},
+        },
+    )
     if not outcome:
         raise FederationError("the simulation ended without a result; see Flower's log above")
     return outcome[0]
 
 
-def run_federated(runtime: RuntimeName, plan: FLPlan, node_configs: NodeConfigs, observer: RoundObserver,
-                  on_transfer: Callable[[Transfer], None], settings: DeploymentSettings, workdir: Path,
-                  public_context: bytes | None = None) -> FLOutcome:
+def run_federated(
+    runtime: RuntimeName,
+    plan: FLPlan,
+    node_configs: NodeConfigs,
+    observer: RoundObserver,
+    on_transfer: Callable[[Transfer], None],
+    settings: DeploymentSettings,
+    workdir: Path,
+    public_context: bytes | None = None,
+) -> FLOutcome:
     if runtime == "embedded":
         return run_embedded(plan, node_configs, observer, on_transfer, public_context)
     if runtime == "simulation":

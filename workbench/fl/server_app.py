@@ -48,14 +48,19 @@ class FLOutcome(FinalAggregate):
 
     @classmethod
     def from_dict(cls, data: dict) -> FLOutcome:
-        return cls(data["params"], data["center"], data["scale"], [base64.b64decode(c) for c in data.get("encrypted_params", [])],
-                   [base64.b64decode(c) for c in data.get("encrypted_moments", [])],
-                   history={int(r): sites for r, sites in data["history"].items()},
-                   dropped={int(r): sites for r, sites in data["dropped"].items()}, transfers=[Transfer(**t) for t in data["transfers"]])
+        return cls(
+            data["params"],
+            data["center"],
+            data["scale"],
+            [base64.b64decode(c) for c in data.get("encrypted_params", [])],
+            [base64.b64decode(c) for c in data.get("encrypted_moments", [])],
+            history={int(r): sites for r, sites in data["history"].items()},
+            dropped={int(r): sites for r, sites in data["dropped"].items()},
+            transfers=[Transfer(**t) for t in data["transfers"]],
+        )
 
 
-def serve(grid: Grid, plan: FLPlan, observer: RoundObserver, on_transfer: Callable[[Transfer], None],
-          public_context: bytes | None = None) -> FLOutcome:
+def serve(grid: Grid, plan: FLPlan, observer: RoundObserver, on_transfer: Callable[[Transfer], None], public_context: bytes | None = None) -> FLOutcome:
     """Federated statistics, then the rounds. `public_context`: what the coordinator handed the aggregator to combine with
     (under CKKS a context without the secret key, enough to add)."""
     transfers: list[Transfer] = []
@@ -151,6 +156,7 @@ def main(grid: Grid, context: Context) -> None:
     plan = FLPlan.model_validate_json(base64.b64decode(str(context.run_config["workbench-plan"])))
     output = Path(str(context.run_config["workbench-output"]))
     with output.open("a") as handle:
+
         def observe(server_round: int, sites: dict[str, dict[str, float]]) -> None:
             handle.write(json.dumps({"round": server_round, "sites": sites, "time": time.time()}) + "\n")
             handle.flush()

@@ -21,6 +21,5 @@ class DeploymentSettings(BaseModel):
 
     superlink: str | None = Field(None, description="host:port of a running SuperLink; null starts a local federation on loopback.")
     root_certificates: str | None = Field(None, description="CA certificate (PEM) to verify the SuperLink's TLS certificate.")
-    insecure: bool = Field(False, description="Talk to a remote SuperLink without TLS (a local federation always uses TLS and "
-                                              "SuperNode authentication).")
+    insecure: bool = Field(False, description="Talk to a remote SuperLink without TLS (a local federation always uses TLS and SuperNode authentication).")
     poll: float = Field(0.1, gt=0.0, le=5.0, description="Seconds between polls of SuperNodes and ClientApp workers.")

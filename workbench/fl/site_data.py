@@ -34,6 +34,8 @@ def load_site(path: str, party: str, features_json: str, label: str) -> SiteData
     where = TableRef(party, Path(path).stem)
     train, test = split_part(frame, where, test=False), split_part(frame, where, test=True)
     return SiteData(
-        design_matrix(train, features, where), label_vector(train, label, where),
-        design_matrix(test, features, where), label_vector(test, label, where),
+        design_matrix(train, features, where),
+        label_vector(train, label, where),
+        design_matrix(test, features, where),
+        label_vector(test, label, where),
     )

@@ -44,16 +44,22 @@ STRATEGIES: dict[str, StrategySpec] = {
 class StrategyFields(BaseModel):
     """The server strategy and its parameters; each parameter is refused, by name, for a strategy that does not take it."""
 
-    strategy: StrategyName = Field("fedavg", description="Flower's server strategy: fedavg; fedprox (a proximal term in each site's "
-                                   "objective); fedavgm (server momentum); fedadagrad, fedadam, fedyogi (adaptive server optimizers, "
-                                   "Reddi et al. 2021).")
+    strategy: StrategyName = Field(
+        "fedavg",
+        description="Flower's server strategy: fedavg; fedprox (a proximal term in each site's "
+        "objective); fedavgm (server momentum); fedadagrad, fedadam, fedyogi (adaptive server optimizers, "
+        "Reddi et al. 2021).",
+    )
     proximal_mu: float = Field(0.0, ge=0.0, validate_default=True, description="FedProx's proximal weight mu (fedprox only, > 0).")
-    server_learning_rate: float | None = Field(None, gt=0.0, description="Server step size: Flower's eta for fedadagrad, fedadam and "
-                                               "fedyogi (default 0.1, 0.1, 0.01), server_learning_rate for fedavgm (default 1); null: "
-                                               "Flower's default.")
+    server_learning_rate: float | None = Field(
+        None,
+        gt=0.0,
+        description="Server step size: Flower's eta for fedadagrad, fedadam and "
+        "fedyogi (default 0.1, 0.1, 0.01), server_learning_rate for fedavgm (default 1); null: "
+        "Flower's default.",
+    )
     server_momentum: float | None = Field(None, ge=0.0, lt=1.0, description="FedAvgM's server momentum; null: Flower's default (0).")
-    tau: float | None = Field(None, gt=0.0, description="Adaptivity of fedadagrad, fedadam and fedyogi (Flower's tau); null: "
-                              "Flower's default (1e-3).")
+    tau: float | None = Field(None, gt=0.0, description="Adaptivity of fedadagrad, fedadam and fedyogi (Flower's tau); null: Flower's default (1e-3).")
     beta_1: float | None = Field(None, ge=0.0, lt=1.0, description="First-moment decay of fedadam and fedyogi; null: Flower's default (0.9).")
     beta_2: float | None = Field(None, ge=0.0, lt=1.0, description="Second-moment decay of fedadam and fedyogi; null: Flower's default (0.99).")
 
@@ -69,8 +75,9 @@ class StrategyFields(BaseModel):
             raise ValueError(f"strategy {strategy} needs {name} > 0 (e.g. 0.01)")
         if not unset and name not in spec.takes:
             users = [other for other, s in STRATEGIES.items() if name in s.takes]
-            raise ValueError(f"{name} is a parameter of {', '.join(users)}; strategy {strategy} does not take it "
-                             f"(set strategy: {' or '.join(users)} to use it)")
+            raise ValueError(
+                f"{name} is a parameter of {', '.join(users)}; strategy {strategy} does not take it (set strategy: {' or '.join(users)} to use it)"
+            )
         return value
 
     def strategy_parameters(self) -> dict[str, float]:
@@ -82,5 +89,6 @@ class StrategyFields(BaseModel):
         """`strategy_parameters` under Flower's keywords."""
         takes = STRATEGIES[self.strategy].takes
         return {takes[name]: value for name, value in self.strategy_parameters().items()}
+
 
 STRATEGY_FIELDS = tuple(StrategyFields.model_fields)

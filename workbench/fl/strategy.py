@@ -68,8 +68,7 @@ class StudyRules(FedAvg):
 
     def __init__(self, plan: FLPlan, grid: AccountingGrid, observer: RoundObserver, combine: Combine, **flower: Any) -> None:
         # Flower samples every node of the view `_Only` gives it; whom to ask, and how many must answer, is decided here.
-        super().__init__(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=1, min_evaluate_nodes=1, min_available_nodes=1,
-                         **flower)
+        super().__init__(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=1, min_evaluate_nodes=1, min_available_nodes=1, **flower)
         self.plan = plan
         self.accounting = grid
         self.observer = observer

@@ -117,7 +117,7 @@ def tokens_in_files(folder: Path) -> None:
         if "--token" in args:
             at = args.index("--token")
             token_file = write_private(folder / f"{secrets.token_hex(8)}.token", args[at + 1].encode())
-            args[at:at + 2] = ["--token-file", str(token_file)]
+            args[at : at + 2] = ["--token-file", str(token_file)]
         process = real.Popen(args, preexec_fn=die_with_parent(), **kwargs)
 
         def reap() -> None:  # Flower never waits for these processes; the token's file goes with the process

@@ -87,11 +87,11 @@ def design_matrix(frame: pl.DataFrame, spec: FeatureSpec, where: TableRef) -> np
         unknown = values.filter(~values.is_in(levels))
         if unknown.len():
             rows = _rows_where(frame, ~pl.col(column).cast(pl.Utf8).is_in(levels) & pl.col(column).is_not_null())
-            raise FeatureError(f"{where}: column {column!r} has {unknown.len()} value(s) not among its declared categories {levels} "
-                               f"(rows {rows}); declare them or recode the column")
-        parts.extend(
-            (pl.col(column).cast(pl.Utf8) == level).cast(pl.Float64).alias(f"{column}={level}") for level in levels[1:]
-        )
+            raise FeatureError(
+                f"{where}: column {column!r} has {unknown.len()} value(s) not among its declared categories {levels} "
+                f"(rows {rows}); declare them or recode the column"
+            )
+        parts.extend((pl.col(column).cast(pl.Utf8) == level).cast(pl.Float64).alias(f"{column}={level}") for level in levels[1:])
     encoded = frame.select(parts)
     null_counts = {c: n for c, n in zip(encoded.columns, encoded.null_count().row(0)) if n}
     if null_counts:

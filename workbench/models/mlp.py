@@ -46,12 +46,14 @@ class MLP:
         loss = float(np.mean(np.logaddexp(0.0, logits) - y * logits) + 0.5 * l2 * (np.sum(W1 * W1) + w2 @ w2))
         residual = (expit(logits) - y) / len(y)
         back = np.outer(residual, w2) * (1.0 - hidden**2)
-        grad = np.concatenate([
-            (Z.T @ back + l2 * W1).ravel(),
-            back.sum(axis=0),
-            hidden.T @ residual + l2 * w2,
-            [residual.sum()],
-        ])
+        grad = np.concatenate(
+            [
+                (Z.T @ back + l2 * W1).ravel(),
+                back.sum(axis=0),
+                hidden.T @ residual + l2 * w2,
+                [residual.sum()],
+            ]
+        )
         return loss, grad
 
     def predict_proba(self, params: np.ndarray, Z: np.ndarray) -> np.ndarray:

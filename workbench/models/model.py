@@ -66,8 +66,7 @@ def model_bytes(model: Model) -> bytes:
 
 def fit_full(family: Family, Z: np.ndarray, y: np.ndarray, l2: float, init: np.ndarray, max_iter: int = 500) -> np.ndarray:
     """Minimize the regularized loss with L-BFGS: deterministic, no learning rate to tune."""
-    result = minimize(family.loss_and_grad, init.astype(np.float64, copy=True), args=(Z, y, l2), jac=True,
-                      method="L-BFGS-B", options={"maxiter": max_iter})
+    result = minimize(family.loss_and_grad, init.astype(np.float64, copy=True), args=(Z, y, l2), jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
     return result.x
 
 

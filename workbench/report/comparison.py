@@ -47,13 +47,33 @@ def comparison_blocks(recipe: Recipe, metrics: dict[str, Any], manifest: dict[st
     plain = next((v for v in variants if not v.protected), variants[0])
     cost = Table(
         "Cost and ledger per federated training step",
-        ["step", "aggregation", "custody", "wall time (s)", f"× {plain.step}", "messages", "MB", f"bytes × {plain.step}",
-         "messages by protection", "update expansion"],
-        [[v.step, v.aggregation, v.custody, round(v.seconds, 2), _ratio(v.seconds, plain.seconds), v.messages,
-          round(v.nbytes / 1e6, 3), _ratio(v.nbytes, plain.nbytes),
-          ", ".join(f"{protection} {count}" for protection, count in sorted(v.by_protection.items())),
-          None if v.expansion is None else round(v.expansion, 1)]
-         for v in variants],
+        [
+            "step",
+            "aggregation",
+            "custody",
+            "wall time (s)",
+            f"× {plain.step}",
+            "messages",
+            "MB",
+            f"bytes × {plain.step}",
+            "messages by protection",
+            "update expansion",
+        ],
+        [
+            [
+                v.step,
+                v.aggregation,
+                v.custody,
+                round(v.seconds, 2),
+                _ratio(v.seconds, plain.seconds),
+                v.messages,
+                round(v.nbytes / 1e6, 3),
+                _ratio(v.nbytes, plain.nbytes),
+                ", ".join(f"{protection} {count}" for protection, count in sorted(v.by_protection.items())),
+                None if v.expansion is None else round(v.expansion, 1),
+            ]
+            for v in variants
+        ],
         note="Wall time of the whole step (statistics, every round, evaluation); bytes and messages from the ledger; "
         "update expansion: bytes of the update messages over the float32 bytes of the values they carry (a small model leaves most "
         "of a ciphertext's N/2 slots empty, so its expansion is far above that of a large one).",
@@ -74,19 +94,34 @@ def _variants(recipe: Recipe, metrics: dict[str, Any], manifest: dict[str, Any],
             continue
         summary: dict[str, Any] = next(iter(metrics["steps"][name].values()), {})
         messages = [m for m in ledger.messages if m.step == name]
-        variants.append(_Variant(
-            step=name, aggregation=params.aggregation, title=kind(params.aggregation).title,
-            protected=kind(params.aggregation).update_protection is not Protection.NONE, custody=summary.get("custody", "—"), model=params.save_as,
-            seconds=float(timings.get(name, 0.0)), messages=len(messages), nbytes=sum(m.nbytes for m in messages),
-            by_protection=Counter(m.protection.value for m in messages), expansion=summary.get("ciphertext_expansion"),
-        ))
+        variants.append(
+            _Variant(
+                step=name,
+                aggregation=params.aggregation,
+                title=kind(params.aggregation).title,
+                protected=kind(params.aggregation).update_protection is not Protection.NONE,
+                custody=summary.get("custody", "—"),
+                model=params.save_as,
+                seconds=float(timings.get(name, 0.0)),
+                messages=len(messages),
+                nbytes=sum(m.nbytes for m in messages),
+                by_protection=Counter(m.protection.value for m in messages),
+                expansion=summary.get("ciphertext_expansion"),
+            )
+        )
     return variants
 
 
 def _utility(recipe: Recipe, metrics: dict[str, Any], variants: list[_Variant], plain: _Variant) -> Table | None:
     """Held-out AUC per site of each variant's model, from the last evaluate step that scored them all."""
-    scores = next((metrics["steps"].get(name, {}) for name, spec in reversed(list(zip(recipe.step_names(), recipe.steps)))
-                   if isinstance(spec.params, EvaluateParams) and {v.model for v in variants} <= set(spec.params.models)), None)
+    scores = next(
+        (
+            metrics["steps"].get(name, {})
+            for name, spec in reversed(list(zip(recipe.step_names(), recipe.steps)))
+            if isinstance(spec.params, EvaluateParams) and {v.model for v in variants} <= set(spec.params.models)
+        ),
+        None,
+    )
     if not scores:
         return None
     sites = list(scores)
@@ -96,15 +131,17 @@ def _utility(recipe: Recipe, metrics: dict[str, Any], variants: list[_Variant], 
         return None if value is None else float(value)
 
     def largest_change(v: _Variant, metric: str) -> str | None:
-        changes = [abs(scores[s][v.model][metric] - scores[s][plain.model][metric]) for s in sites
-                   if scores[s][v.model][metric] is not None and scores[s][plain.model][metric] is not None]
+        changes = [
+            abs(scores[s][v.model][metric] - scores[s][plain.model][metric])
+            for s in sites
+            if scores[s][v.model][metric] is not None and scores[s][plain.model][metric] is not None
+        ]
         return f"{max(changes):.1e}" if changes else None
 
     return Table(
         "Held-out utility per federated training step",
         ["step", "model", *(f"AUC {site}" for site in sites), f"largest |ΔAUC| vs {plain.step}", f"largest |ΔBrier| vs {plain.step}"],
-        [[v.step, v.model, *(auc(site, v.model) for site in sites), largest_change(v, "auc"), largest_change(v, "brier")]
-         for v in variants],
+        [[v.step, v.model, *(auc(site, v.model) for site in sites), largest_change(v, "auc"), largest_change(v, "brier")] for v in variants],
         note="Scored by each site on its own held-out rows (the evaluate step); differences in scientific notation, as they are tiny.",
     )
 
@@ -114,10 +151,12 @@ def _story(variants: list[_Variant], plain: _Variant) -> str:
     if not protected or plain.protected:
         return f"{len(variants)} federated training steps ran; ratios and differences are against {plain.step}."
     slowest = max(protected, key=lambda v: v.seconds)
-    return (f"The same model was trained {len(variants)} ways. Against {plain.title} ({plain.step}), "
-            f"{' and '.join(dict.fromkeys(v.title for v in protected))} took up to {_ratio(slowest.seconds, plain.seconds)}x the wall "
-            f"time ({slowest.step}) and up to {_ratio(max(v.nbytes for v in protected), plain.nbytes)}x the bytes; the utility table "
-            "shows what it changed in the model.")
+    return (
+        f"The same model was trained {len(variants)} ways. Against {plain.title} ({plain.step}), "
+        f"{' and '.join(dict.fromkeys(v.title for v in protected))} took up to {_ratio(slowest.seconds, plain.seconds)}x the wall "
+        f"time ({slowest.step}) and up to {_ratio(max(v.nbytes for v in protected), plain.nbytes)}x the bytes; the utility table "
+        "shows what it changed in the model."
+    )
 
 
 def _ratio(value: float, reference: float) -> float | None:

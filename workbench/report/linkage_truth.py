@@ -62,9 +62,12 @@ def _ids(side: Side) -> pl.Series:
 def _linked_ids(ctx: StepContext, params: PsiLinkParams, req: Side, provider: str) -> dict[str, list[str]]:
     """The requester's record ids its `into` table shows linked with `provider`, by the pass that linked them."""
     assert req.source.id_column is not None
-    linked = (ctx.store(req.party).table(params.into)
-              .filter((pl.col(LINK_PARTY) == provider) & pl.col(LINK_PASS).is_not_null())
-              .select(pl.col(req.source.id_column).cast(pl.Utf8).alias("id"), LINK_PASS))
+    linked = (
+        ctx.store(req.party)
+        .table(params.into)
+        .filter((pl.col(LINK_PARTY) == provider) & pl.col(LINK_PASS).is_not_null())
+        .select(pl.col(req.source.id_column).cast(pl.Utf8).alias("id"), LINK_PASS)
+    )
     return dict(linked.group_by(LINK_PASS).agg("id").iter_rows())
 
 
@@ -94,17 +97,27 @@ def _score(req: Side, prov: Side, names: list[str], found_per_pass: list[set[tup
         for name, new in zip(names, found_per_pass):
             found |= new
             correct = len(found & true_pairs)
-            passes.append({"pass": name, "linked": len(new), "correct": len(new & true_pairs),
-                           "precision": _ratio(correct, len(found)), "recall": _ratio(correct, len(true_pairs))})
+            passes.append(
+                {
+                    "pass": name,
+                    "linked": len(new),
+                    "correct": len(new & true_pairs),
+                    "precision": _ratio(correct, len(found)),
+                    "recall": _ratio(correct, len(true_pairs)),
+                }
+            )
         correct_pairs = found & true_pairs
-        missed = true.filter(~pl.struct(*TRUE_IDS).is_in(
-            pl.DataFrame(sorted(correct_pairs), schema=list(TRUE_IDS), orient="row").to_struct().implode()))
+        missed = true.filter(~pl.struct(*TRUE_IDS).is_in(pl.DataFrame(sorted(correct_pairs), schema=list(TRUE_IDS), orient="row").to_struct().implode()))
         return {
-            "true_links": len(true_pairs), "linked": len(found), "correct": len(correct_pairs),
-            "precision": _ratio(len(correct_pairs), len(found)), "recall": _ratio(len(correct_pairs), len(true_pairs)),
+            "true_links": len(true_pairs),
+            "linked": len(found),
+            "correct": len(correct_pairs),
+            "precision": _ratio(len(correct_pairs), len(found)),
+            "recall": _ratio(len(correct_pairs), len(true_pairs)),
             "passes": passes,
             "missed_by_noise": {str(kind): int(n) for kind, n in missed.group_by("noise").len().fill_null("none").iter_rows()}
-            if "noise" in missed.columns else {},
+            if "noise" in missed.columns
+            else {},
         }
     return None
 

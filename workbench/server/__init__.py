@@ -29,6 +29,12 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     web_app = serverapp.web_app
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"], workspace, runs))
     serverapp.log.info("PPML Workbench: recipes from %s and the workspace %s", workspace.package_dir, workspace.root)
-    serverapp.log.info("PPML Workbench: at most %s runs at once, %g GiB and %s CPU s each, datasets up to %s rows, recipes up to %s bytes "
-                       "(0: no limit; see c.WorkbenchLimits)", limits.max_concurrent_runs, limits.memory_limit_gib, limits.cpu_time_limit_s,
-                       limits.max_dataset_rows, limits.max_recipe_bytes)
+    serverapp.log.info(
+        "PPML Workbench: at most %s runs at once, %g GiB and %s CPU s each, datasets up to %s rows, recipes up to %s bytes "
+        "(0: no limit; see c.WorkbenchLimits)",
+        limits.max_concurrent_runs,
+        limits.memory_limit_gib,
+        limits.cpu_time_limit_s,
+        limits.max_dataset_rows,
+        limits.max_recipe_bytes,
+    )

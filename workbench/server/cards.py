@@ -54,9 +54,13 @@ def _raw_card(workspace: Workspace, file: RecipeFile) -> dict[str, Any]:
         "description": str(raw.get("description") or ""),
         "parties": [{"name": str(n), "role": str((p or {}).get("role", "?")) if isinstance(p, dict) else "?", "description": ""} for n, p in parties.items()],
         "steps": [
-            {"index": i, "name": str(s.get("name") or s.get("kind")) if isinstance(s, dict) else "?",
-             "kind": str(s.get("kind")) if isinstance(s, dict) else "?",
-             "at": [], "summary": ""}
+            {
+                "index": i,
+                "name": str(s.get("name") or s.get("kind")) if isinstance(s, dict) else "?",
+                "kind": str(s.get("kind")) if isinstance(s, dict) else "?",
+                "at": [],
+                "summary": "",
+            }
             for i, s in enumerate(steps)
         ],
     }

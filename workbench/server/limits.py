@@ -129,10 +129,12 @@ def dataset_problems(recipe: Recipe, limits: WorkbenchLimits) -> list[Problem]:
         if people <= limits.max_dataset_rows:
             continue
         field = "vendor_only_people" if source.vendor_only_people >= patients else "hospitals"
-        problems.append(Problem(
-            ("datasets", name, field),
-            f"dataset {name!r} would generate {people:,} people (vendor_only_people {source.vendor_only_people:,} + hospitals' patients "
-            f"{patients:,}), over this server's budget of {limits.max_dataset_rows:,} rows; lower {field}, run the recipe in a terminal "
-            f"with `workbench run`, or raise the budget ({how_to_raise('max_dataset_rows')})",
-        ))
+        problems.append(
+            Problem(
+                ("datasets", name, field),
+                f"dataset {name!r} would generate {people:,} people (vendor_only_people {source.vendor_only_people:,} + hospitals' patients "
+                f"{patients:,}), over this server's budget of {limits.max_dataset_rows:,} rows; lower {field}, run the recipe in a terminal "
+                f"with `workbench run`, or raise the budget ({how_to_raise('max_dataset_rows')})",
+            )
+        )
     return problems

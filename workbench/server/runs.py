@@ -75,15 +75,22 @@ class RunManager:
         with self._lock:
             running = self.running()
             if self.limits.max_concurrent_runs and len(running) >= self.limits.max_concurrent_runs:
-                raise RunRefused(429, (
-                    f"this server already runs {len(running)} of at most {self.limits.max_concurrent_runs} runs at once ({', '.join(running)}); "
-                    f"wait for one to finish or cancel it, or raise the limit ({how_to_raise('max_concurrent_runs')})"))
+                raise RunRefused(
+                    429,
+                    (
+                        f"this server already runs {len(running)} of at most {self.limits.max_concurrent_runs} runs at once ({', '.join(running)}); "
+                        f"wait for one to finish or cancel it, or raise the limit ({how_to_raise('max_concurrent_runs')})"
+                    ),
+                )
             logs = self.workspace.make_dir(self.runs_dir / LOGS)
             out = self._new_run_dir(default_run_dir(parsed, self.runs_dir))
             with self.workspace.open_for_write(logs / f"{out.name}.log", new=True) as log:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "workbench", "run", str(recipe.file), "--out", str(out)],
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=recipe.file.parent,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=recipe.file.parent,
                     start_new_session=True,  # its own process group: a cancel reaches the workers it spawned too
                     preexec_fn=self.limits.preexec(),  # only setrlimit runs between fork and exec
                 )
@@ -109,8 +116,11 @@ class RunManager:
         with self._lock:
             process = self._processes.get(run_id)
             if process is None:
-                raise RunRefused(404, f"run {run_id!r} was not started by this server, so it cannot cancel it; stop it where it was started "
-                                      "(Ctrl-C in its terminal, or interrupt its notebook's kernel)")
+                raise RunRefused(
+                    404,
+                    f"run {run_id!r} was not started by this server, so it cannot cancel it; stop it where it was started "
+                    "(Ctrl-C in its terminal, or interrupt its notebook's kernel)",
+                )
             if process.poll() is not None:
                 raise RunRefused(409, f"run {run_id!r} is not running any more ({self.summary(run_id)['status']})")
             self._cancelled.add(run_id)
@@ -165,8 +175,14 @@ class RunManager:
         process = self._processes.get(run_id)
         alive = process is not None and process.poll() is None
         summary: dict[str, Any] = {
-            "id": run_id, "recipe": RUN_ID.sub("", run_id), "status": "running" if alive else "interrupted",
-            "started": _started(folder), "seconds": None, "progress": None, "error": None, "metrics": [],
+            "id": run_id,
+            "recipe": RUN_ID.sub("", run_id),
+            "status": "running" if alive else "interrupted",
+            "started": _started(folder),
+            "seconds": None,
+            "progress": None,
+            "error": None,
+            "metrics": [],
             "report": (folder / "report.html").is_file(),
         }
         steps: list[str] = []
@@ -200,11 +216,15 @@ class RunManager:
         """Why a run died, when it was the memory or CPU budget: a MemoryError, a failed allocation or the signal that follows one."""
         where = f" in {summary['progress']['step']}" if summary["progress"] else " while loading data"
         if self.limits.cpu_time_limit_s and -returncode == signal.SIGXCPU:
-            return (f"CPU-time budget of {self.limits.cpu_time_limit_s} s exceeded{where}; run it in a terminal with `workbench run`, "
-                    f"or raise the budget ({how_to_raise('cpu_time_limit_s')})")
+            return (
+                f"CPU-time budget of {self.limits.cpu_time_limit_s} s exceeded{where}; run it in a terminal with `workbench run`, "
+                f"or raise the budget ({how_to_raise('cpu_time_limit_s')})"
+            )
         if self.limits.memory_bytes and (-returncode in MEMORY_SIGNALS or any(marker in text for text in logs for marker in MEMORY_MARKERS)):
-            return (f"memory budget of {self.limits.memory_limit_gib:g} GiB exceeded{where}; use smaller datasets, run it in a terminal "
-                    f"with `workbench run`, or raise the budget ({how_to_raise('memory_limit_gib')})")
+            return (
+                f"memory budget of {self.limits.memory_limit_gib:g} GiB exceeded{where}; use smaller datasets, run it in a terminal "
+                f"with `workbench run`, or raise the budget ({how_to_raise('memory_limit_gib')})"
+            )
         return None
 
 

@@ -95,9 +95,18 @@ class Workspace:
                 data = handle.read(self.max_recipe_bytes + 1 if self.max_recipe_bytes else -1)
                 size = os.fstat(handle.fileno()).st_size
             if self.max_recipe_bytes and len(data) > self.max_recipe_bytes:
-                raise RecipeError(str(file), [Problem((), (
-                    f"the recipe file is {max(size, len(data)):,} bytes, over this server's budget of {self.max_recipe_bytes:,} bytes per recipe; "
-                    f"keep data in a dataset file the recipe names, or raise the budget ({how_to_raise('max_recipe_bytes')})"))])
+                raise RecipeError(
+                    str(file),
+                    [
+                        Problem(
+                            (),
+                            (
+                                f"the recipe file is {max(size, len(data)):,} bytes, over this server's budget of {self.max_recipe_bytes:,} bytes per recipe; "
+                                f"keep data in a dataset file the recipe names, or raise the budget ({how_to_raise('max_recipe_bytes')})"
+                            ),
+                        )
+                    ],
+                )
             return data.decode("utf-8")
         except (OSError, UnicodeDecodeError) as error:
             raise RecipeError(str(file), [Problem((), f"cannot read the recipe file: {error}", None)]) from None
@@ -114,8 +123,9 @@ class Workspace:
         """`path` with every link resolved, refused unless that stays under the root: a planted link must not reach beyond it."""
         resolved = path.resolve()
         if resolved != self.root and self.root not in resolved.parents:
-            raise WorkspaceError(f"{shown or path!s} is outside the workspace (it resolves to {resolved}); "
-                                 f"the workbench reads and writes only under {self.root}")
+            raise WorkspaceError(
+                f"{shown or path!s} is outside the workspace (it resolves to {resolved}); the workbench reads and writes only under {self.root}"
+            )
         return resolved
 
     def relative(self, path: Path) -> str:
@@ -153,16 +163,20 @@ class Workspace:
             raise WorkspaceError(f"{shown} already exists; the workbench does not overwrite it") from None
         except OSError as error:
             if error.errno == errno.ELOOP:
-                raise WorkspaceError(f"{shown} is a symbolic link; the workbench does not write through links (it could overwrite a file "
-                                     "elsewhere): remove or rename the link and try again") from None
+                raise WorkspaceError(
+                    f"{shown} is a symbolic link; the workbench does not write through links (it could overwrite a file "
+                    "elsewhere): remove or rename the link and try again"
+                ) from None
             raise WorkspaceError(f"cannot write {shown}: {error.strerror}") from None
         finally:
             os.close(dir_fd)
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
             os.close(fd)
-            raise WorkspaceError(f"{shown} is not a plain file of its own ({'a hard link' if stat.S_ISREG(info.st_mode) else 'a special file'}); "
-                                 "the workbench writes only plain files: remove it and try again")
+            raise WorkspaceError(
+                f"{shown} is not a plain file of its own ({'a hard link' if stat.S_ISREG(info.st_mode) else 'a special file'}); "
+                "the workbench writes only plain files: remove it and try again"
+            )
         os.ftruncate(fd, 0)
         return os.fdopen(fd, "wb")
 
@@ -192,8 +206,9 @@ class Workspace:
                 try:
                     child = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 except OSError as error:
-                    raise WorkspaceError(f"{folder.relative_to(self.root).as_posix()}: {part!r} is not a plain folder ({error.strerror}); "
-                                         "did a link replace it?") from None
+                    raise WorkspaceError(
+                        f"{folder.relative_to(self.root).as_posix()}: {part!r} is not a plain folder ({error.strerror}); did a link replace it?"
+                    ) from None
                 os.close(fd)
                 fd = child
         except BaseException:

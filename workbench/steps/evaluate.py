@@ -36,8 +36,11 @@ class Evaluate(SiteStep[EvaluateParams]):
 
     def contract(self) -> Contract:
         p = self.params
-        return Contract(needs=(RoleNeed(Role.HOSPITAL),), reads=(Columns(p.table, (p.label,), where=("label",)), Columns(p.table, (SPLIT_COLUMN,))),
-                        reads_models=tuple(p.models))
+        return Contract(
+            needs=(RoleNeed(Role.HOSPITAL),),
+            reads=(Columns(p.table, (p.label,), where=("label",)), Columns(p.table, (SPLIT_COLUMN,))),
+            reads_models=tuple(p.models),
+        )
 
     def run_at(self, ctx: StepContext, party: str) -> dict[str, Any]:
         p, store = self.params, ctx.store(party)
@@ -57,15 +60,15 @@ class Evaluate(SiteStep[EvaluateParams]):
     def summarize(cls, results: dict[str, Any]) -> list[Block]:
         sites = list(results)
         models = list(next(iter(results.values()), {}))
-        rows = [
-            [site, model, s["n"], s["positives"], *(s[m] for m in METRICS)]
-            for site in sites
-            for model, s in results[site].items()
-        ]
+        rows = [[site, model, s["n"], s["positives"], *(s[m] for m in METRICS)] for site in sites for model, s in results[site].items()]
         auc = {model: [results[site][model]["auc"] for site in sites] for model in models}
         blocks: list[Block] = [
-            Table("Held-out performance per site", ["site", "model", "n", "positives", *METRICS], rows,
-                  note="AUC is empty where a site's held-out rows hold a single class."),
+            Table(
+                "Held-out performance per site",
+                ["site", "model", "n", "positives", *METRICS],
+                rows,
+                note="AUC is empty where a site's held-out rows hold a single class.",
+            ),
             Figure("AUC per site", grouped_bars(sites, auc, ylabel="AUC", ylim=(0.5, 1.0))),
         ]
         if len(models) > 1:
@@ -84,6 +87,5 @@ def gain_table(results: dict[str, Any], sites: list[str], models: list[str]) -> 
         a, b = results[site][model]["auc"], results[site][baseline]["auc"]
         return None if a is None or b is None else a - b
 
-    rows = [[site, results[site][baseline]["n"], *(results[site][m]["auc"] for m in models), *(gain(site, m) for m in others)]
-            for site in by_size]
+    rows = [[site, results[site][baseline]["n"], *(results[site][m]["auc"] for m in models), *(gain(site, m) for m in others)] for site in by_size]
     return Table(f"AUC gain over {baseline}, smallest site first", ["site", "held-out n", *models, *(f"{m} − {baseline}" for m in others)], rows)

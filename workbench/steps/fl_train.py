@@ -42,12 +42,17 @@ class FLTrainParams(StrategyFields, TrainingParams):
     rounds: int = Field(30, ge=1, le=10_000, description="Federated rounds.")
     local_epochs: int = Field(1, ge=1, le=1_000, description="Passes over its training rows each site makes per round.")
     learning_rate: float = Field(0.1, gt=0.0, description="Local SGD step size.")
-    batch_size: int | None = Field(32, ge=1, description="Local mini-batch size; null: the site's whole training set "
-                                   "(B=inf in McMahan et al.: with one local epoch each round is an exact gradient step of the pooled objective).")
+    batch_size: int | None = Field(
+        32,
+        ge=1,
+        description="Local mini-batch size; null: the site's whole training set "
+        "(B=inf in McMahan et al.: with one local epoch each round is an exact gradient step of the pooled objective).",
+    )
     fraction_train: float = Field(1.0, gt=0.0, le=1.0, description="Share of sites sampled to train each round.")
     min_available_clients: int | None = Field(None, ge=1, description="Fewest sites that must answer; default: all of them.")
-    aggregation: AggregationName = Field(Plain.name, description="none: plain updates; ckks: CKKS-encrypted, the aggregator "
-                                         "only adds (needs a ckks_keys step before).")
+    aggregation: AggregationName = Field(
+        Plain.name, description="none: plain updates; ckks: CKKS-encrypted, the aggregator only adds (needs a ckks_keys step before)."
+    )
     runtime: RuntimeName = Field("embedded", description="embedded (in-process), simulation (Ray) or deployment (SuperLink and SuperNodes).")
     deployment: DeploymentSettings = Field(default_factory=DeploymentSettings, description="SuperLink to use (deployment only).")
     node_timeout: float = Field(60.0, gt=0.0, description="Seconds to wait for a site before counting it as gone.")
@@ -64,8 +69,13 @@ class FLTrain(Step[FLTrainParams]):
 
     def contract(self) -> Contract:
         p, aggregation = self.params, kind(self.params.aggregation)
-        return Contract(needs=(RoleNeed(Role.HOSPITAL, 2), RoleNeed(Role.AGGREGATOR, 1, 1)), reads=p.reads(), saves_models=(p.save_as,),
-                        needs_keys=aggregation.needs_keys, randomness=Randomness.SEED_AND_SYSTEM if aggregation.fresh_randomness else Randomness.SEED)
+        return Contract(
+            needs=(RoleNeed(Role.HOSPITAL, 2), RoleNeed(Role.AGGREGATOR, 1, 1)),
+            reads=p.reads(),
+            saves_models=(p.save_as,),
+            needs_keys=aggregation.needs_keys,
+            randomness=Randomness.SEED_AND_SYSTEM if aggregation.fresh_randomness else Randomness.SEED,
+        )
 
     def run(self, ctx: StepContext) -> None:
         from workbench.fl import runtimes  # Flower loads when training starts, not when a recipe is validated
@@ -76,10 +86,21 @@ class FLTrain(Step[FLTrainParams]):
         if len(servers) != 1 or not sites:
             raise RoleError(f"fl_train needs one aggregator and at least one hospital among its parties; got {list(ctx.parties)}")
         plan = FLPlan(
-            server=servers[0], parties=sites, features=p.features, label=p.label, model=p.model, rounds=p.rounds,
-            local_epochs=p.local_epochs, learning_rate=p.learning_rate, batch_size=p.batch_size, fraction_train=p.fraction_train,
-            min_available_clients=p.min_available_clients or len(sites), seed=ctx.seed, node_timeout=p.node_timeout,
-            aggregation=p.aggregation, **p.model_dump(include=set(STRATEGY_FIELDS)),
+            server=servers[0],
+            parties=sites,
+            features=p.features,
+            label=p.label,
+            model=p.model,
+            rounds=p.rounds,
+            local_epochs=p.local_epochs,
+            learning_rate=p.learning_rate,
+            batch_size=p.batch_size,
+            fraction_train=p.fraction_train,
+            min_available_clients=p.min_available_clients or len(sites),
+            seed=ctx.seed,
+            node_timeout=p.node_timeout,
+            aggregation=p.aggregation,
+            **p.model_dump(include=set(STRATEGY_FIELDS)),
         )
         aggregation = kind(p.aggregation).prepare(ctx, plan)
         plan = aggregation.plan
@@ -92,31 +113,32 @@ class FLTrain(Step[FLTrainParams]):
                         ctx.metric(name, values[name], party=party, round=server_round)
 
         def account(transfer: Transfer) -> None:
-            ctx.record_transfer(transfer.sender, transfer.receiver, transfer.kind, transfer.nbytes, transfer.digest,
-                                Protection(transfer.protection))
+            ctx.record_transfer(transfer.sender, transfer.receiver, transfer.kind, transfer.nbytes, transfer.digest, Protection(transfer.protection))
 
         with private_folder(ctx.step) as private:
-            node_configs = [{"party": site, "data-path": self._site_file(ctx, site, private), **aggregation.site_config(ctx, site, private)}
-                            for site in sites]
+            node_configs = [{"party": site, "data-path": self._site_file(ctx, site, private), **aggregation.site_config(ctx, site, private)} for site in sites]
             node_configs += aggregation.helper_configs(ctx, private)
-            outcome = runtimes.run_federated(p.runtime, plan, node_configs, observe, account, p.deployment, private,
-                                             aggregation.server_material(ctx))
+            outcome = runtimes.run_federated(p.runtime, plan, node_configs, observe, account, p.deployment, private, aggregation.server_material(ctx))
             federation = FederationRecord.read(private)  # a local federation's members and refusals (deployment on loopback only)
         if federation is not None:  # keys and node ids change every run: provenance, not results
-            ctx.manifest["federation_nodes"] = {party: {"public_key_sha256": node.fingerprint, "flower_node_id": node.node_id}
-                                                for party, node in federation.nodes.items()}
+            ctx.manifest["federation_nodes"] = {
+                party: {"public_key_sha256": node.fingerprint, "flower_node_id": node.node_id} for party, node in federation.nodes.items()
+            }
         standardizer, params = aggregation.final_model(ctx, outcome, sites[0])
         for site in sites:  # the last evaluation round broadcast the final global model to every site
             ctx.store(site).put(model_key(p.save_as), Model(p.features, p.model, standardizer, params))
-        ctx.publish(plan.server, {
-            "runtime": p.runtime,
-            "strategy": p.strategy,
-            **({"strategy_parameters": parameters} if (parameters := plan.strategy_parameters()) else {}),
-            "rounds": {str(r): sites_metrics for r, sites_metrics in sorted(outcome.history.items())},
-            "dropped": {str(r): parties for r, parties in sorted(outcome.dropped.items())},
-            **aggregation.summary(ctx),
-            **({"refused_nodes": [asdict(attempt) for attempt in federation.refused]} if federation is not None else {}),
-        })
+        ctx.publish(
+            plan.server,
+            {
+                "runtime": p.runtime,
+                "strategy": p.strategy,
+                **({"strategy_parameters": parameters} if (parameters := plan.strategy_parameters()) else {}),
+                "rounds": {str(r): sites_metrics for r, sites_metrics in sorted(outcome.history.items())},
+                "dropped": {str(r): parties for r, parties in sorted(outcome.dropped.items())},
+                **aggregation.summary(ctx),
+                **({"refused_nodes": [asdict(attempt) for attempt in federation.refused]} if federation is not None else {}),
+            },
+        )
 
     def _site_file(self, ctx: StepContext, site: str, private: Path) -> str:
         """The columns of a site's table that training reads (features, label, split), as the file its own client reads.
@@ -127,8 +149,10 @@ class FLTrain(Step[FLTrainParams]):
         needed = [*p.features.columns(), p.label, SPLIT_COLUMN]
         missing = [column for column in needed if column not in table.columns]
         if missing:
-            raise FeatureError(f"{TableRef(site, p.table)}: fl_train reads column(s) {', '.join(missing)}, which the table lacks"
-                               + (" (add a split step before fl_train)" if SPLIT_COLUMN in missing else ""))
+            raise FeatureError(
+                f"{TableRef(site, p.table)}: fl_train reads column(s) {', '.join(missing)}, which the table lacks"
+                + (" (add a split step before fl_train)" if SPLIT_COLUMN in missing else "")
+            )
         path = private / site / f"{p.table}.parquet"
         with private_file(path) as handle:
             table.select(needed).write_parquet(handle)
@@ -136,28 +160,41 @@ class FLTrain(Step[FLTrainParams]):
 
     @classmethod
     def summarize(cls, results: dict[str, Any]) -> list[Block]:
-        (server, summary), = results.items()
+        ((server, summary),) = results.items()
         summary = dict(summary)
         rounds = sorted(summary["rounds"], key=int)
         sites = sorted({site for r in rounds for site in summary["rounds"][r]})
         protection = for_summary(summary).describe(server, summary)
         parameters = ", ".join(f"{name} {value:g}" for name, value in summary.get("strategy_parameters", {}).items())
-        blocks: list[Block] = [Text("Protection of model updates", [
-            f"{protection} Runtime: {summary['runtime']}, strategy: {summary['strategy']}{f' ({parameters})' if parameters else ''}."])]
+        blocks: list[Block] = [
+            Text(
+                "Protection of model updates",
+                [f"{protection} Runtime: {summary['runtime']}, strategy: {summary['strategy']}{f' ({parameters})' if parameters else ''}."],
+            )
+        ]
         for metric, label in (("auc", "held-out AUC"), ("eval-loss", "held-out log-loss")):
             series = {site: [summary["rounds"][r].get(site, {}).get(metric) for r in rounds] for site in sites}
             blocks.append(Figure(f"Federated {label} per round", line_chart([int(r) for r in rounds], series, ylabel=label)))
         last = summary["rounds"][rounds[-1]] if rounds else {}
-        blocks.append(Table("Final round, per site", ["site", "auc", "eval-loss", "train-loss"],
-                            [[site, last.get(site, {}).get("auc"), last.get(site, {}).get("eval-loss"),
-                              last.get(site, {}).get("train-loss")] for site in sites]))
+        blocks.append(
+            Table(
+                "Final round, per site",
+                ["site", "auc", "eval-loss", "train-loss"],
+                [[site, last.get(site, {}).get("auc"), last.get(site, {}).get("eval-loss"), last.get(site, {}).get("train-loss")] for site in sites],
+            )
+        )
         if "refused_nodes" in summary:
             refused = summary["refused_nodes"]
-            blocks.append(Text("Federation membership", [
-                f"refused nodes: {len(refused)}. Only the sites' SuperNodes, whose keys were registered before the run, could join "
-                "(TLS and SuperNode authentication)."
-                + "".join(f" Refused: {r['route']} {r['fingerprint'] or '(no key logged)'}: {r['reason']}." for r in refused)]))
+            blocks.append(
+                Text(
+                    "Federation membership",
+                    [
+                        f"refused nodes: {len(refused)}. Only the sites' SuperNodes, whose keys were registered before the run, could join "
+                        "(TLS and SuperNode authentication)."
+                        + "".join(f" Refused: {r['route']} {r['fingerprint'] or '(no key logged)'}: {r['reason']}." for r in refused)
+                    ],
+                )
+            )
         if summary["dropped"]:
             blocks.append(Text("Sites that dropped out", [f"round {r}: {', '.join(p)}" for r, p in summary["dropped"].items()]))
         return blocks
-

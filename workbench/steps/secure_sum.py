@@ -43,8 +43,11 @@ class Histogram(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     column: str = Field(description="Numeric column to count values of.")
-    edges: list[float] = Field(min_length=2, description="Increasing bin edges; bins are [edge_i, edge_i+1), plus one bin "
-                               "below the first edge and one from the last edge up, so every row is counted.")
+    edges: list[float] = Field(
+        min_length=2,
+        description="Increasing bin edges; bins are [edge_i, edge_i+1), plus one bin "
+        "below the first edge and one from the last edge up, so every row is counted.",
+    )
 
     @model_validator(mode="after")
     def _increasing(self) -> Histogram:
@@ -59,15 +62,19 @@ class Histogram(BaseModel):
 
 class SecureSumParams(StepParams):
     table: str = Field("data", description="Table each hospital computes its statistics on.")
-    rows: Literal["all", "train", "test"] = Field("all", description="all rows, or only the `split` step's training (is_test false) "
-                                                  "or held-out (is_test true) rows.")
+    rows: Literal["all", "train", "test"] = Field(
+        "all", description="all rows, or only the `split` step's training (is_test false) or held-out (is_test true) rows."
+    )
     count: bool = Field(True, description="Sum the number of rows.")
     sum: list[str] = Field(default_factory=list, description="Numeric or Boolean columns whose values are summed.")
-    sum_of_squares: list[str] = Field(default_factory=list, description="Columns whose squared values are summed (with count and "
-                                      "sum: the pooled standard deviation).")
+    sum_of_squares: list[str] = Field(
+        default_factory=list, description="Columns whose squared values are summed (with count and sum: the pooled standard deviation)."
+    )
     histograms: list[Histogram] = Field(default_factory=list, description="Columns counted into declared bins.")
-    codec: ss.FixedPoint = Field(default_factory=ss.FixedPoint, description="Fixed-point resolution, declared range of each "
-                                 "site's value and limb size; a value out of range stops the step naming it.")
+    codec: ss.FixedPoint = Field(
+        default_factory=ss.FixedPoint,
+        description="Fixed-point resolution, declared range of each site's value and limb size; a value out of range stops the step naming it.",
+    )
 
     @model_validator(mode="after")
     def _asks_something(self) -> SecureSumParams:
@@ -77,8 +84,12 @@ class SecureSumParams(StepParams):
 
     def statistic_names(self) -> list[str]:
         """One name per summed value, in the order of the encrypted vector (the same at every site)."""
-        return [*(["count"] if self.count else []), *(f"sum[{c}]" for c in self.sum), *(f"sum_of_squares[{c}]" for c in self.sum_of_squares),
-                *(f"histogram[{h.column}]{label}" for h in self.histograms for label in h.bins())]
+        return [
+            *(["count"] if self.count else []),
+            *(f"sum[{c}]" for c in self.sum),
+            *(f"sum_of_squares[{c}]" for c in self.sum_of_squares),
+            *(f"histogram[{h.column}]{label}" for h in self.histograms for label in h.bins()),
+        ]
 
 
 @dataclass(frozen=True)
@@ -99,10 +110,16 @@ class SecureSum(Step[SecureSumParams]):
     def contract(self) -> Contract:
         p = self.params
         columns = (*p.sum, *p.sum_of_squares, *(h.column for h in p.histograms))
-        reads = (Columns(p.table, tuple(dict.fromkeys(columns)), where=("sum",)), *((Columns(p.table, (SPLIT_COLUMN,), where=("rows",)),)
-                                                                                if p.rows != "all" else ()))
-        return Contract(needs=(RoleNeed(Role.HOSPITAL), RoleNeed(Role.AGGREGATOR, 1, 1)), reads=reads, needs_keys=(Role.HOSPITAL, Role.AGGREGATOR),
-                        randomness=Randomness.SEED_AND_SYSTEM)
+        reads = (
+            Columns(p.table, tuple(dict.fromkeys(columns)), where=("sum",)),
+            *((Columns(p.table, (SPLIT_COLUMN,), where=("rows",)),) if p.rows != "all" else ()),
+        )
+        return Contract(
+            needs=(RoleNeed(Role.HOSPITAL), RoleNeed(Role.AGGREGATOR, 1, 1)),
+            reads=reads,
+            needs_keys=(Role.HOSPITAL, Role.AGGREGATOR),
+            randomness=Randomness.SEED_AND_SYSTEM,
+        )
 
     def run(self, ctx: StepContext) -> None:
         parties = self._parties(ctx)
@@ -153,8 +170,9 @@ class SecureSum(Step[SecureSumParams]):
         X = design_matrix(frame, FeatureSpec(numeric=columns), where)  # names the party, table and column that do not fit
         column = {name: X[:, i] for i, name in enumerate(columns)}
         histograms = [np.histogram(column[h.column], [-np.inf, *h.edges, np.inf])[0] for h in p.histograms]
-        return np.concatenate([[float(len(frame))] if p.count else [], [column[c].sum() for c in p.sum],
-                               [(column[c] ** 2).sum() for c in p.sum_of_squares], *histograms]).astype(np.float64)
+        return np.concatenate(
+            [[float(len(frame))] if p.count else [], [column[c].sum() for c in p.sum], [(column[c] ** 2).sum() for c in p.sum_of_squares], *histograms]
+        ).astype(np.float64)
 
     def _decrypt_at_hospital(self, ctx: StepContext, parties: Parties, total: list[bytes]) -> tuple[str, list[int]]:
         """Custody clients: the first hospital decrypts the total (it holds the shared secret key) and publishes it."""
@@ -179,23 +197,25 @@ class SecureSum(Step[SecureSumParams]):
         p = self.params
         values = iter(totals)
         summary: dict[str, Any] = {
-            "table": p.table, "rows": p.rows, "sites": parties.hospitals, "aggregator": parties.aggregator,
-            "custody": "key_holder" if parties.key_holder else "clients", "key_holder": parties.key_holder,
+            "table": p.table,
+            "rows": p.rows,
+            "sites": parties.hospitals,
+            "aggregator": parties.aggregator,
+            "custody": "key_holder" if parties.key_holder else "clients",
+            "key_holder": parties.key_holder,
             "resolution": 2.0**-p.codec.frac_bits,
-            "statistical_distance": ss.statistical_distance(p.codec, len(parties.hospitals), len(totals) * p.codec.limbs)
-            if parties.key_holder else None,
+            "statistical_distance": ss.statistical_distance(p.codec, len(parties.hospitals), len(totals) * p.codec.limbs) if parties.key_holder else None,
         }
         if p.count:
             summary["count"] = next(values)
         summary["sum"] = {c: next(values) for c in p.sum}
         summary["sum_of_squares"] = {c: next(values) for c in p.sum_of_squares}
-        summary["histograms"] = {h.column: {"edges": h.edges, "bins": h.bins(), "counts": [next(values) for _ in h.bins()]}
-                                 for h in p.histograms}
+        summary["histograms"] = {h.column: {"edges": h.edges, "bins": h.bins(), "counts": [next(values) for _ in h.bins()]} for h in p.histograms}
         return summary
 
     @classmethod
     def summarize(cls, results: dict[str, Any]) -> list[Block]:
-        (publisher, s), = results.items()
+        ((publisher, s),) = results.items()
         blocks: list[Block] = [Text("What each party saw", [_story(publisher, s)])]
         count = s.get("count")
         columns = list(dict.fromkeys([*s["sum"], *s["sum_of_squares"]]))
@@ -204,8 +224,13 @@ class SecureSum(Step[SecureSumParams]):
         if rows or count is not None:
             blocks.append(Table(title, ["column", "sum", "mean", "std"], rows or [["(count only)", None, None, None]]))
         for column, histogram in s["histograms"].items():
-            blocks.append(Table(f"Histogram of {column!r} over {len(s['sites'])} sites", ["bin", "count"],
-                                [[label, round(value)] for label, value in zip(histogram["bins"], histogram["counts"])]))
+            blocks.append(
+                Table(
+                    f"Histogram of {column!r} over {len(s['sites'])} sites",
+                    ["bin", "count"],
+                    [[label, round(value)] for label, value in zip(histogram["bins"], histogram["counts"])],
+                )
+            )
         return blocks
 
 
@@ -220,13 +245,17 @@ def _mean_std(count: float | None, total: float | None, squares: float | None) -
 def _story(publisher: str, s: dict[str, Any]) -> str:
     sites = ", ".join(s["sites"])
     if s["custody"] == "key_holder":
-        return (f"Custody key_holder. Each hospital ({sites}) encrypted its statistics under the key holder's public key (protection: ckks); "
-                f"the aggregator '{s['aggregator']}' added the ciphertexts and a fresh integer mask (uniform in ±2^{ss.MASK_BITS}); "
-                f"the key holder '{s['key_holder']}' decrypted only that masked total and returned it rounded to integers, so without "
-                f"decryption noise (its view is within statistical distance {s['statistical_distance']:.1e} of any other total's); the "
-                "aggregator removed the mask and published the totals to the coordinator. No single party saw a site's statistics; "
-                "the aggregator and the key holder together could.")
-    return (f"Custody clients. Each hospital ({sites}) encrypted its statistics under the hospitals' shared key (protection: ckks); "
-            f"the aggregator '{s['aggregator']}' added the ciphertexts with a context holding no secret key and saw no value; "
-            f"'{publisher}' decrypted only the total and published it to the coordinator. Any hospital holding the key could read "
-            "another's statistics if it obtained them; none was sent any.")
+        return (
+            f"Custody key_holder. Each hospital ({sites}) encrypted its statistics under the key holder's public key (protection: ckks); "
+            f"the aggregator '{s['aggregator']}' added the ciphertexts and a fresh integer mask (uniform in ±2^{ss.MASK_BITS}); "
+            f"the key holder '{s['key_holder']}' decrypted only that masked total and returned it rounded to integers, so without "
+            f"decryption noise (its view is within statistical distance {s['statistical_distance']:.1e} of any other total's); the "
+            "aggregator removed the mask and published the totals to the coordinator. No single party saw a site's statistics; "
+            "the aggregator and the key holder together could."
+        )
+    return (
+        f"Custody clients. Each hospital ({sites}) encrypted its statistics under the hospitals' shared key (protection: ckks); "
+        f"the aggregator '{s['aggregator']}' added the ciphertexts with a context holding no secret key and saw no value; "
+        f"'{publisher}' decrypted only the total and published it to the coordinator. Any hospital holding the key could read "
+        "another's statistics if it obtained them; none was sent any."
+    )

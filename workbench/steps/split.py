@@ -23,8 +23,11 @@ class SplitParams(StepParams):
     table: str = Field("data", description="Table to split, at each party.")
     label: str = Field(description="Binary outcome column to stratify by.")
     test_fraction: float = Field(0.3, gt=0.0, lt=1.0, description="Share of each site's rows held out for evaluation.")
-    overwrite: bool = Field(False, description=f"Replace an `{SPLIT_COLUMN}` column the table already has (e.g. a split that came with the data); "
-                            "without it such a table is refused, so a given split is never silently redrawn.")
+    overwrite: bool = Field(
+        False,
+        description=f"Replace an `{SPLIT_COLUMN}` column the table already has (e.g. a split that came with the data); "
+        "without it such a table is refused, so a given split is never silently redrawn.",
+    )
 
 
 @register
@@ -37,8 +40,12 @@ class Split(SiteStep[SplitParams]):
 
     def contract(self) -> Contract:
         p = self.params
-        return Contract(needs=(RoleNeed(Role.HOSPITAL),), reads=(Columns(p.table, (p.label,), where=("label",)),),
-                        adds=(Columns(p.table, (SPLIT_COLUMN,), replaces=p.overwrite),), randomness=Randomness.SEED)
+        return Contract(
+            needs=(RoleNeed(Role.HOSPITAL),),
+            reads=(Columns(p.table, (p.label,), where=("label",)),),
+            adds=(Columns(p.table, (SPLIT_COLUMN,), replaces=p.overwrite),),
+            randomness=Randomness.SEED,
+        )
 
     def run_at(self, ctx: StepContext, party: str) -> dict[str, Any]:
         p, store = self.params, ctx.store(party)
@@ -49,4 +56,3 @@ class Split(SiteStep[SplitParams]):
         is_test = stratified_mask(y, p.test_fraction, ctx.rng(party))
         store.put_table(p.table, frame.with_columns(pl.Series(SPLIT_COLUMN, is_test)))
         return {"rows": len(y), "test_rows": int(is_test.sum()), "test_positives": int(y[is_test].sum())}
-

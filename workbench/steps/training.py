@@ -19,5 +19,8 @@ class TrainingParams(StepParams):
 
     def reads(self) -> tuple[Columns, ...]:
         """What every training step reads at each hospital: the features, the label and the split's column."""
-        return (Columns(self.table, tuple(self.features.columns()), where=("features",)), Columns(self.table, (self.label,), where=("label",)),
-                Columns(self.table, (SPLIT_COLUMN,), where=("table",)))
+        return (
+            Columns(self.table, tuple(self.features.columns()), where=("features",)),
+            Columns(self.table, (self.label,), where=("label",)),
+            Columns(self.table, (SPLIT_COLUMN,), where=("table",)),
+        )

@@ -47,14 +47,22 @@ class _StepEditor:
         self.meta = SchemaForm(meta_schema, spec, ("steps", index), builder._changed)
         self.params = SchemaForm(REGISTRY[kind].Params.model_json_schema(), spec.get("params") or {}, ("steps", index, "params"), builder._changed)
         buttons = []
-        for icon, tip, action in (("arrow-up", "Move up", lambda _: builder.move_step(index, -1)),
-                                  ("arrow-down", "Move down", lambda _: builder.move_step(index, 1)),
-                                  ("trash", "Remove step", lambda _: builder.remove_step(index))):
+        for icon, tip, action in (
+            ("arrow-up", "Move up", lambda _: builder.move_step(index, -1)),
+            ("arrow-down", "Move down", lambda _: builder.move_step(index, 1)),
+            ("trash", "Remove step", lambda _: builder.remove_step(index)),
+        ):
             button = widgets.Button(icon=icon, tooltip=tip, layout=BUTTON)
             button.on_click(action)
             buttons.append(button)
-        head = widgets.HBox([widgets.HTML(f"<b>{index + 1}.</b>", layout=widgets.Layout(width="24px")), self.kind, *buttons,
-                             widgets.HTML(f"<span style='{MUTED}'>{doc}</span>")])
+        head = widgets.HBox(
+            [
+                widgets.HTML(f"<b>{index + 1}.</b>", layout=widgets.Layout(width="24px")),
+                self.kind,
+                *buttons,
+                widgets.HTML(f"<span style='{MUTED}'>{doc}</span>"),
+            ]
+        )
         self.box = widgets.VBox([head, self.meta.box, widgets.HTML(f"<span style='{MUTED}'>parameters</span>"), self.params.box], layout=_card())
         self.box.add_class("wb-step-editor")
 
@@ -135,11 +143,18 @@ class RecipeBuilder(widgets.VBox):
         add_party.on_click(lambda _: self.add_party())
         add_step = widgets.Button(description="Add step", icon="plus")
         add_step.on_click(lambda _: self.add_step())
-        forms = widgets.VBox([
-            self._header.box,
-            widgets.HTML("<h4 style='margin:8px 0 2px'>Parties</h4>"), *[e.box for e in self._parties], add_party,
-            widgets.HTML("<h4 style='margin:8px 0 2px'>Steps</h4>"), *[e.box for e in self._steps], add_step,
-        ], layout=widgets.Layout(flex="3", min_width="520px"))
+        forms = widgets.VBox(
+            [
+                self._header.box,
+                widgets.HTML("<h4 style='margin:8px 0 2px'>Parties</h4>"),
+                *[e.box for e in self._parties],
+                add_party,
+                widgets.HTML("<h4 style='margin:8px 0 2px'>Steps</h4>"),
+                *[e.box for e in self._steps],
+                add_step,
+            ],
+            layout=widgets.Layout(flex="3", min_width="520px"),
+        )
         side = widgets.VBox([widgets.HTML("<h4 style='margin:8px 0 2px'>YAML</h4>"), self.yaml], layout=widgets.Layout(flex="2", min_width="320px"))
         self.children = [self.status, widgets.HBox([forms, side], layout=widgets.Layout(flex_flow="row wrap"))]
         self._changed()
@@ -172,8 +187,11 @@ class RecipeBuilder(widgets.VBox):
             problems: list[tuple[Path, str]] = []
         except RecipeError as error:
             recipe, problems = None, [(p.loc, p.message) for p in error.problems]
-        fields = [*self._header.all_fields(), *(f for e in self._parties for f in e.form.all_fields()),
-                  *(f for e in self._steps for f in (*e.meta.all_fields(), *e.params.all_fields()))]
+        fields = [
+            *self._header.all_fields(),
+            *(f for e in self._parties for f in e.form.all_fields()),
+            *(f for e in self._steps for f in (*e.meta.all_fields(), *e.params.all_fields())),
+        ]
         unplaced = place_problems(fields, problems)
         if recipe is not None:
             self.status.value = f"<span class='wb-valid' style='color:#2e7d32'>✓ valid</span> <span style='{MUTED}'>· hash {recipe.hash()[:12]}</span>"

@@ -38,8 +38,11 @@ def blocks_html(blocks: list[Block]) -> str:
             parts.append(heading(block.title) + table(block.columns, block.rows) + (f"<div style='{MUTED}'>{escape(block.note)}</div>" if block.note else ""))
         elif isinstance(block, Figure):
             data = base64.b64encode(block.png).decode()
-            parts.append(heading(block.title) + f"<img style='max-width:560px' src='data:image/png;base64,{data}'/>"
-                         + (f"<div style='{MUTED}'>{escape(block.caption)}</div>" if block.caption else ""))
+            parts.append(
+                heading(block.title)
+                + f"<img style='max-width:560px' src='data:image/png;base64,{data}'/>"
+                + (f"<div style='{MUTED}'>{escape(block.caption)}</div>" if block.caption else "")
+            )
         elif isinstance(block, Text):
             parts.append(heading(block.title) + "".join(f"<p>{escape(p)}</p>" for p in block.paragraphs))
     return "".join(parts)

@@ -44,8 +44,9 @@ def resolve(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> tuple[dict[st
 class FieldWidget:
     """One field: its widget, its value, and a place for its validation message."""
 
-    def __init__(self, path: Path, name: str, schema: Mapping[str, Any], defs: Mapping[str, Any], value: Any, on_change: Callable[[], None],
-                 required: bool = False) -> None:
+    def __init__(
+        self, path: Path, name: str, schema: Mapping[str, Any], defs: Mapping[str, Any], value: Any, on_change: Callable[[], None], required: bool = False
+    ) -> None:
         self.path, self.name, self.on_change = path, name, on_change
         self.schema, self.nullable = resolve(schema, defs)
         self.required = required
@@ -56,8 +57,10 @@ class FieldWidget:
         description = escape(self.schema.get("description", ""))
         label = widgets.HTML(f"<span title='{description}'>{escape(name)}{' *' if required else ''}</span>", layout=widgets.Layout(width=LABEL_WIDTH))
         if self.kind == "object":
-            self.box = widgets.VBox([widgets.HTML(f"<b>{escape(name)}</b> <span style='opacity:.7'>{description}</span>"), self.widget, self.error],
-                                    layout=widgets.Layout(border="1px solid var(--jp-border-color2, #ddd)", padding="2px 8px", margin="2px 0"))
+            self.box = widgets.VBox(
+                [widgets.HTML(f"<b>{escape(name)}</b> <span style='opacity:.7'>{description}</span>"), self.widget, self.error],
+                layout=widgets.Layout(border="1px solid var(--jp-border-color2, #ddd)", padding="2px 8px", margin="2px 0"),
+            )
         else:
             self.box = widgets.HBox([label, self.widget, self.error])
         self.box.add_class("wb-field")
@@ -98,8 +101,9 @@ class FieldWidget:
             text = "" if value is None else yaml.safe_dump(value, default_flow_style=None, sort_keys=False).strip()
             widget = widgets.Textarea(value=text, placeholder=placeholder or "YAML", layout=widgets.Layout(width="320px", height="64px"))
         else:
-            widget = widgets.Text(value="" if value is None else str(value), placeholder=placeholder, layout=widgets.Layout(width="320px"),
-                                  continuous_update=False)
+            widget = widgets.Text(
+                value="" if value is None else str(value), placeholder=placeholder, layout=widgets.Layout(width="320px"), continuous_update=False
+            )
         widget.observe(lambda _change: self.on_change(), names="value")
         return widget
 
@@ -158,8 +162,9 @@ class SchemaForm:
         required = set(schema.get("required", []))
         value = value or {}
         self.path = path
-        self.fields = [FieldWidget((*path, key), key, sub, defs, value.get(key, OMIT), on_change, key in required)
-                       for key, sub in schema.get("properties", {}).items()]
+        self.fields = [
+            FieldWidget((*path, key), key, sub, defs, value.get(key, OMIT), on_change, key in required) for key, sub in schema.get("properties", {}).items()
+        ]
         self.box = widgets.VBox([f.box for f in self.fields])
 
     def value(self) -> dict[str, Any]:
@@ -178,7 +183,7 @@ def place_problems(fields: list[FieldWidget], problems: list[tuple[Path, str]]) 
         if best is None:
             unplaced.append((loc, message))
         else:
-            suffix = ".".join(str(p) for p in loc[len(best.path):])
+            suffix = ".".join(str(p) for p in loc[len(best.path) :])
             messages.setdefault(id(best), []).append(f"{suffix}: {message}" if suffix else message)
     for f in fields:
         f.show("; ".join(messages.get(id(f), [])))

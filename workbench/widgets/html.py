@@ -46,4 +46,3 @@ def heading(text: str, note: str = "") -> str:
 
 def note(text: str) -> str:
     return f"<div style='{MUTED}; font-size:0.9em'>{escape(text)}</div>"
-

@@ -54,8 +54,14 @@ class LedgerView(widgets.VBox):
         grouped = flows(self._messages)
         total = sum(f["bytes"] for f in grouped)
         rows = [
-            [f"{f['sender']} → {f['receiver']}", f["protection"], ", ".join(f["kinds"]), f["messages"], human_bytes(f["bytes"]),
-             "yes" if f["row_level"] else ""]
+            [
+                f"{f['sender']} → {f['receiver']}",
+                f["protection"],
+                ", ".join(f["kinds"]),
+                f["messages"],
+                human_bytes(f["bytes"]),
+                "yes" if f["row_level"] else "",
+            ]
             for f in grouped
         ]
         by_protection: dict[str, int] = {}

@@ -39,8 +39,14 @@ class _StepRow:
         self.detail = widgets.HTML("", layout=widgets.Layout(width="260px"))
         self.rounds = widgets.FloatProgress(value=0, min=0, max=1, layout=widgets.Layout(width="260px"))
         self.rounds_detail = widgets.HTML("")
-        self.rounds_row = widgets.HBox([widgets.HTML(f"<span style='{MUTED}'>&nbsp;&nbsp;↳ federated rounds</span>", layout=widgets.Layout(width="220px")),
-                                        self.rounds, self.rounds_detail], layout=widgets.Layout(display="none"))
+        self.rounds_row = widgets.HBox(
+            [
+                widgets.HTML(f"<span style='{MUTED}'>&nbsp;&nbsp;↳ federated rounds</span>", layout=widgets.Layout(width="220px")),
+                self.rounds,
+                self.rounds_detail,
+            ],
+            layout=widgets.Layout(display="none"),
+        )
         self.box = widgets.VBox([widgets.HBox([self.title, self.bar, self.detail]), self.rounds_row])
         self.box.add_class("wb-step-row")
 
@@ -149,5 +155,6 @@ class RunMonitor(widgets.VBox):
         self.status.add_class(STATUS_CLASSES[state])
         title = f"<b>{escape(self._title)}</b> · " if self._title else ""
         dot = f"<span style='color:{STATUS_COLORS[state]}; font-size:1.2em'>●</span>"
-        self.status.value = (f"<div style='margin:2px 0 6px'>{dot} {title}<span class='wb-state'>{state}</span> "
-                             f"<span style='{MUTED}'>· {escape(text)}</span></div>")
+        self.status.value = (
+            f"<div style='margin:2px 0 6px'>{dot} {title}<span class='wb-state'>{state}</span> <span style='{MUTED}'>· {escape(text)}</span></div>"
+        )

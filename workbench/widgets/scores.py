@@ -60,7 +60,4 @@ def key_metrics(metrics: Mapping[str, Any]) -> list[tuple[str, float]]:
 def _is_site_scores(results: Any) -> bool:
     if not isinstance(results, Mapping) or not results:
         return False
-    return all(
-        isinstance(models, Mapping) and models and all(isinstance(m, Mapping) and "auc" in m for m in models.values())
-        for models in results.values()
-    )
+    return all(isinstance(models, Mapping) and models and all(isinstance(m, Mapping) and "auc" in m for m in models.values()) for models in results.values())

@@ -40,11 +40,15 @@ class StepCard:
     def _repr_html_(self) -> str:
         if self.problems:
             items = "".join(f"<li><code>{escape(p.path)}</code>: {escape(p.message)}</li>" for p in self.problems)
-            return (f"<div class='wb-step-card wb-invalid' style='{CARD}; border-color:#c62828'><b>step {self.index + 1} · "
-                    f"{escape(self.kind)}</b> has problems:<ul>{items}</ul></div>")
+            return (
+                f"<div class='wb-step-card wb-invalid' style='{CARD}; border-color:#c62828'><b>step {self.index + 1} · "
+                f"{escape(self.kind)}</b> has problems:<ul>{items}</ul></div>"
+            )
         at = ", ".join(self.parties) or "—"
-        return (f"<div class='wb-step-card' style='{CARD}'><span style='color:#2e7d32'>✓</span> <b>step {self.index + 1} · "
-                f"{escape(self.name)}</b> <span style='{MUTED}'>({escape(self.kind)}) at {escape(at)}</span></div>")
+        return (
+            f"<div class='wb-step-card' style='{CARD}'><span style='color:#2e7d32'>✓</span> <b>step {self.index + 1} · "
+            f"{escape(self.name)}</b> <span style='{MUTED}'>({escape(self.kind)}) at {escape(at)}</span></div>"
+        )
 
     def __repr__(self) -> str:
         state = f"{len(self.problems)} problem(s)" if self.problems else "ok"
@@ -132,7 +136,9 @@ class RecipeSession:
             return None
 
     def _repr_html_(self) -> str:
-        rows = [[name, party.get("role"), (party.get("data") or {}).get("dataset", "—"), party.get("description", "")]
-                for name, party in self.header.get("parties", {}).items()]
+        rows = [
+            [name, party.get("role"), (party.get("data") or {}).get("dataset", "—"), party.get("description", "")]
+            for name, party in self.header.get("parties", {}).items()
+        ]
         title = escape(str(self.header.get("name", "recipe")))
         return f"<div class='wb-session' style='{CARD}'><b>{title}</b> · seed {self.header.get('seed', 0)}{table(['party', 'role', 'dataset', ''], rows)}</div>"

@@ -51,8 +51,16 @@ def line_chart(title: str, series: Mapping[str, Sequence[tuple[float, float]]], 
     return "".join(parts) + "</svg>"
 
 
-def grouped_bars(title: str, groups: Sequence[str], series: Mapping[str, Sequence[float | None]], *, ylabel: str = "", ylim: tuple[float, float] | None = None,
-                 width: int = 520, height: int = 240) -> str:
+def grouped_bars(
+    title: str,
+    groups: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    *,
+    ylabel: str = "",
+    ylim: tuple[float, float] | None = None,
+    width: int = 520,
+    height: int = 240,
+) -> str:
     """Bars per group (e.g. site), one colour per series (e.g. model); None leaves a gap."""
     left, right, top, bottom = 42, 120, 22, 40
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -148,10 +156,22 @@ def _pad_range(low: float, high: float) -> tuple[float, float]:
     return low - pad, high + pad
 
 
-def _axes(left: float, top: float, w: float, h: float, yrange: tuple[float, float], sy, ylabel: str = "",  # noqa: ANN001
-          xrange: tuple[float, float] | None = None, sx=None, xlabel: str = "") -> str:  # noqa: ANN001
-    parts = [f"<line x1='{left}' y1='{top + h}' x2='{left + w}' y2='{top + h}' stroke='#999'/>",
-             f"<line x1='{left}' y1='{top}' x2='{left}' y2='{top + h}' stroke='#999'/>"]
+def _axes(
+    left: float,
+    top: float,
+    w: float,
+    h: float,
+    yrange: tuple[float, float],
+    sy,
+    ylabel: str = "",  # noqa: ANN001
+    xrange: tuple[float, float] | None = None,
+    sx=None,
+    xlabel: str = "",
+) -> str:  # noqa: ANN001
+    parts = [
+        f"<line x1='{left}' y1='{top + h}' x2='{left + w}' y2='{top + h}' stroke='#999'/>",
+        f"<line x1='{left}' y1='{top}' x2='{left}' y2='{top + h}' stroke='#999'/>",
+    ]
     for tick in _ticks(*yrange):
         parts.append(f"<line x1='{left - 3}' y1='{sy(tick):.1f}' x2='{left + w}' y2='{sy(tick):.1f}' stroke='#ddd' stroke-dasharray='2,3'/>")
         parts.append(_text(left - 5, sy(tick) + 4, _fmt(tick), anchor="end", fill="#666"))
@@ -182,5 +202,3 @@ def _ticks(low: float, high: float, count: int = 4) -> list[float]:
 
 def _fmt(value: float) -> str:
     return f"{value:g}" if abs(value) >= 0.01 or value == 0 else f"{value:.1e}"
-
-

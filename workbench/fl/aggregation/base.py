@@ -128,8 +128,9 @@ class Aggregation(ABC):
         """Refuse a strategy whose server step needs the average the kind keeps from the aggregator."""
         reason = self.hides_aggregate()
         if STRATEGIES[self.plan.strategy].server_step and reason:
-            raise AggregationError(f"strategy {self.plan.strategy} takes its server step from the average of the updates, so the "
-                                   f"aggregator must read that average; {reason}")
+            raise AggregationError(
+                f"strategy {self.plan.strategy} takes its server step from the average of the updates, so the aggregator must read that average; {reason}"
+            )
 
     def hides_aggregate(self) -> str | None:
         """Why the aggregator cannot read the weighted average of the updates, and what to do instead; None if it can."""
@@ -230,8 +231,9 @@ def register(cls: type[Aggregation]) -> type[Aggregation]:
     if cls.name in KINDS:
         raise ValueError(f"aggregation {cls.name!r} is registered twice ({KINDS[cls.name].__name__} and {cls.__name__})")
     if any(other.update_protection is cls.update_protection for other in KINDS.values()):
-        raise ValueError(f"aggregation {cls.name!r}: another kind already records updates as {cls.update_protection.value!r}, "
-                         "and published summaries name their kind by it")
+        raise ValueError(
+            f"aggregation {cls.name!r}: another kind already records updates as {cls.update_protection.value!r}, and published summaries name their kind by it"
+        )
     KINDS[cls.name] = cls
     return cls
 

@@ -120,19 +120,20 @@ class CKKS(Aggregation):
     @classmethod
     def describe(cls, server: str, summary: Mapping[str, Any]) -> str:
         sees = next(custody for custody in (Clients, KeyHolder) if custody.custody == summary["custody"]).sees
-        return (f"Model updates travelled CKKS-encrypted (protection: {cls.update_protection.value}), and so did each site's feature "
-                f"counts, sums and sums of squares for standardization (as exact fixed-point sums): the aggregator '{server}' "
-                f"added ciphertexts with a context holding no secret key; {sees}. "
-                f"Update messages were {summary['ciphertext_expansion']:.2f}x the float32 bytes of their values. "
-                "Still in the clear: each site's training and held-out losses and AUCs, and its number of held-out rows.")
+        return (
+            f"Model updates travelled CKKS-encrypted (protection: {cls.update_protection.value}), and so did each site's feature "
+            f"counts, sums and sums of squares for standardization (as exact fixed-point sums): the aggregator '{server}' "
+            f"added ciphertexts with a context holding no secret key; {sees}. "
+            f"Update messages were {summary['ciphertext_expansion']:.2f}x the float32 bytes of their values. "
+            "Still in the clear: each site's training and held-out losses and AUCs, and its number of held-out rows."
+        )
 
     # --- the sites ------------------------------------------------------------------------------------------------
     def site_moments(self, node: NodeConfig, party: str, count: float, sums: np.ndarray, squares: np.ndarray) -> RecordDict:
         from workbench.fl import moments
 
         plan = self.plan
-        return _ciphertexts(moments.encrypt(_context(str(node[CONTEXT_PATH])), party, plan.features.names(), len(plan.parties),
-                                            count, sums, squares))
+        return _ciphertexts(moments.encrypt(_context(str(node[CONTEXT_PATH])), party, plan.features.names(), len(plan.parties), count, sums, squares))
 
     def site_model(self, node: NodeConfig, arrays: ArrayRecord) -> np.ndarray:
         """The initial model comes in the clear; under custody clients every later one is the encrypted weighted sum."""
@@ -220,13 +221,17 @@ class Clients(CKKS):
     """The hospitals hold the secret key; the aggregator adds and broadcasts ciphertexts it cannot read."""
 
     custody = "clients"
-    sees = ("the aggregator never saw a site's update or statistics, the aggregate model or the pooled feature "
-            "means and deviations (the sites decrypted those themselves)")
+    sees = (
+        "the aggregator never saw a site's update or statistics, the aggregate model or the pooled feature "
+        "means and deviations (the sites decrypted those themselves)"
+    )
 
     def hides_aggregate(self) -> str | None:
-        return ("under aggregation ckks with custody clients it holds only the encrypted sum, which the hospitals alone can decrypt. "
-                "Use strategy fedavg or fedprox, or keys under custody key_holder: the key holder decrypts only the masked sum, so "
-                "the aggregator reads the average but never a site's update")
+        return (
+            "under aggregation ckks with custody clients it holds only the encrypted sum, which the hospitals alone can decrypt. "
+            "Use strategy fedavg or fedprox, or keys under custody key_holder: the key holder decrypts only the masked sum, so "
+            "the aggregator reads the average but never a site's update"
+        )
 
     def _site_key(self) -> str:
         from workbench.crypto import ckks
@@ -275,8 +280,10 @@ class KeyHolder(CKKS):
     """A key holder alone holds the secret key and decrypts only sums the aggregator masked."""
 
     custody = "key_holder"
-    sees = ("the key holder decrypted only masked sums, so the aggregator saw the aggregate model and the pooled "
-            "feature means and deviations, but no site's update or statistics")
+    sees = (
+        "the key holder decrypted only masked sums, so the aggregator saw the aggregate model and the pooled "
+        "feature means and deviations, but no site's update or statistics"
+    )
 
     @property
     def holder(self) -> str:

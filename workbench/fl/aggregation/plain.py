@@ -27,14 +27,17 @@ class Plain(Aggregation):
 
     @classmethod
     def describe(cls, server: str, summary: Mapping[str, Any]) -> str:
-        return (f"Model updates travelled in the clear (protection: {summary['update_protection']}): the aggregator "
-                f"'{server}' saw each site's update in every round.")
+        return (
+            f"Model updates travelled in the clear (protection: {summary['update_protection']}): the aggregator "
+            f"'{server}' saw each site's update in every round."
+        )
 
     def site_moments(self, node: NodeConfig, party: str, count: float, sums: np.ndarray, squares: np.ndarray) -> RecordDict:
         from flwr.app import ArrayRecord, MetricRecord, RecordDict
 
-        return RecordDict({"arrays": ArrayRecord({"sums": float_array(sums), "squares": float_array(squares)}),
-                           "metrics": MetricRecord({"num-examples": int(count)})})
+        return RecordDict(
+            {"arrays": ArrayRecord({"sums": float_array(sums), "squares": float_array(squares)}), "metrics": MetricRecord({"num-examples": int(count)})}
+        )
 
     def site_update(self, node: NodeConfig, params: np.ndarray, rows: int, total_rows: float, metrics: dict[str, float]) -> RecordDict:
         from flwr.app import ArrayRecord, MetricRecord, RecordDict

@@ -60,4 +60,3 @@ class PsiLink(Step[PsiLinkParams]):
     def summarize(cls, results: dict[str, Any], truth: Mapping[str, Any] | None = None) -> list[Block]:
         """The step's blocks; the report passes `truth`, the simulation's scores for this step, kept apart from what parties published."""
         return report_blocks(results, truth)
-

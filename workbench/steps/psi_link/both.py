@@ -67,18 +67,25 @@ class BothMode(RevealMode):
         for link in links:
             ordered = sorted(link.provider_links.items(), key=lambda item: item[1][1])
             rows = [row for row, _ in ordered]
-            frames.append(link_table(link.provider.frame, rows, link.requester.party, [name for _, (name, _) in ordered]).with_columns(
-                pl.Series(LINK_ID, [number for _, (_, number) in ordered], dtype=pl.Int64)))
+            frames.append(
+                link_table(link.provider.frame, rows, link.requester.party, [name for _, (name, _) in ordered]).with_columns(
+                    pl.Series(LINK_ID, [number for _, (_, number) in ordered], dtype=pl.Int64)
+                )
+            )
         return pl.concat(frames)
 
     @classmethod
     def requester_learned(cls, requester: str, summary: Mapping[str, Any]) -> str:
         s, prov = summary, summary["provider"]
-        return f"{requester} learned which {s['linked']} of its {s['records']} records {prov} also holds, aligned with {prov}'s records by link_id, " \
-               f"and the size of {prov}'s key set in each pass ({provider_sizes(s)})."
+        return (
+            f"{requester} learned which {s['linked']} of its {s['records']} records {prov} also holds, aligned with {prov}'s records by link_id, "
+            f"and the size of {prov}'s key set in each pass ({provider_sizes(s)})."
+        )
 
     @classmethod
     def provider_learned(cls, requester: str, summary: Mapping[str, Any]) -> str:
         s, prov = summary, summary["provider"]
-        return f"{prov} learned the number of records {requester} queried in each pass ({queried(s)}) and which of its own records they match: " \
-               f"the {s['linked']} keys {requester} revealed, under their link_id."
+        return (
+            f"{prov} learned the number of records {requester} queried in each pass ({queried(s)}) and which of its own records they match: "
+            f"the {s['linked']} keys {requester} revealed, under their link_id."
+        )

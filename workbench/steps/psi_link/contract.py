@@ -17,13 +17,19 @@ from workbench.steps.psi_link.params import PsiLinkParams
 def link_contract(p: PsiLinkParams) -> Contract:
     """Hospitals and one data provider; each side's id and identifier columns; the `into` tables the mode writes, with its columns."""
     requester_adds, provider_adds = output_columns(mode_for(p.reveal)(p), p.keep_unmatched)
-    payload = (Columns(p.provider.table, tuple(p.payload_columns), Role.DATA_PROVIDER, ("payload_columns",), ("provider", "table")),) \
-        if p.payload_columns else ()
-    reads = () if p.per_party else (*_reads(p.requester, Role.HOSPITAL, "requester", p.fields_used()),
-                                    *_reads(p.provider, Role.DATA_PROVIDER, "provider", p.fields_used()), *payload)
-    adds = tuple(Columns(p.into, tuple(columns), role, ("into",), copies=side.table)
-                 for columns, role, side in ((requester_adds, Role.HOSPITAL, p.requester), (provider_adds, Role.DATA_PROVIDER, p.provider))
-                 if columns is not None)
+    payload = (
+        (Columns(p.provider.table, tuple(p.payload_columns), Role.DATA_PROVIDER, ("payload_columns",), ("provider", "table")),) if p.payload_columns else ()
+    )
+    reads = (
+        ()
+        if p.per_party
+        else (*_reads(p.requester, Role.HOSPITAL, "requester", p.fields_used()), *_reads(p.provider, Role.DATA_PROVIDER, "provider", p.fields_used()), *payload)
+    )
+    adds = tuple(
+        Columns(p.into, tuple(columns), role, ("into",), copies=side.table)
+        for columns, role, side in ((requester_adds, Role.HOSPITAL, p.requester), (provider_adds, Role.DATA_PROVIDER, p.provider))
+        if columns is not None
+    )
     return Contract(needs=(RoleNeed(Role.HOSPITAL), RoleNeed(Role.DATA_PROVIDER, 1, 1)), reads=reads, adds=adds, randomness=Randomness.SEED_AND_SYSTEM)
 
 

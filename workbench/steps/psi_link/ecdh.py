@@ -30,7 +30,16 @@ def ecdh_session(params: PsiLinkParams, link: Link, requester_keys: list[str], p
     p = params
     return run_psi(
         PsiClient(requester_keys, reveal_intersection=reveal, chunk_size=p.chunk_size, parallelism=p.workers),
-        PsiServer(provider_keys, reveal_intersection=reveal, fpr=p.fpr, data_structure=p.data_structure, chunk_size=p.chunk_size,
-                  parallelism=p.workers, budget=link.budget),
-        link.to_provider, link.to_requester, workers=p.workers,
+        PsiServer(
+            provider_keys,
+            reveal_intersection=reveal,
+            fpr=p.fpr,
+            data_structure=p.data_structure,
+            chunk_size=p.chunk_size,
+            parallelism=p.workers,
+            budget=link.budget,
+        ),
+        link.to_provider,
+        link.to_requester,
+        workers=p.workers,
     )

@@ -95,8 +95,13 @@ def with_unmatched(frame: pl.DataFrame, rows: Sequence[int], linked: pl.DataFram
     """Every row of `frame` in its own order, with the columns `linked` adds for `rows` (null elsewhere) and a matched flag."""
     index = "__row__"
     added = linked.select(pl.exclude(frame.columns)).with_columns(pl.Series(index, list(rows), dtype=pl.UInt32))
-    return (frame.with_row_index(index).join(added, on=index, how="left").sort(index)
-            .with_columns(pl.col(index).is_in(list(rows)).alias(MATCHED_COLUMN)).drop(index))
+    return (
+        frame.with_row_index(index)
+        .join(added, on=index, how="left")
+        .sort(index)
+        .with_columns(pl.col(index).is_in(list(rows)).alias(MATCHED_COLUMN))
+        .drop(index)
+    )
 
 
 class PassEngine:
@@ -140,8 +145,13 @@ class PassEngine:
     def _link(self, req: Side, prov: Side, progress: tuple[int, int]) -> Link:
         """Every pass between one requester and the provider; the links stay with the step until all pairs are done."""
         ctx, p, mode = self.ctx, self.params, self.mode
-        link = Link(req, prov, EvaluationBudget(p.max_queries_per_requester, req.party, prov.party),
-                    channel(ctx, mode.messages, req.party, prov.party), channel(ctx, mode.messages, prov.party, req.party))
+        link = Link(
+            req,
+            prov,
+            EvaluationBudget(p.max_queries_per_requester, req.party, prov.party),
+            channel(ctx, mode.messages, req.party, prov.party),
+            channel(ctx, mode.messages, prov.party, req.party),
+        )
         mode.start(link)
         req_linked, prov_linked = np.zeros(req.frame.height, dtype=bool), np.zeros(prov.frame.height, dtype=bool)
         for number, lp in enumerate(p.passes):
@@ -186,19 +196,40 @@ class PassEngine:
         p, mode = self.params, self.mode
         provider: dict[str, Any] = {"reveal": p.reveal, "records": links[0].provider.frame.height, "links": {}}
         for link in links:
-            self.ctx.publish(link.requester.party, {
-                "provider": link.provider.party,
-                "reveal": p.reveal,
-                "records": link.requester.frame.height,
-                "linked": link.count,
-                "passes": [{
-                    "pass": r.name, "fields": r.fields, "queried": r.queried, "linked": r.linked, "provider_set": r.offered,
-                    "ambiguous": link.requester.ambiguous[r.name], "without_key": link.requester.without_key[r.name],
-                } for r in link.passes],
-            })
-            provider["links"][link.requester.party] = {"evaluations": link.budget.used, "evaluation_cap": link.budget.limit, "passes": [{
-                "pass": r.name, "offered": r.offered, "queried": r.queried,
-                "ambiguous": link.provider.ambiguous[r.name], "without_key": link.provider.without_key[r.name],
-                **({"linked": r.linked} if mode.provider_learns_matches else {}),
-            } for r in link.passes]}
+            self.ctx.publish(
+                link.requester.party,
+                {
+                    "provider": link.provider.party,
+                    "reveal": p.reveal,
+                    "records": link.requester.frame.height,
+                    "linked": link.count,
+                    "passes": [
+                        {
+                            "pass": r.name,
+                            "fields": r.fields,
+                            "queried": r.queried,
+                            "linked": r.linked,
+                            "provider_set": r.offered,
+                            "ambiguous": link.requester.ambiguous[r.name],
+                            "without_key": link.requester.without_key[r.name],
+                        }
+                        for r in link.passes
+                    ],
+                },
+            )
+            provider["links"][link.requester.party] = {
+                "evaluations": link.budget.used,
+                "evaluation_cap": link.budget.limit,
+                "passes": [
+                    {
+                        "pass": r.name,
+                        "offered": r.offered,
+                        "queried": r.queried,
+                        "ambiguous": link.provider.ambiguous[r.name],
+                        "without_key": link.provider.without_key[r.name],
+                        **({"linked": r.linked} if mode.provider_learns_matches else {}),
+                    }
+                    for r in link.passes
+                ],
+            }
         self.ctx.publish(links[0].provider.party, provider)

@@ -55,8 +55,10 @@ class PsiLinkParams(StepParams):
     payload_columns: list[str] = Field(default_factory=list, description="payload only: the provider's numeric or Boolean columns the requester receives.")
     into: str = Field("linked", description="Output table: at the requester its matched rows (plus payload columns); with reveal both also at the provider.")
     keep_unmatched: bool = Field(
-        False, description="Requester's output: false keeps its matched rows only; true keeps every row, with the link's columns "
-        f"(and payload) null where no pass matched and a Boolean `{MATCHED_COLUMN}` column saying which did.")
+        False,
+        description="Requester's output: false keeps its matched rows only; true keeps every row, with the link's columns "
+        f"(and payload) null where no pass matched and a Boolean `{MATCHED_COLUMN}` column saying which did.",
+    )
     duplicates: Literal["error", "skip"] = Field(
         "error",
         description="A key shared by several records of one party cannot tell them apart. error: stop and say so; "
@@ -64,12 +66,18 @@ class PsiLinkParams(StepParams):
     )
     fpr: float = Field(1e-9, gt=0.0, lt=1.0, description="ECDH-PSI: probability of any false match in a whole pass (GCS setup).")
     data_structure: DataStructure = Field(
-        "auto", description="ECDH-PSI setup: gcs (≈5 B per provider record, one core), raw (35 B, exact, built on all cores), bloom, "
-        "or auto (gcs when its range allows and the provider's set is at most twice the requester's, else raw).")
+        "auto",
+        description="ECDH-PSI setup: gcs (≈5 B per provider record, one core), raw (35 B, exact, built on all cores), bloom, "
+        "or auto (gcs when its range allows and the provider's set is at most twice the requester's, else raw).",
+    )
     chunk_size: int = Field(DEFAULT_CHUNK, ge=1_000, description="Requester records per PSI request message.")
     max_queries_per_requester: int = Field(
-        1_000_000, ge=1, le=10**9, description="The provider's own cap: identifiers one requester may have it evaluate in this step, over "
-        "all passes; a larger set or declaration is refused before any evaluation. It bounds enumeration of low-entropy identifiers.")
+        1_000_000,
+        ge=1,
+        le=10**9,
+        description="The provider's own cap: identifiers one requester may have it evaluate in this step, over "
+        "all passes; a larger set or declaration is refused before any evaluation. It bounds enumeration of low-entropy identifiers.",
+    )
     workers: int = Field(2, ge=1, le=64, description="Cores to use: threads for ECDH-PSI, processes for the provider's side of labeled PSI; 1 uses none.")
 
     @model_validator(mode="after")

@@ -99,5 +99,7 @@ class PayloadMode(RevealMode):
     @classmethod
     def requester_learned(cls, requester: str, summary: Mapping[str, Any]) -> str:
         s, prov = summary, summary["provider"]
-        return f"{requester} learned which {s['linked']} of its {s['records']} records {prov} also holds and {prov}'s payload columns for exactly those, " \
-               f"and the number of {prov}'s records in each pass ({provider_sizes(s)}); the other records' payloads stay sealed."
+        return (
+            f"{requester} learned which {s['linked']} of its {s['records']} records {prov} also holds and {prov}'s payload columns for exactly those, "
+            f"and the number of {prov}'s records in each pass ({provider_sizes(s)}); the other records' payloads stay sealed."
+        )

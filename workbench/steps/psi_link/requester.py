@@ -27,5 +27,7 @@ class RequesterMode(RevealMode):
     @classmethod
     def requester_learned(cls, requester: str, summary: Mapping[str, Any]) -> str:
         s, prov = summary, summary["provider"]
-        return f"{requester} learned which {s['linked']} of its {s['records']} records {prov} also holds, " \
-               f"and the size of {prov}'s key set in each pass ({provider_sizes(s)})."
+        return (
+            f"{requester} learned which {s['linked']} of its {s['records']} records {prov} also holds, "
+            f"and the size of {prov}'s key set in each pass ({provider_sizes(s)})."
+        )

@@ -28,12 +28,28 @@ def report_blocks(results: Mapping[str, Any], truth: Mapping[str, Any] | None = 
             keys[r["pass"]] = " + ".join(r["fields"])
             score = scored.get(r["pass"], {})
             rows.append([party, r["pass"], r["queried"], r["provider_set"], r["linked"], total, score.get("precision"), score.get("recall")])
-    blocks.append(Table("Linkage per pass", ["requester", "pass", "queried", "provider set", "linked", "linked so far",
-                                              "precision so far", "recall so far"], rows,
-                        note="Keys: " + "; ".join(f"{name} = {key}" for name, key in keys.items()) + ". Precision and recall are scored "
-                             "by the simulation against the generator's true links (empty without one)."))
-    overall = [[party, s["provider"], s["reveal"], s["records"], s["linked"], truth.get(party, {}).get("true_links"),
-                truth.get(party, {}).get("precision"), truth.get(party, {}).get("recall")] for party, s in requesters.items()]
+    blocks.append(
+        Table(
+            "Linkage per pass",
+            ["requester", "pass", "queried", "provider set", "linked", "linked so far", "precision so far", "recall so far"],
+            rows,
+            note="Keys: " + "; ".join(f"{name} = {key}" for name, key in keys.items()) + ". Precision and recall are scored "
+            "by the simulation against the generator's true links (empty without one).",
+        )
+    )
+    overall = [
+        [
+            party,
+            s["provider"],
+            s["reveal"],
+            s["records"],
+            s["linked"],
+            truth.get(party, {}).get("true_links"),
+            truth.get(party, {}).get("precision"),
+            truth.get(party, {}).get("recall"),
+        ]
+        for party, s in requesters.items()
+    ]
     blocks.append(Table("Linkage overall", ["requester", "provider", "reveal", "records", "linked", "true links", "precision", "recall"], overall))
     missed = [[party, kind, count] for party, t in truth.items() for kind, count in sorted(t.get("missed_by_noise", {}).items())]
     if missed:
@@ -52,8 +68,11 @@ def disclosure(results: Mapping[str, Any]) -> list[str]:
     provider_summary = next(((party, s) for party, s in results.items() if "links" in s), None)
     if provider_summary is not None:
         provider, summary = provider_summary
-        statements.extend(f"{provider} evaluated {link['evaluations']} identifiers for {requester}, under its cap of {link['evaluation_cap']} "
-                          "per requester (max_queries_per_requester): a larger query would have been refused before any evaluation."
-                          for requester, link in summary["links"].items() if "evaluation_cap" in link)
+        statements.extend(
+            f"{provider} evaluated {link['evaluations']} identifiers for {requester}, under its cap of {link['evaluation_cap']} "
+            "per requester (max_queries_per_requester): a larger query would have been refused before any evaluation."
+            for requester, link in summary["links"].items()
+            if "evaluation_cap" in link
+        )
         statements.append("The coordinator received counts only (records, queried, linked per pass); no identifier or record left a party for it.")
     return statements
