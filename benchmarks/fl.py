@@ -1,11 +1,12 @@
 """Per-round cost of each federated runtime next to the plain training loop, measured in the same run.
 
-    python benchmarks/fl.py [--rounds 30] [--deployment-rounds 10] [--runtimes embedded,deployment,simulation]
+    python benchmarks/fl.py [--rounds 30] [--deployment-rounds 10] [--runtimes embedded,deployment,simulation] [--smoke]
 
 The plain loop does exactly the work a round needs (each site's local
 training and held-out scoring, then the weighted average) with no Flower, no
 messages and no serialization. A runtime's overhead per round is its median
-round time minus the plain loop's. Three hospitals of the flagship cohort.
+round time minus the plain loop's. Three hospitals of the flagship cohort,
+linked and split as the flagship does before its fl_train steps.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from smoke import small_cohort
 
 from workbench.context import derive_rng
 from workbench.fl.deployment import DeploymentSettings
@@ -33,12 +35,13 @@ from workbench.runner import run_recipe
 RECIPE = Path(__file__).parents[1] / "recipes" / "flagship.yaml"
 
 
-def flagship_sites(folder: Path) -> tuple[FLPlan, list[dict[str, str]]]:
+def flagship_sites(folder: Path, overrides: list[str]) -> tuple[FLPlan, list[dict[str, str]]]:
     """The flagship's sites after its split step, written as each site's private file, and its FL plan."""
-    recipe = load_recipe(RECIPE)
+    recipe = load_recipe(RECIPE, overrides)
     fl_index = next(i for i, step in enumerate(recipe.steps) if step.kind == "fl_train")
     spec = recipe.steps[fl_index].params
-    head = recipe.model_copy(update={"steps": recipe.steps[:1]})  # the split step only
+    split_index = next(i for i, step in enumerate(recipe.steps) if step.kind == "split")
+    head = recipe.model_copy(update={"steps": recipe.steps[: split_index + 1]})  # the linkage that makes fl_train's table, and the split
     stores = run_recipe(head, folder / "split-run").stores
     sites = [name for name, party in recipe.parties.items() if party.role.value == "hospital"]
     configs = []
@@ -114,11 +117,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30, help="rounds for the plain loop and the embedded runtime")
     parser.add_argument("--deployment-rounds", type=int, default=10, help="rounds for deployment and simulation")
     parser.add_argument("--runtimes", default="embedded,deployment,simulation")
+    parser.add_argument("--smoke", action="store_true", help="a twentieth of the cohort, 3 rounds, embedded only: checks the benchmark runs, measures nothing")
     args = parser.parse_args()
-    console = Console()
+    if args.smoke:
+        args.rounds, args.deployment_rounds, args.runtimes = 3, 3, "embedded"
+    console = Console(width=150)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        plan, configs = flagship_sites(folder)
+        plan, configs = flagship_sites(folder, small_cohort() if args.smoke else [])
         plain = float(np.median(plain_loop(plan.model_copy(update={"rounds": args.rounds}), configs)))
         table = Table(title=f"Federated rounds, {len(configs)} hospitals (flagship cohort), 2-core machine")
         for column in ("runtime", "rounds", "median s / round", "overhead s / round", "× plain", "until round 1 (s)"):

@@ -1,6 +1,6 @@
 """Cost of CKKS aggregation next to plaintext aggregation, measured in the same run.
 
-    python benchmarks/he.py [--sizes 1e3,1e4,1e5,1e6] [--clients 3,10] [--flagship-rounds 150] [--repeats 3]
+    python benchmarks/he.py [--sizes 1e3,1e4,1e5,1e6] [--clients 3,10] [--flagship-rounds 150] [--repeats 3] [--smoke]
 
 Per custody, size and client count: each client's encryption time, the
 aggregator's time to add all ciphertexts, the decryption (with masking and
@@ -28,6 +28,7 @@ import numpy as np
 import yaml
 from rich.console import Console
 from rich.table import Table
+from smoke import small_cohort
 
 from workbench import variants
 from workbench.crypto import ckks
@@ -106,14 +107,14 @@ def primitives(custody: str, sizes: list[int], client_counts: list[int], console
     console.print(table)
 
 
-def federated_part(rounds: int) -> Recipe:
+def federated_part(rounds: int, overrides: list[str]) -> Recipe:
     """The flagship's split → fl_train → evaluate on each hospital's own table, as the chain stood before linkage.
 
     Linkage is timed in benchmarks/psi.py; here it would only dilute the ratio. A table made by a psi_link step
     is replaced by the requester's table it came from, and the features the link adds (payload, `matched`) are
     dropped. Only the first fl_train is kept, with plain aggregation; `variants.encrypted` derives the others.
     """
-    raw: dict[str, Any] = yaml.safe_load(load_recipe(FLAGSHIP).to_yaml())
+    raw: dict[str, Any] = yaml.safe_load(load_recipe(FLAGSHIP, overrides).to_yaml())
     links = {step["params"]["into"]: step["params"] for step in raw["steps"] if step["kind"] == "psi_link"}
     kinds = ("split", "fl_train", "evaluate")
     steps = [next(step for step in raw["steps"] if step["kind"] == kind) for kind in kinds]
@@ -142,8 +143,8 @@ def timed_run(recipe: Recipe, out_dir: Path) -> tuple[float, float]:
     return seconds, float(result.manifest["timings_seconds"][step])
 
 
-def flagship(rounds: int, repeats: int, console: Console) -> None:
-    plain = federated_part(rounds)
+def flagship(rounds: int, repeats: int, console: Console, overrides: list[str], warm_up: bool = True) -> None:
+    plain = federated_part(rounds, overrides)
     variants_ = {
         "none": plain,
         "ckks, custody clients": variants.encrypted(plain, "clients"),
@@ -151,7 +152,7 @@ def flagship(rounds: int, repeats: int, console: Console) -> None:
     }
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants_}
     with tempfile.TemporaryDirectory() as scratch:
-        for name, recipe in variants_.items():  # imports, caches and TenSEAL's first contexts, paid by no side
+        for name, recipe in variants_.items() if warm_up else ():  # imports, caches and TenSEAL's first contexts, paid by no side
             run_recipe(recipe, Path(scratch) / f"warm-up-{len(times[name])}-{name}")
         for repeat in range(repeats):
             for index, (name, recipe) in enumerate(variants_.items()):
@@ -173,11 +174,16 @@ def main() -> None:
     parser.add_argument("--clients", default="3,10")
     parser.add_argument("--flagship-rounds", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of the flagship's federated part per aggregation")
+    parser.add_argument(
+        "--smoke", action="store_true", help="1e3 values, 3 clients, 2 rounds of a small cohort, no warm-up: checks the benchmark runs, measures nothing"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.sizes, args.clients, args.flagship_rounds, args.repeats = "1e3", "3", 2, 1
     console = Console(width=180)
     for custody in ("clients", "key_holder"):
         primitives(custody, [int(float(size)) for size in args.sizes.split(",")], [int(c) for c in args.clients.split(",")], console)
-    flagship(args.flagship_rounds, args.repeats, console)
+    flagship(args.flagship_rounds, args.repeats, console, small_cohort() if args.smoke else [], warm_up=not args.smoke)
 
 
 if __name__ == "__main__":

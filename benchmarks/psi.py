@@ -1,6 +1,6 @@
 """PSI linkage cost at 1e4, 1e5 and 1e6 ids a side, next to a plaintext polars join of the same ids in the same run.
 
-    python benchmarks/psi.py [--sizes 1e4,1e5,1e6] [--protocols ecdh,labeled] [--workers 2] [--fpr 1e-6] [--data-structure auto]
+    python benchmarks/psi.py [--sizes 1e4,1e5,1e6] [--protocols ecdh,labeled] [--workers 2] [--fpr 1e-6] [--data-structure auto] [--smoke]
 
 Each (protocol, size) runs in a fresh process, so its peak memory is its own:
 both parties in one process, as the psi_link step runs them, with the
@@ -123,8 +123,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="threads (ecdh) or provider processes (labeled)")
     parser.add_argument("--fpr", type=float, default=1e-6, help="ecdh: false-positive rate of the whole query (GCS)")
     parser.add_argument("--data-structure", default="auto", choices=["auto", "gcs", "raw", "bloom"], help="ecdh setup encoding")
+    parser.add_argument("--smoke", action="store_true", help="200 ids a side, one worker: checks the benchmark runs, measures nothing")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        args.sizes, args.workers = "200", 1
     if args.one:
         protocol, n = args.one.split(":")
         print(json.dumps(one(protocol, int(n), args.workers, args.fpr, args.data_structure)))

@@ -14,6 +14,22 @@ RECIPES = ROOT / "recipes"
 LIGHT_ROUNDS = 15
 LIGHT_VENDOR_ONLY_PEOPLE = 1000
 
+SLOW_FOLDERS = ("ui",)
+"""A real JupyterLab in Chromium, and the wheel in a fresh environment."""
+SLOW_MODULES = ("test_deployment", "test_federation_security", "test_simulation", "test_notebook", "test_api")
+"""Real processes on loopback (SuperLink, SuperNodes, Ray, Jupyter servers, kernels)."""
+SLOW_FIXTURES = {"flagship_run", "light_flagship_run", "light_flagship_path", "strategies_run", "linkage_run", "killed_run"}
+"""Whole recipe runs shared by the tests that read them: tens of seconds each."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`-m "not slow"` is the loop a developer runs between edits (under 3 minutes): everything that starts real
+    processes or runs a whole recipe is `slow`, found by folder, module and fixture so no test has to remember it."""
+    for item in items:
+        path = item.path
+        if path.parent.name in SLOW_FOLDERS or path.stem in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 def uci_recipe(name: str, steps: str, sites: tuple[str, ...] = ("cleveland", "hungary"), *, key_holder: bool = False) -> str:
     """A small recipe on the real UCI heart sites: the sites as hospitals, an aggregator (and a key holder), then `steps` (YAML)."""

@@ -12,45 +12,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 import pytest
 
-from workbench.fl.aggregation import kind
+from workbench.contracts import Randomness
 from workbench.recipe import Recipe
-from workbench.steps.ckks_keys import CKKSKeysParams
-from workbench.steps.evaluate import EvaluateParams
-from workbench.steps.fl_train import FLTrainParams
-from workbench.steps.psi_link import PsiLinkParams
-from workbench.steps.secure_sum import SecureSumParams
 
 CKKS_TOLERANCE = {"rel": 1e-3, "abs": 1e-6}
 """Decrypted values carry CKKS noise (≤1e-6); compressed ciphertext sizes vary by up to ~1e-4 relative."""
 
 
 def encrypted_names(recipe: Recipe) -> set[str]:
-    """Names under which values that went through CKKS are published: the encrypted steps and the models they trained."""
-    names: set[str] = set()
-    for name, spec in zip(recipe.step_names(), recipe.steps):
-        if _training(spec.params) and not kind(spec.params.aggregation).exact:
-            names |= {name, spec.params.save_as}
-        if isinstance(spec.params, SecureSumParams):
-            names.add(name)
-    return names
+    """Names under which values that went through encryption are published: the inexact steps and the models they saved."""
+    return {name for step, contract in recipe.contracts() if not contract.exact for name in (step, *contract.saves_models)}
 
 
 def fresh_randomness_steps(recipe: Recipe) -> set[str]:
     """Steps whose messages carry fresh keys or encryption randomness, so their bytes differ from run to run."""
-    randomized = (PsiLinkParams, CKKSKeysParams, SecureSumParams)
-    return {
-        name
-        for name, spec in zip(recipe.step_names(), recipe.steps)
-        if isinstance(spec.params, randomized) or (_training(spec.params) and kind(spec.params.aggregation).fresh_randomness)
-    }
-
-
-def _training(params: object) -> TypeGuard[FLTrainParams]:
-    return isinstance(params, FLTrainParams)
+    return {step for step, contract in recipe.contracts() if contract.randomness is Randomness.SEED_AND_SYSTEM}
 
 
 def assert_same_metrics(first: Path, second: Path, recipe: Recipe) -> None:
@@ -62,9 +42,7 @@ def assert_same_ledger(first: Path, second: Path, recipe: Recipe) -> None:
     """ledger.jsonl of two runs: the same messages in the same order; the same bytes wherever no fresh randomness is involved
     (in the step itself, or in the encrypted models an evaluate step scores)."""
     encrypted = encrypted_names(recipe)
-    scoring_encrypted = {
-        name for name, spec in zip(recipe.step_names(), recipe.steps) if isinstance(spec.params, EvaluateParams) and encrypted & set(spec.params.models)
-    }
+    scoring_encrypted = {step for step, contract in recipe.contracts() if encrypted & set(contract.reads_models)}
     randomized = fresh_randomness_steps(recipe) | scoring_encrypted
     a, b = ([json.loads(line) for line in path.read_text().splitlines()] for path in (first, second))
     assert len(a) == len(b)

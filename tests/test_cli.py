@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import RECIPES, light_overrides, uci_recipe
@@ -46,14 +48,32 @@ def test_schema_is_json_schema() -> None:
     assert schema["title"] == "Recipe" and "steps" in schema["required"]
 
 
-def test_run_with_overrides_writes_the_run_directory(flagship_path: Path, flagship: Recipe, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_run_with_overrides_writes_the_run_directory_and_a_line_a_step(flagship_path: Path, flagship: Recipe, tmp_path: Path) -> None:
     out = tmp_path / "run"
     light = [option for override in light_overrides(flagship) for option in ("--set", override)]
-    result = runner.invoke(app, ["run", str(flagship_path), "--out", str(out), "--seed", "3", "--set", "steps[2].params.model.l2=0.1", *light])
+    arguments = ["run", str(flagship_path), "--out", str(out), "--seed", "3", "--set", "steps[2].params.model.l2=0.1", *light]
+    result = runner.invoke(app, arguments, terminal_width=80)
     assert result.exit_code == 0, result.output
-    assert "Held-out performance per site" in result.output and "general_hospital" in result.output
+    summary = result.output[result.output.index(f"{flagship.name} · hash") :]
+    assert all(len(line) <= 80 for line in summary.splitlines()), "reads in an 80-column CI log"
+    for name in flagship.step_names():
+        assert re.search(rf"^{name} +\d+\.\d s +\S", summary, re.MULTILINE), name
+    assert re.search(r"evaluate .*mean AUC over 3 sites: federated 0\.\d{3}", summary) and "…" not in summary
     as_run = (out / "recipe.yaml").read_text()
     assert "seed: 3" in as_run and "l2: 0.1" in as_run
+
+
+def test_run_json_prints_the_summary_as_data(tmp_path: Path) -> None:
+    recipe = tmp_path / "uci.yaml"
+    recipe.write_text(uci_recipe("uci", "  - {kind: local_train, params: {label: heart_disease, features: {numeric: [age, chol]}}}\n"))
+    result = subprocess.run([sys.executable, "-m", "workbench", "run", str(recipe), "--out", str(tmp_path / "run"), "--json"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert [step["name"] for step in summary["steps"]] == ["split", "local_train"]
+    trained = json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"]["local_train"]
+    assert summary["steps"][1]["headline"] == f"a model at each of 2 parties, on {sum(s['train_rows'] for s in trained.values())} rows in all"
+    assert summary["ledger"]["row_level_messages"] == 0 and summary["out_dir"] == str(tmp_path / "run")
 
 
 def test_run_of_a_bad_recipe_prints_problems_not_a_traceback(tmp_path: Path) -> None:
@@ -118,6 +138,7 @@ def _descendants(pid: int) -> list[int]:
     return direct + [d for c in direct for d in _descendants(c)]
 
 
+@pytest.mark.slow
 def test_sigterm_stops_like_ctrl_c_and_leaves_no_private_file(tmp_path: Path) -> None:
     process, out, env = _start_training(tmp_path)
     process.send_signal(signal.SIGTERM)
@@ -128,6 +149,7 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_no_private_file(tmp_path: Path) ->
     assert not list(Path(env["TMPDIR"]).iterdir()), "the site files went with the run"
 
 
+@pytest.mark.slow
 def test_after_sigkill_the_next_run_sweeps_what_the_killed_one_left(tmp_path: Path) -> None:
     process, out, env = _start_training(tmp_path)
     children = _descendants(process.pid)
@@ -148,8 +170,13 @@ def test_after_sigkill_the_next_run_sweeps_what_the_killed_one_left(tmp_path: Pa
     assert again.returncode == 0, again.stderr
     assert "removed 1 private temporary folder(s) that killed runs left behind" in " ".join(again.stdout.split())
     assert not any(path.exists() for path in left)
+    listed = {run["run"]: run for run in json.loads(runner.invoke(app, ["runs", str(tmp_path), "--json"]).output)}
+    assert listed["run"]["status"] == "interrupted" and listed["run"]["current"] == "fl_train", "killed without a last word: never running forever"
+    assert "is gone without a last word" in listed["run"]["error"]
+    assert listed["again"]["status"] == "finished"
 
 
+@pytest.mark.slow
 def test_a_full_disk_prints_no_patient_data(tmp_path: Path) -> None:
     """Issue 21: when even error.log cannot be written, the stack goes to stderr without local variables or rows."""
     disk = tmp_path / "disk"

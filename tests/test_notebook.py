@@ -108,8 +108,10 @@ def test_the_notebook_run_headless_writes_the_same_run_directory_as_workbench_ru
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
-def test_tutorial_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
-    executed = execute_notebook(path, {"out_dir": str(tmp_path / "run")}, output=tmp_path / f"executed-{path.name}")
+def test_tutorial_runs_top_to_bottom(path: Path, tmp_path: Path, light_flagship_path: Path) -> None:
+    """The flagship tutorial runs on the light flagship (fewer rounds and vendor-only people): the same chain and words."""
+    parameters = {"out_dir": str(tmp_path / "run"), **({"recipe_path": str(light_flagship_path)} if path.stem == "flagship" else {})}
+    executed = execute_notebook(path, parameters, output=tmp_path / f"executed-{path.name}")
     assert not [o for cell in executed.cells for o in cell.get("outputs", []) if o.output_type == "error"]
     assert (tmp_path / "run" / "report.html").is_file()
 

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench.contracts import Columns, Contract
 from workbench.parties import Role
 from workbench.recipe_problems import Loc, Problem
 from workbench.steps import REGISTRY
+
+if TYPE_CHECKING:  # recipe.py calls this module while it validates a recipe
+    from workbench.recipe import Recipe
 
 
 @dataclass
@@ -30,17 +34,14 @@ class _PartyState:
     """Custody of the CKKS keys this party holds, if any."""
 
 
-def chain_problems(recipe: object, base_dir: Path | None = None) -> list[Problem]:
+def chain_problems(recipe: Recipe, base_dir: Path | None = None) -> list[Problem]:
     """Every need of every step that no data source or earlier step provides, located at the step's field."""
-    from workbench.recipe import Recipe
-
-    assert isinstance(recipe, Recipe)
     parties = {name: _PartyState(spec.role) for name, spec in recipe.parties.items()}
-    for name, spec in recipe.parties.items():
-        if spec.data is not None:
-            source = recipe.datasets[spec.data.dataset]
-            part = spec.data.part or source.part_names()[0]
-            parties[name].tables[spec.data.table] = _known(source.columns(part, base_dir))
+    for name, party in recipe.parties.items():
+        if party.data is not None:
+            source = recipe.datasets[party.data.dataset]
+            part = party.data.part or source.part_names()[0]
+            parties[name].tables[party.data.table] = _known(source.columns(part, base_dir))
     problems: list[Problem] = []
     for index, (step_name, spec) in enumerate(zip(recipe.step_names(), recipe.steps)):
         contract = REGISTRY[spec.kind](spec.params).contract()
@@ -96,6 +97,9 @@ class _StepCheck:
                 )
             ]
         custodies = {self.parties[party].custody for party in self.at if self.parties[party].role in self.contract.needs_keys}
+        refused = [self.contract.refuses_custody[custody] for custody in sorted(custodies, key=str) if custody in self.contract.refuses_custody]
+        if refused:
+            return [Problem((*self.loc, "params"), f"step {self.name!r} ({self.kind}): {refused[0]}")]
         if "key_holder" in custodies and not any(self.parties[party].custody for party in self._with(Role.KEY_HOLDER)):
             return [
                 Problem(

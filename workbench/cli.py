@@ -1,22 +1,21 @@
-"""`workbench run | validate | schema | data`: a thin face over the runner."""
+"""`workbench run | runs | validate | schema | export | data`: a thin face over the runner.
+
+Each command imports what it uses when it runs: `validate`, `schema` and `--help` must start in a moment, and the
+runner, the report and the generator bring numpy, polars and matplotlib with them.
+"""
 
 from __future__ import annotations
 
 import json
 import signal
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from workbench.console import ConsoleRenderer, render_tables
-from workbench.data.cohort import CohortParams, generate_cohort, save_cohort
-from workbench.recipe import RecipeError, json_schema, load_recipe
-from workbench.report.comparison import comparison_blocks
-from workbench.report.html import boundary_statement, human_bytes, step_blocks
-from workbench.runner import RunError, run_recipe
+if TYPE_CHECKING:
+    from workbench.recipe import Recipe
 
 # A traceback that shows local variables would print whatever rows a party's table held at the time: never.
 app = typer.Typer(
@@ -28,7 +27,9 @@ console = Console()
 errors = Console(stderr=True)
 
 
-def _load_or_exit(path: Path, overrides: list[str]):  # noqa: ANN202  (Recipe; imported lazily by type checkers)
+def _load_or_exit(path: Path, overrides: list[str]) -> Recipe:
+    from workbench.recipe import RecipeError, load_recipe
+
     try:
         return load_recipe(path, overrides)
     except RecipeError as error:
@@ -45,14 +46,19 @@ def run(
     seed: Annotated[int | None, typer.Option(help="Override the recipe's seed.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Override a field, e.g. --set steps[1].params.l2=0.1")] = [],  # noqa: B006
     force: Annotated[bool, typer.Option(help="Write into a non-empty run directory.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on standard output (progress goes to standard error).")] = False,
 ) -> None:
-    """Run a recipe headless and write its run directory."""
+    """Run a recipe headless and write its run directory; print a line a step (full tables are in report.html)."""
+    from workbench.console import ConsoleRenderer
+    from workbench.runner import RunError, default_run_dir, run_recipe
+    from workbench.summary import render_summary, run_summary
+
     overrides = [*set_, *([f"seed={seed}"] if seed is not None else [])]
     parsed = _load_or_exit(recipe, overrides)
-    out = out or Path("runs") / f"{parsed.name}-{parsed.hash()[:8]}-{datetime.now():%Y%m%d-%H%M%S}"
+    out = out or default_run_dir(parsed)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # what timeout, docker stop and systemd send: stop as Ctrl-C does
     try:
-        with ConsoleRenderer(console) as renderer:
+        with ConsoleRenderer(errors if json_ else console) as renderer:
             result = run_recipe(parsed, out, base_dir=recipe.parent, listeners=[renderer], force=force)
     except KeyboardInterrupt:
         errors.print(f"[yellow]interrupted:[/] child processes stopped, private temporary files removed; {out} is marked interrupted", highlight=False)
@@ -65,12 +71,39 @@ def run(
         raise typer.Exit(1) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
-    for blocks in step_blocks(parsed, result.metrics).values():
-        render_tables(console, blocks)
-    render_tables(console, comparison_blocks(parsed, result.metrics, result.manifest, result.ledger))
-    console.print(boundary_statement(result.ledger))
-    console.print(f"ledger: {len(result.ledger.messages)} messages, {human_bytes(result.ledger.total_bytes())}")
-    console.print(f"run directory: [bold]{out}[/] (report.html, metrics.json, manifest.json, ledger.jsonl, recipe.yaml)")
+    summary = run_summary(parsed, result.metrics, result.manifest, result.ledger, str(out))
+    if json_:
+        print(json.dumps(summary, indent=2))
+    else:
+        render_summary(console, summary)
+
+
+@app.command()
+def runs(
+    folder: Annotated[Path, typer.Argument(help="The folder that holds run directories.")] = Path("runs"),
+    json_: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
+) -> None:
+    """The runs in FOLDER, newest first: finished, failed, interrupted or running, and where (from events and status.json)."""
+    from rich.table import Table
+
+    from workbench.run_state import EVENTS_FILE, read_run
+
+    if not folder.is_dir():
+        errors.print(f"[red]error:[/] {folder} is not a folder of runs; pass the folder `workbench run` wrote into", highlight=False)
+        raise typer.Exit(2)
+    found = sorted((p for p in folder.iterdir() if (p / EVENTS_FILE).is_file()), key=lambda p: (p / EVENTS_FILE).stat().st_mtime, reverse=True)
+    states = [(path, read_run(path)) for path in found]
+    if json_:
+        print(json.dumps([{"run": path.name, **state.model_dump(mode="json", exclude={"curves"})} for path, state in states], indent=2))
+        return
+    table = Table(box=None, pad_edge=False, padding=(0, 1))
+    for column in ("run", "status", "step", "seconds"):
+        table.add_column(column, no_wrap=column != "run", overflow="fold")
+    for path, state in states:
+        index, steps = state.position
+        where = f"{state.current} ({index}/{steps})" if state.current else f"{steps}/{steps}" if state.status.value == "finished" else "—"
+        table.add_row(path.name, state.status.value, where, "" if state.seconds is None else f"{state.seconds:.1f}")
+    console.print(table if states else f"no runs in {folder}")
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -80,6 +113,8 @@ def _interrupt(signum: int, frame: object) -> None:
 @app.command()
 def validate(recipes: Annotated[list[Path], typer.Argument(help="Recipe YAML files.")]) -> None:
     """Check recipes against the schema and their cross-references; name every problem by path and line."""
+    from workbench.recipe import RecipeError, load_recipe
+
     failed = 0
     for path in recipes:
         try:
@@ -97,6 +132,8 @@ def validate(recipes: Annotated[list[Path], typer.Argument(help="Recipe YAML fil
 @app.command()
 def schema(out: Annotated[Path | None, typer.Option(help="Write to this file instead of standard output.")] = None) -> None:
     """Print the recipe JSON Schema, for editors to complete and check recipes."""
+    from workbench.recipe import json_schema
+
     text = json.dumps(json_schema(), indent=2)
     if out:
         out.write_text(text + "\n")
@@ -112,6 +149,8 @@ def data_generate(
     vendor_only_people: Annotated[int | None, typer.Option(help="Vendor customers who are no hospital's patients.")] = None,
 ) -> None:
     """Generate the synthetic surgical cohort (hospitals' EHR tables and the vendor's vitals)."""
+    from workbench.data.cohort import CohortParams, generate_cohort, save_cohort
+
     given = {"id_noise": id_noise, "vendor_only_people": vendor_only_people}
     params = CohortParams(**{key: value for key, value in given.items() if value is not None})
     cohort = generate_cohort(params, seed)
@@ -129,6 +168,7 @@ def export(
 ) -> None:
     """Recipe -> notebook (one section per step, papermill parameters) or notebook -> recipe (same hash)."""
     from workbench.notebook import NotebookError, read_notebook_recipe, write_recipe_notebook
+    from workbench.recipe import RecipeError
 
     if out.resolve() == source.resolve():
         errors.print(f"[red]error:[/] {out} is the file being exported; write the export elsewhere", highlight=False)

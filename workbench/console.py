@@ -1,14 +1,12 @@
-"""Renders runner events in a terminal: a progress bar per step, a summary at the end."""
+"""Renders a run in a terminal: a progress bar a step, drawn from the run state the other faces share."""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table as RichTable
 
-from workbench.events import Event, Notice, StepFailed, StepFinished, StepStarted
-from workbench.events import Progress as ProgressEvent
-from workbench.report.blocks import Block, Table
+from workbench.events import Event, Notice
+from workbench.run_state import DATA_PHASE, RunState, Status, StepState
 
 
 class ConsoleRenderer:
@@ -16,6 +14,7 @@ class ConsoleRenderer:
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        self.run = RunState()
         self._bars = Progress(
             TextColumn("[bold]{task.description:<22}"),
             BarColumn(),
@@ -35,32 +34,20 @@ class ConsoleRenderer:
         self._bars.stop()
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, StepStarted):
-            self._task(event.step)
-        elif isinstance(event, ProgressEvent):
-            self._bars.update(self._task(event.step), completed=event.done, total=event.total, label=event.label)
-        elif isinstance(event, StepFinished):
-            task = self._task(event.step)
-            total = self._bars.tasks[task].total or 1
-            self._bars.update(task, completed=total, total=total, label=f"done in {event.seconds:.2f} s")
-        elif isinstance(event, StepFailed):
-            self._bars.update(self._task(event.step), label="[red]failed")
-        elif isinstance(event, Notice):
+        changed = self.run.apply(event)
+        if isinstance(event, Notice):
             self.console.print(f"[yellow]note:[/] {event.text}", highlight=False)
+        if changed is not None and changed != DATA_PHASE:
+            self._show(self.run.steps[changed])
 
-    def _task(self, step: str) -> TaskID:
-        if step not in self._tasks:
-            self._tasks[step] = self._bars.add_task(step, total=None, label="")
-        return self._tasks[step]
-
-
-def render_tables(console: Console, blocks: list[Block]) -> None:
-    """Print the table blocks of a report as rich tables (figures stay in report.html)."""
-    for block in blocks:
-        if isinstance(block, Table):
-            table = RichTable(title=block.title, title_justify="left")
-            for column in block.columns:
-                table.add_column(column, justify="left" if column in ("site", "model", "party") else "right")
-            for row in block.rows:
-                table.add_row(*("" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value) for value in row))
-            console.print(table)
+    def _show(self, step: StepState) -> None:
+        if step.name not in self._tasks:
+            self._tasks[step.name] = self._bars.add_task(step.name, total=None, label="")
+        task = self._tasks[step.name]
+        if step.status is Status.FINISHED:
+            total = self._bars.tasks[task].total or 1
+            self._bars.update(task, completed=total, total=total, label=f"done in {step.seconds or 0:.2f} s")
+        elif step.status in (Status.FAILED, Status.INTERRUPTED):
+            self._bars.update(task, label=f"[red]{step.status.value}")
+        elif step.total:
+            self._bars.update(task, completed=step.done, total=step.total, label=step.label)

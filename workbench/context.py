@@ -11,13 +11,14 @@ import json
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from workbench.events import EventListener, Metric, Progress
 from workbench.ledger import Ledger, Protection
 from workbench.parties import COORDINATOR, PartyStore, Role, ScopedParties
+
+if TYPE_CHECKING:  # numpy loads when a step draws random numbers, not when a recipe is validated
+    import numpy as np
 
 
 def derive_rng(seed: int, *labels: str) -> np.random.Generator:
@@ -26,6 +27,8 @@ def derive_rng(seed: int, *labels: str) -> np.random.Generator:
     Python's `hash()` is salted per process, so labels are folded in with CRC-32
     to keep runs reproducible across processes and machines.
     """
+    import numpy as np
+
     return np.random.default_rng([seed, *(zlib.crc32(label.encode()) for label in labels)])
 
 
@@ -100,6 +103,8 @@ class StepContext:
 
 def _json_scalar(value: Any) -> Any:
     """numpy scalars reach summaries from metric functions; JSON wants plain numbers."""
+    import numpy as np
+
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"cannot publish a value of type {type(value).__name__}")

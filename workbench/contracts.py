@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from workbench.ledger import Protection
 from workbench.parties import Role
 
 Loc = tuple[str | int, ...]
@@ -61,6 +62,20 @@ class Columns:
 
 
 @dataclass(frozen=True)
+class Technique:
+    """How a step that trains a model protects what crosses boundaries: the report sets steps of one `family` side by
+    side (utility, cost, ledger) against the first whose `protection` is none."""
+
+    family: str
+    """What the steps do, e.g. "federated training"; only steps of one family are compared."""
+    name: str
+    """The variant's name in a table, e.g. the aggregation kind."""
+    title: str
+    """The variant's name in prose, e.g. "CKKS-encrypted aggregation"."""
+    protection: Protection
+
+
+@dataclass(frozen=True)
 class Contract:
     needs: tuple[RoleNeed, ...] = ()
     reads: tuple[Columns, ...] = ()
@@ -73,5 +88,12 @@ class Contract:
     provides_keys: str | None = None
     """The custody (`clients`, `key_holder`) of the keys the step provisions at its parties; a later step that needs keys
     under custody key_holder must then also run at the key holder, the only party that can decrypt."""
+    refuses_custody: dict[str | None, str] = field(default_factory=dict)
+    """Key custody -> why the step cannot run with keys under it (e.g. a server-side optimizer where the aggregator
+    must not read the average): the chain reports it at the step's `params`."""
     randomness: Randomness = Randomness.NONE
+    exact: bool = True
+    """Whether what the step publishes, and the models it saves, repeat bit for bit; False: to the precision of its
+    encryption (CKKS noise), which is what tests of reproducibility and comparisons of utility hold it to."""
+    technique: Technique | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)

@@ -1,60 +1,60 @@
-"""Typed events the runner emits while a recipe runs.
+"""Typed events the runner emits while a recipe runs, written and read through the same models.
 
 The runner never prints. The CLI renders events as progress bars, notebook
 widgets as live plots, the Jupyter server streams them to the browser, and
-tests collect them. Each event serializes to a flat JSON object with a `type`.
+tests collect them. Each event serializes to a flat JSON object with a `type`;
+`parse_event` and `read_events` turn events.jsonl back into the same classes,
+and `workbench.run_state` folds them into the state of a run, for every face.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from workbench.ledger import Message
 
 
-@dataclass(frozen=True)
-class Event:
-    type: ClassVar[str] = "event"
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, **asdict(self)}
+        return self.model_dump(mode="json")
 
 
-@dataclass(frozen=True)
 class RunStarted(Event):
-    type: ClassVar[str] = "run_started"
+    type: Literal["run_started"] = "run_started"
     recipe: str
     recipe_hash: str
     out_dir: str
-    steps: list[str] = field(default_factory=list)
+    steps: list[str] = Field(default_factory=list)
 
 
-@dataclass(frozen=True)
 class StepStarted(Event):
-    type: ClassVar[str] = "step_started"
+    type: Literal["step_started"] = "step_started"
     step: str
     kind: str
     index: int
     total: int
-    parties: list[str] = field(default_factory=list)
+    parties: list[str] = Field(default_factory=list)
 
 
-@dataclass(frozen=True)
 class Progress(Event):
     """Work done within a step, e.g. a party's training epochs or a round of federated learning."""
 
-    type: ClassVar[str] = "progress"
+    type: Literal["progress"] = "progress"
     step: str
     done: int
     total: int
     label: str = ""
 
 
-@dataclass(frozen=True)
 class Metric(Event):
-    type: ClassVar[str] = "metric"
+    type: Literal["metric"] = "metric"
     step: str
     name: str
     value: float
@@ -62,39 +62,79 @@ class Metric(Event):
     round: int | None = None
 
 
-@dataclass(frozen=True)
 class MessageSent(Event):
-    type: ClassVar[str] = "message_sent"
+    type: Literal["message_sent"] = "message_sent"
     message: Message
 
 
-@dataclass(frozen=True)
 class StepFinished(Event):
-    type: ClassVar[str] = "step_finished"
+    type: Literal["step_finished"] = "step_finished"
     step: str
     seconds: float
 
 
-@dataclass(frozen=True)
 class StepFailed(Event):
-    type: ClassVar[str] = "step_failed"
+    type: Literal["step_failed"] = "step_failed"
     step: str
     error: str
 
 
-@dataclass(frozen=True)
 class Notice(Event):
     """Something the user should know that is no step's result, e.g. stale private files an earlier, killed run left."""
 
-    type: ClassVar[str] = "notice"
+    type: Literal["notice"] = "notice"
     text: str
 
 
-@dataclass(frozen=True)
 class RunFinished(Event):
-    type: ClassVar[str] = "run_finished"
+    type: Literal["run_finished"] = "run_finished"
     out_dir: str
     seconds: float
 
 
+class RunFailed(Event):
+    """The run stopped on an error; `phase` is the step, or `data` while the parties' data loaded."""
+
+    type: Literal["run_failed"] = "run_failed"
+    phase: str
+    error: str
+    user_error: bool = True
+    """False: a bug in the workbench, whose stack is in error.log."""
+
+
+class RunInterrupted(Event):
+    """Ctrl-C, a kernel interrupt or SIGTERM stopped the run; child processes were stopped and private files removed."""
+
+    type: Literal["run_interrupted"] = "run_interrupted"
+    phase: str
+
+
+AnyEvent = Annotated[
+    RunStarted | StepStarted | Progress | Metric | MessageSent | StepFinished | StepFailed | Notice | RunFinished | RunFailed | RunInterrupted,
+    Field(discriminator="type"),
+]
+_EVENTS: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
 EventListener = Callable[[Event], None]
+
+
+def parse_event(data: dict[str, Any] | Event) -> Event:
+    """An event from its JSON object (as events.jsonl and the server's stream carry it); an Event passes through."""
+    return data if isinstance(data, Event) else _EVENTS.validate_python(data)
+
+
+def read_events(path: Path) -> list[Event]:
+    """Every complete event in an events.jsonl: the runner may be half-way through writing the last line, and a
+    line another version of the workbench wrote with an unknown type is skipped rather than fatal to a runs list."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return []
+    lines = text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]
+    events = []
+    for line in lines:
+        try:
+            events.append(parse_event(json.loads(line)))
+        except ValueError:  # json.JSONDecodeError and pydantic's ValidationError are both ValueErrors
+            continue
+    return events

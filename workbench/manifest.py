@@ -7,14 +7,14 @@ import platform
 import sys
 from datetime import UTC, datetime
 from importlib import metadata
-from typing import Any
-
-import polars as pl
-from packaging.requirements import Requirement
+from typing import TYPE_CHECKING, Any
 
 from workbench import __version__
 from workbench.ledger import Ledger
 from workbench.recipe import Recipe
+
+if TYPE_CHECKING:  # annotations only: the CLI imports this module (through the runner) and need not load polars
+    import polars as pl
 
 DISTRIBUTION = "ppml-workbench"
 
@@ -27,6 +27,8 @@ def table_fingerprint(dataset: str, part: str, frame: pl.DataFrame) -> dict[str,
 
 def package_versions() -> dict[str, str]:
     """Versions of the workbench's direct dependencies as installed now."""
+    from packaging.requirements import Requirement  # ~15 ms of imports that only writing a manifest needs
+
     versions = {DISTRIBUTION: __version__}
     for requirement in metadata.requires(DISTRIBUTION) or []:
         parsed = Requirement(requirement)

@@ -73,7 +73,7 @@ def recipe_to_notebook(recipe: Recipe, *, base_dir: str = ".", source: str | Non
         nbformat.v4.new_markdown_cell("## Results\n\nPer-site scores of each model, and every message that crossed a party boundary, by protection."),
         _code("wb.results(run)"),
     ]
-    notebook = nbformat.v4.new_notebook(cells=cells)
+    notebook: NotebookNode = nbformat.v4.new_notebook(cells=cells)
     notebook.metadata["kernelspec"] = KERNEL
     notebook.metadata["language_info"] = {"name": "python"}
     notebook.metadata["workbench"] = {"recipe": recipe.name, "recipe_hash": recipe.hash()}
@@ -90,7 +90,7 @@ def write_recipe_notebook(recipe: Recipe, recipe_path: Path | None, out: Path) -
 
 
 def _code(source: str, *tags: str) -> NotebookNode:
-    cell = nbformat.v4.new_code_cell(source)
+    cell: NotebookNode = nbformat.v4.new_code_cell(source)
     if tags:
         cell.metadata["tags"] = list(tags)
     return cell
@@ -284,7 +284,7 @@ def execute_notebook(
     """Run a notebook top to bottom in a fresh kernel (nbclient), as papermill would; raise on the first failing cell."""
     from nbclient import NotebookClient
 
-    notebook = nbformat.read(str(path), as_version=4)
+    notebook: NotebookNode = nbformat.read(str(path), as_version=4)
     if parameters:
         inject_parameters(notebook, parameters)
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd or path.parent)}})

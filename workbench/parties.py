@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from enum import StrEnum
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:  # annotations only: `workbench validate` must not load polars
+    import polars as pl
 
 COORDINATOR = "coordinator"
 """The researcher running the workbench: receives only what parties publish (summaries, metrics)."""

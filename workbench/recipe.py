@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from workbench import safe_yaml
 from workbench.chain import chain_problems
+from workbench.contracts import Contract
 from workbench.data.sources import DatasetSource
 from workbench.parties import Role
 from workbench.recipe_problems import (
@@ -94,6 +95,10 @@ class Recipe(BaseModel):
         roles = REGISTRY[spec.kind].roles
         return [name for name, party in self.parties.items() if party.role in roles]
 
+    def contracts(self) -> list[tuple[str, Contract]]:
+        """Each step's name and contract: what the chain check, the report and the reproducibility grade read of a step."""
+        return [(name, REGISTRY[spec.kind](spec.params).contract()) for name, spec in zip(self.step_names(), self.steps)]
+
     def hash(self) -> str:
         """SHA-256 of the canonical JSON form: equal recipes (after defaults) hash equal whatever their YAML layout."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
@@ -107,11 +112,12 @@ class Recipe(BaseModel):
 def _step_spec_model(step: type[Step[Any]]) -> type[StepSpec]:
     params_required = any(field.is_required() for field in step.Params.model_fields.values())
     params_default: Any = ... if params_required else Field(default_factory=step.Params)
+    kind_tag: Any = Literal[step.kind]  # built at run time from the step's kind: no static type, so Any to a checker
     return create_model(
         f"{step.__name__}Step",
         __base__=StepSpec,
         __doc__=(step.__doc__ or "").strip(),
-        kind=(Literal[step.kind], ...),  # type: ignore[valid-type]
+        kind=(kind_tag, ...),
         params=(step.Params, params_default),
     )
 

@@ -98,12 +98,20 @@ def _message(detail: Mapping[str, Any], loc: Loc, model: type[BaseModel]) -> str
         allowed = _fields_at(model, loc[:-1])
         hint = ""
         if allowed:
-            close = get_close_matches(str(loc[-1]), allowed, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(allowed)}"
+            hint = _did_you_mean(str(loc[-1]), allowed) or f"; expected one of: {', '.join(allowed)}"
         return f"unknown field {loc[-1]!r}{hint}"
     if kind == "missing":
         return f"required field {loc[-1]!r} is missing"
+    if kind == "union_tag_invalid":
+        tag, expected = detail["ctx"]["discriminator"].strip("'"), detail["ctx"]["expected_tags"].replace("'", "").split(", ")
+        wrote = detail["ctx"]["tag"]
+        return f"unknown {tag} {wrote!r}{_did_you_mean(wrote, expected)}; {tag}s: {', '.join(expected)}"
     return f"{detail['msg']}; got {_show(got)}"
+
+
+def _did_you_mean(wrote: str, names: list[str]) -> str:
+    close = get_close_matches(wrote, names, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _show(value: Any) -> str:
@@ -244,7 +252,7 @@ def _at_problems(index: int, step: Mapping[str, Any], step_class: Any, parties: 
             if not isinstance(party, str):
                 continue  # pydantic reports it: `at` is a list of party names
             if party not in parties:
-                problems.append(Problem(loc, f"unknown party {party!r}; {_known('parties', parties)}"))
+                problems.append(Problem(loc, f"unknown party {party!r}{_did_you_mean(party, list(parties))}; {_known('parties', parties)}"))
             elif accepted and roles.get(party) in {r.value for r in Role} and roles[party] not in accepted:
                 problems.append(Problem(loc, f"step {step['kind']!r} runs at parties with role {' or '.join(accepted)}; {party!r} is {roles[party]!r}"))
     elif at is None and accepted and parties and not any(role in accepted for role in roles.values()):

@@ -15,6 +15,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ from workbench.events import (
     MessageSent,
     Notice,
     Progress,
+    RunFailed,
     RunFinished,
+    RunInterrupted,
     RunStarted,
     StepFailed,
     StepFinished,
@@ -39,14 +42,13 @@ from workbench.parties import PartyStore, ScopedParties
 from workbench.recipe import Recipe
 from workbench.report.html import write_report
 from workbench.report.linkage_truth import SIMULATION_TRUTH, score_linkage
+from workbench.run_state import DATA_PHASE, EVENTS_FILE, STATUS_FILE
 from workbench.scratch import sweep_stale
 from workbench.steps import REGISTRY
 
 USER_ERRORS = (WorkbenchError,)
 """Errors that describe bad input, a recipe mistake or the environment: shown to the user as a message, not a traceback."""
 
-DATA_PHASE = "data"
-STATUS_FILE = "status.json"
 ERROR_LOG = "error.log"
 
 
@@ -81,11 +83,23 @@ class _EventLog:
         for listener in self._listeners:
             listener(event)
 
+    def last_word(self, event: Event) -> None:
+        """The run's final event, on the way out of a failure: a full disk must not hide the failure it caused."""
+        try:
+            self(event)
+        except OSError:
+            pass
+
     def close(self) -> None:
         try:
             self._handle.close()
         except OSError:  # the disk filled up: the failure that caused it is being reported already
             pass
+
+
+def default_run_dir(recipe: Recipe, parent: Path = Path("runs")) -> Path:
+    """runs/NAME-HASH-TIME: one naming for the CLI, notebooks and the lab, so runs from every face sort together."""
+    return parent / f"{recipe.name}-{recipe.hash()[:8]}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 def run_recipe(
@@ -103,7 +117,7 @@ def run_recipe(
     """
     _prepare(out_dir, force)
     (out_dir / "recipe.yaml").write_text(recipe.to_yaml())
-    emit = _EventLog(out_dir / "events.jsonl", listeners)
+    emit = _EventLog(out_dir / EVENTS_FILE, listeners)
     started = time.perf_counter()
     phase = DATA_PHASE
     try:
@@ -112,7 +126,7 @@ def run_recipe(
         swept = sweep_stale()
         if swept:
             emit(Notice(text=f"removed {len(swept)} private temporary folder(s) that killed runs left behind: {', '.join(map(str, swept))}"))
-        ledger = Ledger(out_dir / "ledger.jsonl", listeners=[lambda message: emit(MessageSent(message))])
+        ledger = Ledger(out_dir / "ledger.jsonl", listeners=[lambda message: emit(MessageSent(message=message))])
         stores, truth, fingerprints = _load_parties(recipe, base_dir, emit)
         roles = {name: party.role for name, party in recipe.parties.items()}
         results: dict[str, Any] = {}
@@ -156,12 +170,15 @@ def run_recipe(
         _write_status(out_dir, "finished", None)
         return RunResult(out_dir, metrics, manifest, ledger, stores)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into it by the CLI: the steps' own cleanup has run by now
+        emit.last_word(RunInterrupted(phase=phase))
         _write_status(out_dir, "interrupted", phase)
         raise
     except RunError as error:
+        emit.last_word(RunFailed(phase=phase, error=str(error), user_error=error.user_error))
         _record_failure(out_dir, phase, log_traceback=not error.user_error)
         raise
     except Exception as error:  # a bug outside any step (loading, fingerprinting, writing): the stack to error.log, no data
+        emit.last_word(RunFailed(phase=phase, error=f"internal error ({type(error).__name__})", user_error=False))
         _record_failure(out_dir, phase, log_traceback=True)
         raise RunError(f"{phase}: internal error ({type(error).__name__}); this is a bug", user_error=False) from error
     finally:

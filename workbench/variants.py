@@ -14,13 +14,15 @@ import yaml
 from workbench.fl.aggregation import kind
 from workbench.fl.aggregation.ckks import CKKS, Custody
 from workbench.recipe import Recipe, parse_recipe
+from workbench.steps import REGISTRY
 
 
 def with_aggregation(recipe: Recipe, aggregation: str, **options: Any) -> Recipe:
-    """Every fl_train step aggregating as `aggregation`, with what that kind needs besides (`Aggregation.vary`, e.g. keys)."""
+    """Every step that aggregates (has an `aggregation` parameter) aggregating as `aggregation`, with what that kind
+    needs besides (`Aggregation.vary`, e.g. keys)."""
     raw: dict[str, Any] = yaml.safe_load(recipe.to_yaml())
     for step in raw["steps"]:
-        if step["kind"] == "fl_train":
+        if "aggregation" in REGISTRY[step["kind"]].Params.model_fields:
             step["params"]["aggregation"] = aggregation
     kind(aggregation).vary(raw, **options)
     return parse_recipe(yaml.safe_dump(raw, sort_keys=False))

@@ -16,9 +16,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from workbench.data.cohort import (
+    HOSPITAL_COLUMNS,
     NOISE_KINDS,
     NORMALISABLE_NOISE,
     SURGERY_TYPES,
+    VENDOR_COLUMNS,
     VENDOR_PART,
     WEARABLE_COLUMNS,
     Cohort,
@@ -118,6 +120,14 @@ def test_schemas(cohort: Cohort, params: CohortParams) -> None:
     assert dict(cohort.parts[VENDOR_PART].schema) == VENDOR_SCHEMA
     assert cohort.parts[VENDOR_PART].null_count().sum_horizontal().item() == 0
     assert dict(cohort.truth.links.schema) == {"hospital": pl.String, "patient_id": pl.String, "person_key": pl.String, "noise": pl.String}
+
+
+def test_the_declared_columns_are_the_generated_ones_whatever_the_sizes_and_noise(cohort: Cohort, params: CohortParams) -> None:
+    """`validate` reads the columns from HOSPITAL_COLUMNS and VENDOR_COLUMNS instead of generating a cohort."""
+    noisier = generate_cohort(params.model_copy(update={"id_noise": 0.5, "vendor_only_people": 3}), SEED)
+    for generated in (cohort, noisier):
+        assert all(tuple(frame.columns) == HOSPITAL_COLUMNS for frame in hospitals(generated).values())
+        assert tuple(generated.parts[VENDOR_PART].columns) == VENDOR_COLUMNS
 
 
 def test_value_formats_and_ranges(cohort: Cohort) -> None:

@@ -14,11 +14,12 @@ from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
 from flwr.supercore.inflatable.inflatable_utils import inflate_object_from_contents
 
 from workbench.crypto.ckks import CKKSError
+from workbench.errors import WorkbenchError
 from workbench.fl.accounting_grid import Transfer
 from workbench.fl.client_app import app as client_app
 from workbench.fl.embedded_grid import EmbeddedGrid, _wire_copy, identity
 from workbench.fl.encrypted import from_arrays, to_arrays
-from workbench.fl.errors import FederationError
+from workbench.fl.errors import FederationError, SiteBug
 from workbench.fl.plan import FLPlan
 from workbench.fl.runtimes import run_embedded
 from workbench.fl.server_app import serve
@@ -123,3 +124,18 @@ def test_ciphertexts_cross_flowers_wire_byte_for_byte() -> None:
 def test_an_array_that_is_not_a_ciphertext_is_refused() -> None:
     with pytest.raises(CKKSError, match="serialization type 'numpy.ndarray', not a ciphertext"):
         from_arrays(ArrayRecord({"ckks-00000": Array(np.zeros(3))}))
+
+
+def test_a_bug_at_a_site_fails_the_run_as_a_bug_with_the_sites_stack(
+    site_configs: list[dict[str, Any]], make_plan: Callable[..., FLPlan], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10: a site's bug must not pass for a dropped site (min_available_clients=2 would allow one) or a user's mistake."""
+    import workbench.fl.client_app as handlers
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ZeroDivisionError("a bug in local training")
+
+    monkeypatch.setattr(handlers, "sgd_epochs", broken)
+    with pytest.raises(SiteBug, match="ZeroDivisionError: a bug in local training") as raised:
+        run_embedded(make_plan(min_available_clients=2), site_configs, lambda r, m: None, lambda t: None)
+    assert "Traceback" in str(raised.value) and not isinstance(raised.value, WorkbenchError)

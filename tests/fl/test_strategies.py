@@ -21,6 +21,7 @@ from workbench.fl.strategies import STRATEGIES, StrategyName
 from workbench.fl.strategy import StudyRules, build_strategy
 from workbench.models import model_key
 from workbench.recipe import parse_recipe
+from workbench.recipe_problems import RecipeError
 from workbench.runner import RunError, RunResult, run_recipe
 
 
@@ -106,15 +107,17 @@ def test_fedadam_steps_from_the_aggregate_the_key_holder_decrypted(strategies_ru
     assert len(updates) == 10 * len(SITES) and {m.protection.value for m in updates} == {"ckks"}
 
 
-def test_a_server_step_under_custody_clients_is_refused_saying_why(tmp_path: Path) -> None:
+def test_a_server_step_under_custody_clients_is_refused_saying_why_by_validate_and_by_the_runner(tmp_path: Path) -> None:
     recipe = STRATEGIES_RECIPE.replace("custody: key_holder", "custody: clients")
-    with pytest.raises(
-        RunError,
-        match="step 'fedadam_key_holder' .*strategy fedadam takes its server step from the average of the updates, so "
+    why = (
+        "step 'fedadam_key_holder' .*strategy fedadam takes its server step from the average of the updates, so "
         "the aggregator must read that average; under aggregation ckks with custody clients it holds only the "
-        "encrypted sum",
-    ) as refused:
-        run_recipe(parse_recipe(recipe), tmp_path / "run")
+        "encrypted sum"
+    )
+    with pytest.raises(RecipeError, match=why):
+        parse_recipe(recipe)
+    with pytest.raises(RunError, match=why) as refused:
+        run_recipe(parse_recipe(recipe, check_chain=False), tmp_path / "run")
     assert refused.value.user_error
     ledger = (tmp_path / "run" / "ledger.jsonl").read_text()
     assert '"step": "fedadam_key_holder"' not in ledger, "refused before any message"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from pydantic import ValidationError
@@ -117,3 +119,21 @@ def test_a_site_file_holds_only_what_training_reads_and_only_its_owner_can_read_
     assert [s["columns"] for s in seen] == [["age", "chol", "heart_disease", "is_test"]] * 2
     assert all(s["modes"] == {0o600} and s["folder"] == 0o700 for s in seen)
     assert not any(Path(str(s["path"])).exists() for s in seen), "removed after training"
+
+
+def test_a_site_whose_held_out_rows_have_one_class_trains_and_reports_its_auc_as_undefined(tmp_path: Path) -> None:
+    """Issue 10: Flower refused to aggregate when one site's evaluation had no AUC ("All MetricRecords must have the same keys")."""
+    rng = np.random.default_rng(0)
+    for site, test_labels in (("a", [0, 1] * 10), ("b", [0] * 20)):
+        x = rng.normal(size=80)
+        train_labels = (x[:60] > 0).astype(int).tolist()
+        pl.DataFrame({"x": x, "y": train_labels + test_labels, "is_test": [False] * 60 + [True] * 20}).write_csv(tmp_path / f"{site}.csv")
+    recipe = (
+        "name: one_class\nseed: 1\ndatasets: {a: {kind: file, path: a.csv}, b: {kind: file, path: b.csv}}\n"
+        "parties: {a: {role: hospital, data: {dataset: a}}, b: {role: hospital, data: {dataset: b}}, aggregator: {role: aggregator}}\n"
+        "steps:\n  - {kind: fl_train, params: {label: y, features: {numeric: [x]}, rounds: 2, save_as: m}}\n"
+    )
+    result = run_recipe(parse_recipe(recipe, base_dir=tmp_path), tmp_path / "run", base_dir=tmp_path)
+    last = json.loads((result.out_dir / "metrics.json").read_text())["steps"]["fl_train"]["aggregator"]["rounds"]["2"]
+    assert last["a"]["auc"] is not None and last["b"]["auc"] is None and last["b"]["eval-loss"] > 0
+    assert "AUC is undefined at b: the held-out rows there hold a single class" in (result.out_dir / "report.html").read_text()

@@ -388,6 +388,7 @@ def test_params_are_checked_when_the_recipe_loads() -> None:
         PsiLinkParams.model_validate(_params(into="ehr"))
 
 
+@pytest.mark.slow
 def test_a_script_piped_to_python_links_in_one_process(tmp_path: Path) -> None:
     """Spawned workers cannot re-import a __main__ read from standard input; the step then runs without them."""
     script = (

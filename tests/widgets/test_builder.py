@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
+
 import pytest
 
+from workbench.recipe import RecipeError, parse_recipe
 from workbench.steps import REGISTRY
 from workbench.widgets import RecipeBuilder, RecipeSession
 
@@ -72,3 +75,14 @@ def test_a_session_checks_each_step_as_its_cell_runs(flagship) -> None:
     card = session.step("split", "kind: split\nparams: {table: linked, label: death_30d, test_fraction: 0.3}\n")
     assert not card.problems and card.parties
     assert session.recipe().hash() == flagship.hash()
+
+
+def test_a_broken_chain_is_reported_next_to_the_step_in_the_words_of_validate(flagship) -> None:
+    """Issue 10: what `workbench validate` says of a chain (here: a model no step trains), the builder shows at the field."""
+    builder = RecipeBuilder(flagship)
+    builder.yaml.value = builder.yaml.value.replace("- federated_key_holder\n", "- federated_nobody\n")
+    evaluate = next(editor for editor, spec in zip(builder._steps, flagship.steps) if spec.kind == "evaluate")
+    models = _field(evaluate.params, "models")
+    assert "no earlier step trains a model 'federated_nobody'" in html.unescape(models.error.value)
+    with pytest.raises(RecipeError, match="no earlier step trains a model 'federated_nobody'"):
+        parse_recipe(builder.yaml.value)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from workbench.events import Metric, Progress, RunFinished, RunStarted, StepFailed, StepFinished, StepStarted
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from workbench.events import Metric, Progress, RunFinished, RunInterrupted, RunStarted, StepFailed, StepFinished, StepStarted
 from workbench.runner import RunResult
 from workbench.widgets import RunMonitor
 
@@ -53,3 +58,22 @@ def test_finishing_replaces_the_running_class() -> None:
     monitor(StepFinished(step="s", seconds=0.5))
     monitor(RunFinished(out_dir="o", seconds=1.0))
     assert monitor.status._dom_classes.count("wb-run-finished") == 1 and "wb-run-running" not in monitor.status._dom_classes
+
+
+def test_an_interrupted_run_shows_interrupted_and_stops_its_step() -> None:
+    monitor = RunMonitor()
+    monitor(RunStarted(recipe="r", recipe_hash="0" * 64, out_dir="o", steps=["s"]))
+    monitor(StepStarted(step="s", kind="fl_train", index=0, total=1))
+    monitor(RunInterrupted(phase="s"))
+    assert monitor.state == "interrupted" and "wb-run-interrupted" in monitor.status._dom_classes
+    assert monitor._rows["s"].bar.bar_style == "warning" and "interrupted" in monitor._rows["s"].detail.value
+
+
+def test_replaying_a_run_whose_process_died_shows_it_interrupted(tmp_path: Path) -> None:
+    """Issue 11: a run whose process was killed without a last word is interrupted, never running forever."""
+    events = [RunStarted(recipe="r", recipe_hash="0" * 64, out_dir="o", steps=["s"]), StepStarted(step="s", kind="split", index=0, total=1)]
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(e.to_dict()) + "\n" for e in events))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    (tmp_path / "status.json").write_text(json.dumps({"status": "running", "step": "s", "pid": int(dead.stdout)}))
+    monitor = RunMonitor.replay(tmp_path)
+    assert monitor.state == "interrupted" and "is gone without a last word" in monitor.status.value

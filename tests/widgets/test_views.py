@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from workbench.events import MessageSent
 from workbench.ledger import Message, Protection
+from workbench.report.scores import key_metrics, site_scores
 from workbench.runner import RunResult
 from workbench.widgets import LedgerView, ResultsView, StepReports, chain_html
 from workbench.widgets.ledger_view import flows
-from workbench.widgets.scores import key_metrics, site_scores
 
 
 def test_scores_are_found_by_shape_for_every_site_and_model(flagship_run: RunResult, flagship) -> None:
@@ -66,7 +66,7 @@ def test_ledger_view_updates_live_from_message_events() -> None:
         row_level=False,
         digest="0" * 64,
     )
-    view(MessageSent(message))
+    view(MessageSent(message=message))
     assert "vendor → clinic" in view.html.value and "blinded" in view.html.value and "1 messages" in view.html.value
 
 

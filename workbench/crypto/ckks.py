@@ -14,12 +14,15 @@ import math
 import secrets
 import weakref
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
-import tenseal as ts
 from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:  # numpy and tenseal load where they are used: `workbench validate` reads CKKSParams only
+    import numpy as np
+    import tenseal as ts
 
 SECRET_ITEM = "ckks/secret"
 """Where a party's store keeps a serialized context with the secret key."""
@@ -106,6 +109,8 @@ def mask(context: ts.Context, chunks: Sequence[bytes], length: int) -> tuple[lis
     comes from the operating system's randomness, never from the recipe seed: a key holder who knows the recipe
     must not be able to recompute it.
     """
+    import numpy as np
+
     values = np.random.default_rng(secrets.randbits(128)).uniform(-(2.0**MASK_BITS), 2.0**MASK_BITS, len(chunks) * slot_count(context))
     return add_plain(context, chunks, values), values[:length]
 
@@ -139,6 +144,8 @@ def slot_parts(values: np.ndarray, slots: int) -> list[np.ndarray]:
     93 copies of the flagship's 22-value update). Padded with zeros, every slot beyond the values holds a zero
     that tells nobody anything, and `add_plain` can mask every slot.
     """
+    import numpy as np
+
     values = np.asarray(values, dtype=np.float64)
     count = max(math.ceil(len(values) / slots), 1)
     padded = np.zeros(count * slots)
@@ -153,11 +160,15 @@ depth, so CKKS decryption noise, which carries information about the secret key,
 
 def release(values: np.ndarray) -> np.ndarray:
     """Masked values as the key holder hands them back: rounded to the release grid."""
+    import numpy as np
+
     return np.round(np.asarray(values) * 2.0**RELEASE_BITS) / 2.0**RELEASE_BITS
 
 
 def secret_context(params: CKKSParams) -> ts.Context:
     """A context holding the secret key (and the public key, so others can be given a public one)."""
+    import tenseal as ts
+
     params.check_security()
     context = ts.context(ts.SCHEME_TYPE.CKKS, params.poly_modulus_degree, coeff_mod_bit_sizes=params.coeff_mod_bit_sizes)
     context.global_scale = 2.0**params.scale_bits
@@ -166,10 +177,12 @@ def secret_context(params: CKKSParams) -> ts.Context:
 
 def context_bytes(context: ts.Context, *, secret: bool, public_key: bool = True) -> bytes:
     """Serialize for a custodian: with the secret key, or public only. Never Galois or relinearization keys."""
-    return context.serialize(save_public_key=public_key, save_secret_key=secret, save_galois_keys=False, save_relin_keys=False)
+    return bytes(context.serialize(save_public_key=public_key, save_secret_key=secret, save_galois_keys=False, save_relin_keys=False))
 
 
 def load_context(data: bytes) -> ts.Context:
+    import tenseal as ts
+
     try:
         return ts.context_from(data)
     except Exception as error:  # TenSEAL raises bare ValueError/RuntimeError from C++
@@ -193,22 +206,26 @@ def encrypt(context: ts.Context, values: np.ndarray) -> list[bytes]:
 
 
 def _encrypt(context: ts.Context, values: np.ndarray) -> list[ts.CKKSVector]:
+    import tenseal as ts
+
     encryptor = _symmetric(context) if context.is_private() else context
     return [ts.ckks_vector(encryptor, part) for part in slot_parts(values, slot_count(context))]
 
 
 _SYMMETRIC_TWINS: weakref.WeakKeyDictionary[ts.Context, ts.Context] = weakref.WeakKeyDictionary()
-_ENCRYPTION_TYPE_FIELD = bytes([4 << 3, int(ts.ENCRYPTION_TYPE.SYMMETRIC.value)])
-"""TenSEALContextProto's `encryption_type = 4` set to SYMMETRIC. TenSEAL fixes the encryption type when a context
-is made; a protobuf parser keeps the last value of a repeated singular field, so appending this to a serialized
-context turns the same keys into a secret-key encryptor."""
 
 
 def _symmetric(context: ts.Context) -> ts.Context:
     """The same keys and scale as `context` (which holds the secret key), encrypting with the secret key; made once."""
+    import tenseal as ts
+
     twin = _SYMMETRIC_TWINS.get(context)
     if twin is None:
-        twin = load_context(context_bytes(context, secret=True, public_key=False) + _ENCRYPTION_TYPE_FIELD)
+        # TenSEALContextProto's `encryption_type = 4` set to SYMMETRIC. TenSEAL fixes the encryption type when a context
+        # is made; a protobuf parser keeps the last value of a repeated singular field, so appending this to a serialized
+        # context turns the same keys into a secret-key encryptor. (Built here, not at import: tenseal loads when used.)
+        encryption_type_field = bytes([4 << 3, int(ts.ENCRYPTION_TYPE.SYMMETRIC.value)])
+        twin = load_context(context_bytes(context, secret=True, public_key=False) + encryption_type_field)
         twin.global_scale = context.global_scale
         _SYMMETRIC_TWINS[context] = twin
     return twin
@@ -242,6 +259,8 @@ def _sum(context: ts.Context, updates: Sequence[Sequence[bytes | ts.CKKSVector]]
 
 
 def decrypt(context: ts.Context, chunks: Sequence[bytes], length: int) -> np.ndarray:
+    import numpy as np
+
     if not context.is_private():
         raise CKKSError("this context holds no secret key: it can add ciphertexts but not decrypt them")
     values = np.concatenate([np.asarray(_vector(context, chunk, f"ciphertext {i}").decrypt()) for i, chunk in enumerate(chunks)])
@@ -249,6 +268,8 @@ def decrypt(context: ts.Context, chunks: Sequence[bytes], length: int) -> np.nda
 
 
 def _vector(context: ts.Context, chunk: bytes | ts.CKKSVector, what: str) -> ts.CKKSVector:
+    import tenseal as ts
+
     if isinstance(chunk, ts.CKKSVector):
         return chunk
     try:

@@ -30,12 +30,15 @@ import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import tenseal as ts
 from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.crypto import ckks
+
+if TYPE_CHECKING:  # numpy and tenseal load where they are used: `workbench validate` reads the parameter models only
+    import numpy as np
+    import tenseal as ts
 
 SCALE_BITS = 20
 """log2 of the scale limbs are encrypted at. Measured (3–30 parties, both custodies' contexts): largest error of a
@@ -84,6 +87,8 @@ class FixedPoint(BaseModel):
 
         `names` say which statistic each value is, for the error when one is not finite or out of range.
         """
+        import numpy as np
+
         if len(values) != len(names):
             raise ValueError(f"{len(values)} values but {len(names)} names")
         limbs = np.zeros(len(values) * self.limbs, dtype=np.int64)
@@ -96,7 +101,7 @@ class FixedPoint(BaseModel):
 
     def to_integer(self, value: float) -> int:
         """The fixed-point integer a party encrypts for `value` (what an exact total is the sum of)."""
-        return round(float(value) * 2**self.frac_bits)
+        return int(round(float(value) * 2**self.frac_bits))
 
     def _split(self, integer: int) -> list[int]:
         half, base, digits = 1 << (self.limb_bits - 1), 1 << self.limb_bits, []
@@ -109,11 +114,15 @@ class FixedPoint(BaseModel):
 
     def combine(self, limb_sums: np.ndarray) -> list[int]:
         """Exact totals (Python integers, in units of 2^-frac_bits) from integer limb sums."""
+        import numpy as np
+
         rows = np.asarray(limb_sums, dtype=np.int64).reshape(-1, self.limbs)
         return [sum(int(limb) << (self.limb_bits * j) for j, limb in enumerate(row)) for row in rows]
 
     def to_float(self, totals: Sequence[int]) -> np.ndarray:
         """Totals as float64, correctly rounded (Python's int/int division)."""
+        import numpy as np
+
         return np.array([total / 2**self.frac_bits for total in totals], dtype=np.float64)
 
     def limb_sum_bound(self, parties: int) -> int:
@@ -136,11 +145,15 @@ class FixedPoint(BaseModel):
 
 def encrypt(context: ts.Context, limbs: np.ndarray) -> list[bytes]:
     """Limbs encrypted at scale 2^SCALE_BITS, one full (zero-padded) ciphertext per N/2 limbs; `ckks.add` and `ckks.decrypt` take them."""
+    import tenseal as ts
+
     return [ts.ckks_vector(context, part, scale=2.0**SCALE_BITS).serialize() for part in ckks.slot_parts(limbs, ckks.slot_count(context))]
 
 
 def round_limbs(decrypted: np.ndarray, bound: float) -> np.ndarray:
     """The integers decrypted limb sums stand for; refuses values that are no noisy integer of magnitude ≤ bound."""
+    import numpy as np
+
     values = np.asarray(decrypted, dtype=np.float64)
     rounded = np.rint(values)
     off = np.abs(values - rounded)
@@ -173,6 +186,8 @@ def mask(context: ts.Context, chunks: Sequence[bytes], count: int, codec: FixedP
     Like `ckks.mask`, the mask comes from the operating system's randomness, never from the recipe seed, and is added
     as a plaintext over every slot; unlike it, the mask is an integer (encoded at the limbs' scale), so the masked sum still rounds exactly.
     """
+    import numpy as np
+
     codec.check_context(context, parties, masked=True)
     every_slot = len(chunks) * ckks.slot_count(context)  # the padding slots too: nothing the key holder decodes is bare
     values = np.random.default_rng(secrets.randbits(128)).integers(-(2**MASK_BITS), 2**MASK_BITS, every_slot, endpoint=True)
@@ -186,6 +201,8 @@ def decrypt_masked(context: ts.Context, chunks: Sequence[bytes], length: int, co
 
 def unmask(masked_limbs: np.ndarray, masked: Masked, codec: FixedPoint, parties: int) -> list[int]:
     """The aggregator's side: exact totals from the key holder's rounded masked limb sums."""
+    import numpy as np
+
     limbs = np.asarray(masked_limbs, dtype=np.int64) - masked.mask
     if len(limbs) != len(masked.mask) or (len(limbs) and np.abs(limbs).max() > codec.limb_sum_bound(parties)):
         raise SecureSumError(

@@ -16,11 +16,13 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
-import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:  # numpy and polars load with the first cohort: the CLI and `workbench schema` import CohortParams only
+    import numpy as np
+    import polars as pl
 
 VENDOR_PART: Final = "vendor"
 SURGERY_TYPES: Final[tuple[str, ...]] = ("general", "orthopedic", "vascular", "cardiac", "neuro")
@@ -149,6 +151,11 @@ EHR_FEATURES: Final[tuple[str, ...]] = (
 )
 """Hospital columns the outcome depends on linearly; surgery_type enters one-hot with 'general' as reference."""
 WEARABLE_COLUMNS: Final[tuple[str, ...]] = ("resting_hr", "daily_steps", "sleep_hours", "spo2")
+_CONTACT_COLUMNS: Final = ("given_name", "family_name", "birth_date", "sex", "phone")
+HOSPITAL_COLUMNS: Final[tuple[str, ...]] = ("patient_id", *_CONTACT_COLUMNS, *EHR_FEATURES[:2], "surgery_type", *EHR_FEATURES[2:], "death_30d")
+"""A hospital part's columns, whatever the cohort's sizes and noise, so `validate` knows them without generating
+anything (tests/data/test_cohort.py holds the generator to them)."""
+VENDOR_COLUMNS: Final[tuple[str, ...]] = ("person_key", *_CONTACT_COLUMNS, *WEARABLE_COLUMNS)
 
 # ---------------------------------------------------------------------------------------------------
 # Identifier noise, applied to the vendor's copy (customers type their own details into an app).
@@ -269,6 +276,8 @@ class CohortTruth:
 
     @property
     def noisy_links(self) -> pl.DataFrame:
+        import polars as pl
+
         return self.links.filter(pl.col("noise").is_not_null())
 
 
@@ -296,6 +305,9 @@ def _strip_accents(text: str) -> str:
 
 def _identities(rng: np.random.Generator, ages: np.ndarray) -> pl.DataFrame:
     """Identity fields for one row per person; birth dates spread over the year of each age."""
+    import numpy as np
+    import polars as pl
+
     n = len(ages)
     female = rng.random(n) < 0.5
     female_names = np.array(_FEMALE_GIVEN)
@@ -330,6 +342,8 @@ def _identities(rng: np.random.Generator, ages: np.ndarray) -> pl.DataFrame:
 
 
 def _completed_years(birth: pl.Expr) -> pl.Expr:
+    import polars as pl
+
     reference = REFERENCE_DATE
     before_birthday = (birth.dt.month() > reference.month) | ((birth.dt.month() == reference.month) & (birth.dt.day() > reference.day))
     return (pl.lit(reference.year) - birth.dt.year() - before_birthday.cast(pl.Int64)).cast(pl.Int64)
@@ -342,6 +356,8 @@ def _frailty(rng: np.random.Generator, ages: np.ndarray) -> np.ndarray:
 
 def _wearables(rng: np.random.Generator, frailty: np.ndarray, ages: np.ndarray) -> dict[str, np.ndarray]:
     """Wearables track frailty closely (weeks of data), unlike a handful of EHR codes and labs."""
+    import numpy as np
+
     n = len(frailty)
     return {
         "resting_hr": np.round(np.clip(70 + 4.0 * frailty + rng.normal(0, 6, n), 40, 130), 1),
@@ -352,12 +368,16 @@ def _wearables(rng: np.random.Generator, frailty: np.ndarray, ages: np.ndarray) 
 
 
 def _logistic(x: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     probability: np.ndarray = 1.0 / (1.0 + np.exp(-x))
     return probability
 
 
 def _surgery_types(rng: np.random.Generator, ages: np.ndarray, emergency: np.ndarray) -> np.ndarray:
     """Surgery mix follows age and urgency, so sites with different case mix get different mixes."""
+    import numpy as np
+
     decades = (ages - 60.0) / 10.0
     logits = np.column_stack(
         [
@@ -375,6 +395,8 @@ def _surgery_types(rng: np.random.Generator, ages: np.ndarray, emergency: np.nda
 
 def _clinical(rng: np.random.Generator, spec: HospitalSpec, ages: np.ndarray, female: np.ndarray, frailty: np.ndarray) -> dict[str, np.ndarray]:
     """EHR features: each sees frailty only through noise, so the EHR alone under-measures it."""
+    import numpy as np
+
     n = len(ages)
     emergency = rng.random(n) < spec.emergency_rate
     decades = (ages - 60.0) / 10.0
@@ -403,6 +425,8 @@ def _clinical(rng: np.random.Generator, spec: HospitalSpec, ages: np.ndarray, fe
 
 
 def _linear_predictor(columns: dict[str, np.ndarray], shift: float) -> np.ndarray:
+    import numpy as np
+
     c = _COEFFICIENTS
     eta = np.full(len(columns["age"]), c["intercept"] + shift)
     for name in (*EHR_FEATURES, *WEARABLE_COLUMNS):
@@ -478,6 +502,9 @@ def _apply_noise(rng: np.random.Generator, kind: str, person: dict[str, Any]) ->
 
 def _noisy_identities(rng: np.random.Generator, identities: pl.DataFrame, n_noisy: int) -> tuple[pl.DataFrame, list[str | None]]:
     """The vendor's copy of `identities`, with `n_noisy` random rows altered in one field; plus each row's kind."""
+    import numpy as np
+    import polars as pl
+
     people = identities.with_columns(
         year=pl.col("birth_date").dt.year().cast(pl.Int64),
         month=pl.col("birth_date").dt.month().cast(pl.Int64),
@@ -507,6 +534,8 @@ centred half a year above the wanted mean because completed years round down."""
 
 def _unique_numbers(rng: np.random.Generator, count: int, digits: int) -> list[int]:
     """Distinct random ids, sorted so that their order says nothing the row order does not."""
+    import numpy as np
+
     return [int(number) for number in np.sort(rng.choice(10**digits, size=count, replace=False))]
 
 
@@ -516,6 +545,8 @@ def _site_prefix(name: str) -> str:
 
 def _people(rng: np.random.Generator, ages: np.ndarray) -> tuple[pl.DataFrame, np.ndarray]:
     """Identity, age in completed years, wearables (hidden unless the vendor knows the person) and frailty."""
+    import polars as pl
+
     identity = _identities(rng, ages).with_columns(age=_completed_years(pl.col("birth_date")))
     years = identity["age"].to_numpy().astype(float)
     frailty = _frailty(rng, years)
@@ -525,6 +556,9 @@ def _people(rng: np.random.Generator, ages: np.ndarray) -> tuple[pl.DataFrame, n
 
 def _hospital_part(rng: np.random.Generator, spec: HospitalSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The site's EHR table and, row-aligned, each patient's identity and wearables as the vendor would see them."""
+    import numpy as np
+    import polars as pl
+
     people, frailty = _people(rng, np.clip(rng.normal(spec.mean_age + 0.5, 14.0, spec.patients), *_AGE_YEARS))
     ages = people["age"].to_numpy().astype(float)
     clinical = _clinical(rng, spec, ages, people["female"].to_numpy(), frailty)
@@ -548,6 +582,8 @@ def _hospital_part(rng: np.random.Generator, spec: HospitalSpec) -> tuple[pl.Dat
 
 def _vendor_part(rng: np.random.Generator, people: pl.DataFrame) -> pl.DataFrame:
     """Shuffled, keyed, and in the vendor's own formats: DD/MM/YYYY, female/male, '+1 (AAA) EEE-LLLL'."""
+    import polars as pl
+
     shuffled = people.select(pl.all().gather(rng.permutation(people.height)))
     keys = [f"WV-{k:07d}" for k in _unique_numbers(rng, people.height, 7)]
     phone_groups = (pl.col("phone").str.slice(start, length) for start, length in ((0, 3), (3, 3), (6, 4)))
@@ -568,6 +604,9 @@ def _vendor_part(rng: np.random.Generator, people: pl.DataFrame) -> pl.DataFrame
 
 def generate_cohort(params: CohortParams, seed: int) -> Cohort:
     """One seeded draw of every party's table; the same params and seed always give equal frames."""
+    import numpy as np
+    import polars as pl
+
     rng = np.random.default_rng(seed)
     parts: dict[str, pl.DataFrame] = {}
     linked: list[pl.DataFrame] = []

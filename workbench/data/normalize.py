@@ -17,12 +17,14 @@ linked by it, and may still be linked by another.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workbench.models.features import FeatureError
+
+if TYPE_CHECKING:  # polars loads where it is used: `workbench validate` reads the key models only
+    import polars as pl
 
 FieldType = Literal["name", "date", "sex", "phone", "exact"]
 KEY_SEPARATOR = "\x1f"
@@ -108,6 +110,8 @@ def _fold_name(column: pl.Expr) -> pl.Expr:
 
 
 def _canonical_date(column: pl.Expr, fmt: str | None, dtype: pl.DataType) -> pl.Expr:
+    import polars as pl
+
     if dtype == pl.Date or isinstance(dtype, pl.Datetime):
         date = column.cast(pl.Date)
     else:
@@ -116,11 +120,15 @@ def _canonical_date(column: pl.Expr, fmt: str | None, dtype: pl.DataType) -> pl.
 
 
 def _canonical_sex(column: pl.Expr, codes: Mapping[str, str]) -> pl.Expr:
+    import polars as pl
+
     mapping = SEX_CODES | {code.strip().lower(): meaning for code, meaning in codes.items()}
     return column.str.strip_chars().str.to_lowercase().replace_strict(mapping, default=None, return_dtype=pl.Utf8)
 
 
 def _canonical_phone(column: pl.Expr, last_digits: int | None) -> pl.Expr:
+    import polars as pl
+
     digits = column.str.replace_all(r"\D", "")
     if last_digits:
         digits = pl.when(digits.str.len_chars() >= last_digits).then(digits.str.slice(-last_digits)).otherwise(None)
@@ -129,6 +137,8 @@ def _canonical_phone(column: pl.Expr, last_digits: int | None) -> pl.Expr:
 
 def normalize_field(field: KeyField, dtype: pl.DataType) -> pl.Expr:
     """The canonical form of one field as an expression over `field.column` (null where nothing usable is left)."""
+    import polars as pl
+
     column = pl.col(field.column)
     if field.type == "date":
         value = _canonical_date(column, field.format, dtype)
@@ -145,6 +155,8 @@ def normalize_field(field: KeyField, dtype: pl.DataType) -> pl.Expr:
 
 def composite_key(fields: Sequence[str]) -> pl.Expr:
     """Join already-normalised field columns into one key; null when any of them is null."""
+    import polars as pl
+
     return pl.concat_str([pl.col(name) for name in fields], separator=KEY_SEPARATOR, ignore_nulls=False)
 
 
@@ -155,6 +167,8 @@ def _shape(value: str) -> str:
 
 def _decode_utf8(frame: pl.DataFrame, column: str, where: str) -> pl.Series:
     """A Binary column as text, or an error naming the rows that are not UTF-8 (identifiers compare as UTF-8 strings)."""
+    import polars as pl
+
     values = frame.get_column(column)
     decoded: list[str | None] = []
     bad: list[int] = []
@@ -178,6 +192,8 @@ def normalized_fields(frame: pl.DataFrame, source: KeySource, names: Sequence[st
     Raises LinkageInputError naming `where` (party and table) and the column when a
     column is missing, entirely null, not text, or mostly unreadable in the declared format.
     """
+    import polars as pl
+
     columns: dict[str, pl.Series] = {}
     for name in names:
         if name not in source.fields:
@@ -195,6 +211,8 @@ def normalized_fields(frame: pl.DataFrame, source: KeySource, names: Sequence[st
 
 def _identifier_column(frame: pl.DataFrame, field: KeyField, name: str, where: str) -> pl.Series:
     """The field's column as text (or dates), refusing one that is missing, of another type, or entirely null."""
+    import polars as pl
+
     if field.column not in frame.columns:
         raise LinkageInputError(f"{where}: field {name!r} reads column {field.column!r}, which the table does not have; it has {', '.join(frame.columns)}")
     raw = frame.get_column(field.column)

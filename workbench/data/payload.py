@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
-import polars as pl
+from typing import TYPE_CHECKING
 
 from workbench.data.normalize import LinkageInputError
+
+if TYPE_CHECKING:  # numpy and polars load where they are used, not when `workbench validate` loads psi_link
+    import numpy as np
+    import polars as pl
 
 _ENCODINGS = {"Float64": "<f8", "Float32": "<f8", "Boolean": "<i8", **{f"{s}{b}": "<i8" for s in ("Int", "UInt") for b in (8, 16, 32)}, "Int64": "<i8"}
 """Dtypes that fit eight bytes exactly (UInt64 may not, so it is refused)."""
@@ -56,6 +58,8 @@ class PayloadCodec:
 
     @property
     def _record(self) -> np.dtype:
+        import numpy as np
+
         return np.dtype([field for name, dtype in self.columns for field in ((f"{name}.valid", "u1"), (name, _ENCODINGS[dtype]))])
 
     @property
@@ -64,6 +68,9 @@ class PayloadCodec:
 
     def encode(self, frame: pl.DataFrame) -> list[bytes]:
         """One bytes object of `width` bytes per row."""
+        import numpy as np
+        import polars as pl
+
         rows = np.zeros(frame.height, dtype=self._record)
         for name, dtype in self.columns:
             series = frame.get_column(name)
@@ -74,6 +81,9 @@ class PayloadCodec:
 
     def decode(self, payloads: Sequence[bytes]) -> pl.DataFrame:
         """The rows back as a frame with the original dtypes (nulls where a value was null)."""
+        import numpy as np
+        import polars as pl
+
         rows = np.frombuffer(b"".join(payloads), dtype=self._record, count=len(payloads))
         series = []
         for name, dtype in self.columns:

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from workbench.data.cohort import VENDOR_PART, CohortParams, HospitalSpec, generate_cohort
+from workbench.data.cohort import HOSPITAL_COLUMNS, VENDOR_COLUMNS, VENDOR_PART, CohortParams, generate_cohort
 from workbench.data.uci_heart import UCI_COLUMNS, UCI_SITES, load_uci_heart
 from workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:  # polars loads with the data: `workbench validate` reads only a file's header, and only for file sources
+    import polars as pl
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,10 @@ class SyntheticCohortSource(CohortParams):
         return LoadedDataset(parts=cohort.parts, truth=cohort.truth)
 
     def columns(self, part: str, base_dir: Path | None) -> list[str] | None:
-        """The part's columns, from a miniature of the same cohort (the generator's columns do not depend on its sizes)."""
-        shape = self.model_dump_json(exclude={"kind", "vendor_only_people", "hospitals"})
-        return cohort_columns(shape, tuple(h.name for h in self.hospitals)).get(part)
+        """The part's columns, as the generator declares them (they do not depend on the cohort's sizes or noise)."""
+        if part == VENDOR_PART:
+            return list(VENDOR_COLUMNS)
+        return list(HOSPITAL_COLUMNS) if part in self.part_names() else None
 
 
 class UciHeartSource(BaseModel):
@@ -101,6 +103,8 @@ class FileSource(BaseModel):
 
     def columns(self, part: str, base_dir: Path | None) -> list[str] | None:
         """The header of the file, when it is there to read; None leaves the check to the run."""
+        import polars as pl
+
         try:
             path = self.resolve(base_dir)
             if path.suffix == ".parquet":
@@ -112,6 +116,8 @@ class FileSource(BaseModel):
         return None
 
     def load(self, seed: int, base_dir: Path) -> LoadedDataset:
+        import polars as pl
+
         path = self.resolve(base_dir)
         if not path.is_file():
             raise DataSourceError(f"data file {path} does not exist")
@@ -131,6 +137,8 @@ class FileSource(BaseModel):
 
     def _read_csv(self, path: Path) -> pl.DataFrame:
         """Typed as polars infers, except identifier-like columns, which keep their exact text."""
+        import polars as pl
+
         text = pl.read_csv(path, infer_schema_length=0)
         typed = pl.read_csv(path, infer_schema_length=10_000)
         missing = sorted(set(self.text_columns) - set(text.columns))
@@ -143,18 +151,6 @@ class FileSource(BaseModel):
 def _leading_zero(column: pl.Series) -> bool:
     """Whether any value is written like an identifier: digits with a leading zero (a number would drop it)."""
     return bool(column.str.contains(r"^[+-]?0\d").any())
-
-
-@lru_cache(maxsize=16)
-def cohort_columns(shape_json: str, hospitals: tuple[str, ...]) -> dict[str, list[str]]:
-    shape = CohortParams.model_validate_json(shape_json)
-    miniature = shape.model_copy(
-        update={
-            "vendor_only_people": 5,
-            "hospitals": [HospitalSpec(name=name, patients=20, emergency_rate=0.2, mean_age=60, risk_shift=0, vendor_coverage=0.5) for name in hospitals],
-        }
-    )
-    return {name: frame.columns for name, frame in generate_cohort(miniature, 0).parts.items()}
 
 
 DatasetSource = Annotated[SyntheticCohortSource | UciHeartSource | FileSource, Field(discriminator="kind")]

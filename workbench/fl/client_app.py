@@ -23,7 +23,7 @@ from workbench.models.standardize import moments as feature_moments
 
 
 def _site(msg: Message, context: Context) -> tuple[FLPlan, str, SiteData]:
-    plan = FLPlan.model_validate_json(str(msg.content["config"]["plan"]))
+    plan = FLPlan.model_validate_json(str(msg.content.config_records["config"]["plan"]))
     party = str(context.node_config["party"])
     data = load_site(str(context.node_config["data-path"]), party, plan.features.model_dump_json(), plan.label)
     return plan, party, data
@@ -40,7 +40,7 @@ def query(msg: Message, context: Context) -> Message:
 def _helper(msg: Message, context: Context) -> Message:
     node = context.node_config
     identity = ConfigRecord({"party": str(node["party"]), "role": str(node["role"])})
-    answer = kind(str(node["aggregation"])).serve_helper(node, msg.content["config"])
+    answer = kind(str(node["aggregation"])).serve_helper(node, msg.content.config_records["config"])
     return Message(content=RecordDict({"identity": identity, **answer}), reply_to=msg)
 
 
@@ -57,11 +57,11 @@ def statistics(msg: Message, context: Context) -> Message:
 
 def train(msg: Message, context: Context) -> Message:
     plan, party, data = _site(msg, context)
-    aggregation, config = for_plan(plan), msg.content["config"]
+    aggregation, config = for_plan(plan), msg.content.config_records["config"]
     family = plan.model.build()
     standardizer, total_rows = aggregation.site_standardizer(context.node_config, config)
     Z = standardizer.apply(data.X_train)
-    start = aggregation.site_model(context.node_config, msg.content["arrays"])
+    start = aggregation.site_model(context.node_config, msg.content.array_records["arrays"])
     rng = derive_rng(plan.seed, "fl", party, f"round-{int(cast(int, config['server-round']))}")
     params = sgd_epochs(
         family,
@@ -84,14 +84,14 @@ def evaluate(msg: Message, context: Context) -> Message:
     """Score the global model on this site's held-out rows; only the scores leave."""
     plan, _, data = _site(msg, context)
     aggregation, family = for_plan(plan), plan.model.build()
-    params = aggregation.site_model(context.node_config, msg.content["arrays"])
-    Z = aggregation.site_standardizer(context.node_config, msg.content["config"])[0].apply(data.X_test)
+    params = aggregation.site_model(context.node_config, msg.content.array_records["arrays"])
+    Z = aggregation.site_standardizer(context.node_config, msg.content.config_records["config"])[0].apply(data.X_test)
     loss, _ = family.loss_and_grad(params, Z, data.y_test, 0.0)
     scores = binary_metrics(data.y_test, family.predict_proba(params, Z))
     metrics = {"num-examples": len(data.y_test), "eval-loss": loss}
     if scores["auc"] is not None:
         metrics["auc"] = scores["auc"]
-    return Message(content=RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
+    return Message(content=RecordDict({"metrics": MetricRecord({**metrics})}), reply_to=msg)
 
 
 def build_client_app(mods: list[Mod] | None = None) -> ClientApp:

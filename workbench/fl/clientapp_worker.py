@@ -43,6 +43,7 @@ from flwr.supercore.task_identity import TaskIdentity
 from flwr.supernode.runtime.run_clientapp import push_message, push_task_output
 
 from workbench.fl.client_app import app as client_app
+from workbench.fl.errors import error_reason
 
 ACQUIRE_TASK = "/flwr.proto.Runtime/AcquireTask"
 
@@ -90,7 +91,7 @@ def serve_task(address: str, token: str) -> None:
         reply = client_app(message=message, context=context)
         status, details = SubStatus.COMPLETED, ""
     except Exception as error:  # the server must get an error reply, as from Flower's own ClientApp process
-        details = f"{type(error).__name__}: {error}"
+        details = error_reason(error)
         if message is not None:
             reply = Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=details), reply_to=message)
     finally:

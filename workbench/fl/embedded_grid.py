@@ -14,7 +14,6 @@ Flower internals relied on (flwr 1.41, pinned; tests/fl cover them):
 
 from __future__ import annotations
 
-import traceback
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -27,6 +26,8 @@ from flwr.common.serde import message_from_proto, message_to_proto
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
+
+from workbench.fl.errors import error_reason
 
 RUN_ID = 1
 
@@ -95,7 +96,7 @@ class EmbeddedGrid(Grid):
                 try:
                     reply = _wire_copy(self._client_app(_wire_copy(message), self.contexts[node]))
                 except Exception as error:  # a ClientApp error becomes an error reply, as on a real SuperNode
-                    reason = f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
+                    reason = error_reason(error)
                     reply = Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=message)
         _set_id(reply, "message_id", uuid.uuid4().hex)
         return reply
@@ -110,5 +111,5 @@ def identity(**ids: int) -> Iterator[None]:
     try:
         yield
     finally:
-        for name, value in saved.items():
-            setattr(TaskIdentity, f"_{name}", value)
+        for name, previous in saved.items():
+            setattr(TaskIdentity, f"_{name}", previous)

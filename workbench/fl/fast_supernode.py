@@ -50,14 +50,14 @@ def _patch() -> None:
         return run_id
 
     supernode_loop._pull_and_store_message = pull_and_note  # noqa: SLF001
-    pull_objects = supernode_loop.pull_objects
+    pull_objects = supernode_loop.pull_objects  # type: ignore[attr-defined]  # a name the loop imports for itself: patched where it looks
 
     def pull_objects_quickly(*args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("initial_backoff", POLL / 5)
         kwargs.setdefault("backoff_cap", 0.25)
         return pull_objects(*args, **kwargs)
 
-    supernode_loop.pull_objects = pull_objects_quickly
+    supernode_loop.pull_objects = pull_objects_quickly  # type: ignore[attr-defined]  # as above
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import numpy as np
 from pydantic import ConfigDict, Field
 
 from workbench.fl.aggregation import AggregationName
@@ -48,4 +47,6 @@ class FLPlan(StrategyFields):
 
 @lru_cache(maxsize=32)
 def _param_count(model: ModelSpec, n_inputs: int) -> int:
+    import numpy as np  # loads when a plan is sized, not when a recipe is validated
+
     return len(model.build().init_params(n_inputs, np.random.default_rng(0)))

@@ -26,7 +26,7 @@ from workbench.context import derive_rng
 from workbench.fl.accounting_grid import AccountingGrid, Transfer
 from workbench.fl.aggregation import Aggregation, for_plan
 from workbench.fl.aggregation.base import AggregatorEnd, FinalAggregate, PooledMoments
-from workbench.fl.errors import FederationError
+from workbench.fl.errors import FederationError, failure_reasons
 from workbench.fl.plan import FLPlan
 from workbench.fl.strategy import RoundObserver, build_strategy
 
@@ -36,7 +36,7 @@ class FLOutcome(FinalAggregate):
     """What the aggregator ends with: the final model as the aggregation kind leaves it there (in the clear, or only as
     ciphertexts for a site to decrypt), each round's per-site metrics, the sites that dropped out, and every transfer."""
 
-    history: dict[int, dict[str, dict[str, float]]] = field(kw_only=True)
+    history: dict[int, dict[str, dict[str, float | None]]] = field(kw_only=True)
     dropped: dict[int, list[str]] = field(kw_only=True)
     transfers: list[Transfer] = field(default_factory=list, kw_only=True)
 
@@ -47,7 +47,7 @@ class FLOutcome(FinalAggregate):
         return json.dumps({"outcome": data})
 
     @classmethod
-    def from_dict(cls, data: dict) -> FLOutcome:
+    def from_dict(cls, data: dict[str, Any]) -> FLOutcome:
         return cls(
             data["params"],
             data["center"],
@@ -95,7 +95,7 @@ def _ask(grid: AccountingGrid, plan: FLPlan, party: str, request: dict[str, Any]
     message = Message(RecordDict({"config": ConfigRecord(request)}), node, "query") if node is not None else None
     replies = [] if message is None else list(grid.send_and_receive([message], timeout=plan.node_timeout))
     if not replies or replies[0].has_error():
-        reason = replies[0].error.reason.splitlines()[0] if replies else "no answer"
+        reason = "; ".join(failure_reasons(replies)) or "no answer"
         raise FederationError(f"{failure} ({reason})")
     return replies[0].content
 
@@ -106,6 +106,7 @@ def _identified_replies(grid: AccountingGrid, plan: FLPlan, aggregation: Aggrega
     nodes = grid.wait_for_nodes(plan.parties + list(helpers), plan.min_available_clients + len(helpers))
     replies = list(grid.send_and_receive([Message(query, node, "query") for node in nodes], timeout=plan.node_timeout))
     good = [reply for reply in replies if not reply.has_error()]
+    failure_reasons(replies)  # a site's bug fails the run even when enough sites answered
     for reply in good:
         grid.identify(reply.metadata.src_node_id, str(reply.content["identity"]["party"]))
     for helper, what in helpers.items():
@@ -113,7 +114,7 @@ def _identified_replies(grid: AccountingGrid, plan: FLPlan, aggregation: Aggrega
             raise FederationError(f"{what} {helper!r} did not answer; {aggregation.title} cannot finish without it")
     sites = [reply for reply in good if grid.party(reply.metadata.src_node_id) in plan.parties]
     if len(sites) < plan.min_available_clients:
-        errors = "; ".join(sorted({r.error.reason.splitlines()[0] for r in replies if r.has_error()}))
+        errors = "; ".join(failure_reasons(replies))
         raise FederationError(f"federated statistics: {len(sites)} site(s) answered ({errors}); the recipe needs {plan.min_available_clients}")
     return sites
 
@@ -139,14 +140,15 @@ def _pull_objects_quickly() -> None:
     """HttpGrid pulls reply objects with a 1 s → 10 s back-off when a reply is announced before its objects arrive."""
     import flwr.superlink.grid.http_grid as http_grid
 
-    pull_objects = http_grid.pull_objects
+    pull_objects = http_grid.pull_objects  # type: ignore[attr-defined]  # a name HttpGrid imports for itself: patched where it looks
 
-    def quick(*args: object, **kwargs: object) -> object:
+    def quick(object_ids: list[str], pull_object_fn: Callable[[str], bytes], **kwargs: Any) -> dict[str, bytes]:
         kwargs.setdefault("initial_backoff", 0.01)
         kwargs.setdefault("backoff_cap", 0.25)
-        return pull_objects(*args, **kwargs)
+        result: dict[str, bytes] = pull_objects(object_ids, pull_object_fn, **kwargs)
+        return result
 
-    http_grid.pull_objects = quick
+    http_grid.pull_objects = quick  # type: ignore[attr-defined]  # as above
 
 
 @app.main()
@@ -157,7 +159,7 @@ def main(grid: Grid, context: Context) -> None:
     output = Path(str(context.run_config["workbench-output"]))
     with output.open("a") as handle:
 
-        def observe(server_round: int, sites: dict[str, dict[str, float]]) -> None:
+        def observe(server_round: int, sites: dict[str, dict[str, float | None]]) -> None:
             handle.write(json.dumps({"round": server_round, "sites": sites, "time": time.time()}) + "\n")
             handle.flush()
 

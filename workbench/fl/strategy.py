@@ -27,11 +27,11 @@ from flwr.serverapp.strategy import FedAvg
 from workbench.context import derive_rng
 from workbench.fl.accounting_grid import AccountingGrid
 from workbench.fl.aggregation.base import Aggregated
-from workbench.fl.errors import FederationError
+from workbench.fl.errors import FederationError, failure_reasons
 from workbench.fl.plan import FLPlan
 from workbench.fl.strategies import STRATEGIES
 
-RoundObserver = Callable[[int, dict[str, dict[str, float]]], None]
+RoundObserver = Callable[[int, dict[str, dict[str, float | None]]], None]
 Combine = Callable[[list[Message], "FlowerStep"], Aggregated]
 """A round's good training replies, and Flower's strategy to hand them (or their aggregate) to, into the next model."""
 
@@ -73,7 +73,7 @@ class StudyRules(FedAvg):
         self.accounting = grid
         self.observer = observer
         self.combine = combine
-        self.history: dict[int, dict[str, dict[str, float]]] = {}
+        self.history: dict[int, dict[str, dict[str, float | None]]] = {}
         """Round -> party -> metrics (train-loss, eval-loss, auc, num-examples)."""
         self.dropped: dict[int, list[str]] = {}
         self._asked: list[int] = []
@@ -103,7 +103,7 @@ class StudyRules(FedAvg):
         replies = self._check_quorum(server_round, list(replies), "evaluation")
         self._keep(server_round, replies, {"eval-loss", "auc", "num-examples"})
         self.observer(server_round, self.history.get(server_round, {}))
-        return super().aggregate_evaluate(server_round, replies)
+        return self.evaluate_metrics_aggr_fn(_shared_metrics(replies), self.weighted_by_key) if replies else None
 
     def _alive(self, server_round: int) -> list[int]:
         """Connected nodes in party order; too few for the quorum is a failure, not a wait."""
@@ -122,12 +122,12 @@ class StudyRules(FedAvg):
     def _check_quorum(self, server_round: int, replies: list[Message], phase: str) -> list[Message]:
         """Sites asked but without a good answer (an error reply, or none before the timeout) are dropped or fatal."""
         good = [r for r in replies if not r.has_error()]
+        errors = failure_reasons(replies)  # a site's bug fails the run even when enough sites answered
         answered = {self.accounting.party(r.metadata.src_node_id) for r in good}
         silent = sorted({self.accounting.party(n) for n in self._asked} - answered)
         if silent:
             self.dropped[server_round] = sorted(set(self.dropped.get(server_round, [])) | set(silent))
         if len(good) < self.plan.min_available_clients:
-            errors = sorted({r.error.reason.splitlines()[0] for r in replies if r.has_error()})
             raise FederationError(
                 f"round {server_round} {phase}: site(s) {', '.join(silent)} did not answer"
                 + (f" ({'; '.join(errors)})" if errors else "")
@@ -141,6 +141,17 @@ class StudyRules(FedAvg):
             metrics: dict[str, Any] = dict(reply.content["metrics"])
             entry = self.history.setdefault(server_round, {}).setdefault(party, {})
             entry.update({key: float(value) for key, value in metrics.items() if key in keys})
+            if "auc" in keys and "auc" not in metrics:
+                entry["auc"] = None  # the site's held-out rows hold one class: AUC is undefined there, and said so
+
+
+def _shared_metrics(replies: list[Message]) -> list[RecordDict]:
+    """The metrics every site reported: a site whose held-out rows have one class has no AUC (kept as undefined in the
+    history), and Flower averages only records with the same keys."""
+    # Flower types a record dict's values as any of its three record kinds; these replies carry MetricRecords.
+    records = [dict(cast(MetricRecord, reply.content["metrics"])) for reply in replies]
+    shared = set.intersection(*(set(record) for record in records))
+    return [RecordDict({"metrics": MetricRecord({key: record[key] for key in sorted(shared)})}) for record in records]
 
 
 def build_strategy(plan: FLPlan, grid: AccountingGrid, observer: RoundObserver, combine: Combine) -> StudyRules:

@@ -110,7 +110,7 @@ def tokens_in_files(folder: Path) -> None:
     """Make the SuperExec start app processes with `--token-file` instead of `--token`, and tie them to its life."""
     from flwr.supercore.superexec.executor import subprocess_executor
 
-    real = subprocess_executor.subprocess
+    real = subprocess_executor.subprocess  # type: ignore[attr-defined]  # the module the executor imported: patched where it looks
 
     def popen(args: list[str], **kwargs: Any) -> Any:
         args, token_file = list(args), None
@@ -128,7 +128,7 @@ def tokens_in_files(folder: Path) -> None:
         threading.Thread(target=reap, daemon=True).start()
         return process
 
-    subprocess_executor.subprocess = types.SimpleNamespace(Popen=popen, DEVNULL=real.DEVNULL)  # type: ignore[assignment]
+    subprocess_executor.subprocess = types.SimpleNamespace(Popen=popen, DEVNULL=real.DEVNULL)  # type: ignore[attr-defined,assignment]  # as above, by a stand-in
 
 
 def main() -> None:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from difflib import get_close_matches
+from typing import TYPE_CHECKING
 
-import numpy as np
-import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:  # numpy and polars load where they are used: `workbench validate` reads FeatureSpec only
+    import numpy as np
+    import polars as pl
 
 
 class FeatureSpec(BaseModel):
@@ -69,6 +72,9 @@ class TableRef:
 
 def design_matrix(frame: pl.DataFrame, spec: FeatureSpec, where: TableRef) -> np.ndarray:
     """Encode `frame` as float64 rows x spec.names() columns, or say exactly what does not fit."""
+    import numpy as np
+    import polars as pl
+
     missing = [column for column in spec.columns() if column not in frame.columns]
     if missing:
         raise FeatureError(f"{where}: missing column(s) {', '.join(missing)}; {_closest(missing, frame.columns)}")
@@ -107,6 +113,8 @@ def design_matrix(frame: pl.DataFrame, spec: FeatureSpec, where: TableRef) -> np
 
 def label_vector(frame: pl.DataFrame, label: str, where: TableRef) -> np.ndarray:
     """The binary outcome as 0/1 floats; a label that is not binary is an error, not a guess."""
+    import polars as pl
+
     if label not in frame.columns:
         raise FeatureError(f"{where}: label column {label!r} is missing; {_closest([label], frame.columns)}")
     series = frame.get_column(label)
@@ -130,6 +138,9 @@ def _closest(missing: list[str], columns: list[str]) -> str:
 
 def _rows_where(frame: pl.DataFrame, condition: pl.Expr | pl.Series) -> str:
     """The first row numbers (1-based) where `condition` holds: where to look, without quoting what is there."""
+    import numpy as np
+    import polars as pl
+
     mask = frame.select(condition).to_series() if isinstance(condition, pl.Expr) else condition
     rows = (np.flatnonzero(mask.fill_null(False).to_numpy()) + 1).tolist()
     return ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")

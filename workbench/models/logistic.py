@@ -26,7 +26,8 @@ class Logistic:
         return loss, grad
 
     def predict_proba(self, params: np.ndarray, Z: np.ndarray) -> np.ndarray:
-        return expit(Z @ params[:-1] + params[-1])
+        logits: np.ndarray = Z @ params[:-1] + params[-1]
+        return expit(logits)
 
     def param_names(self, inputs: list[str]) -> list[str]:
         return [*inputs, "intercept"]

@@ -8,12 +8,16 @@ federated evaluation pays at every site in every round.
 
 from __future__ import annotations
 
-import numpy as np
-from scipy.stats import rankdata
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy and scipy load where they are used, not when `workbench validate` loads the steps
+    import numpy as np
 
 
 def roc_auc(y: np.ndarray, score: np.ndarray) -> float | None:
     """Mann-Whitney form of the ROC AUC (ties count one half); None when only one class is present."""
+    from scipy.stats import rankdata
+
     positives = int(y.sum())
     negatives = len(y) - positives
     if positives == 0 or negatives == 0:
@@ -28,6 +32,8 @@ def binary_metrics(y: np.ndarray, probability: np.ndarray, threshold: float = 0.
     AUC is undefined when the held-out rows hold a single class (a small site
     with no deaths in its test split): it is reported as None, not as 0.5.
     """
+    import numpy as np
+
     return {
         "auc": roc_auc(y, probability),
         "accuracy": float(np.mean((probability >= threshold) == (y == 1))),

@@ -58,7 +58,8 @@ class MLP:
 
     def predict_proba(self, params: np.ndarray, Z: np.ndarray) -> np.ndarray:
         W1, b1, w2, b2 = self._unpack(params, Z.shape[1])
-        return expit(np.tanh(Z @ W1 + b1) @ w2 + b2)
+        logits: np.ndarray = np.tanh(Z @ W1 + b1) @ w2 + b2
+        return expit(logits)
 
     def param_names(self, inputs: list[str]) -> list[str]:
         h = range(self.hidden)

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.optimize import minimize
 
 from workbench.models.features import FeatureSpec
-from workbench.models.logistic import Logistic
-from workbench.models.mlp import MLP
-from workbench.models.standardize import Standardizer
+
+if TYPE_CHECKING:  # numpy, scipy and the families load where they are used: `workbench validate` reads ModelSpec only
+    import numpy as np
+
+    from workbench.models.standardize import Standardizer
 
 
 class Family(Protocol):
@@ -39,6 +39,9 @@ class ModelSpec(BaseModel):
     l2: float = Field(0.01, ge=0.0, le=1e6, description="L2 penalty on standardized weights.")
 
     def build(self) -> Family:
+        from workbench.models.logistic import Logistic
+        from workbench.models.mlp import MLP
+
         return Logistic() if self.family == "logistic" else MLP(self.hidden)
 
 
@@ -59,6 +62,8 @@ class Model:
 
 def model_bytes(model: Model) -> bytes:
     """What sending a model costs: its standardizer and parameters as float64 arrays (npz)."""
+    import numpy as np
+
     buffer = io.BytesIO()
     np.savez(buffer, center=model.standardizer.center, scale=model.standardizer.scale, params=model.params)
     return buffer.getvalue()
@@ -66,12 +71,17 @@ def model_bytes(model: Model) -> bytes:
 
 def fit_full(family: Family, Z: np.ndarray, y: np.ndarray, l2: float, init: np.ndarray, max_iter: int = 500) -> np.ndarray:
     """Minimize the regularized loss with L-BFGS: deterministic, no learning rate to tune."""
+    import numpy as np
+    from scipy.optimize import minimize
+
     result = minimize(family.loss_and_grad, init.astype(np.float64, copy=True), args=(Z, y, l2), jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
     return result.x
 
 
 def fit_model(X: np.ndarray, y: np.ndarray, features: FeatureSpec, spec: ModelSpec, rng: np.random.Generator) -> Model:
     """Train on one table (a site's own rows, or the pooled oracle's) with its own standardization."""
+    from workbench.models.standardize import Standardizer
+
     standardizer = Standardizer.from_data(X)
     family = spec.build()
     params = fit_full(family, standardizer.apply(X), y, spec.l2, family.init_params(X.shape[1], rng))

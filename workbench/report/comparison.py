@@ -1,4 +1,5 @@
-"""Federated training steps of one run side by side: utility, cost and the ledger against the plain one.
+"""Steps of one technique family side by side (e.g. federated training, plain and encrypted): utility, cost and the
+ledger against the unprotected one.
 
 A recipe may train the same model several ways (plain updates, CKKS under
 either key custody, ...); a reader wants one table that says what protecting
@@ -12,17 +13,14 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.fl.aggregation import kind
 from workbench.ledger import Ledger, Protection
 from workbench.recipe import Recipe
 from workbench.report.blocks import Block, Table, Text
-from workbench.steps.evaluate import EvaluateParams
-from workbench.steps.fl_train import FLTrainParams
 
 
 @dataclass(frozen=True)
 class _Variant:
-    """One fl_train step as the comparison needs it."""
+    """One step of the family, as the comparison needs it."""
 
     step: str
     aggregation: str
@@ -86,22 +84,25 @@ def comparison_blocks(recipe: Recipe, metrics: dict[str, Any], manifest: dict[st
 
 
 def _variants(recipe: Recipe, metrics: dict[str, Any], manifest: dict[str, Any], ledger: Ledger) -> list[_Variant]:
+    """The steps of the first technique family in the recipe that ran, as their contracts describe them."""
     timings = manifest.get("timings_seconds", {})
+    declared = [(name, contract) for name, contract in recipe.contracts() if contract.technique and contract.saves_models]
+    family = next((c.technique.family for name, c in declared if c.technique and name in metrics.get("steps", {})), None)
     variants = []
-    for name, spec in zip(recipe.step_names(), recipe.steps):
-        params = spec.params
-        if not isinstance(params, FLTrainParams) or name not in metrics.get("steps", {}):
+    for name, contract in declared:
+        technique = contract.technique
+        if technique is None or technique.family != family or name not in metrics.get("steps", {}):
             continue
         summary: dict[str, Any] = next(iter(metrics["steps"][name].values()), {})
         messages = [m for m in ledger.messages if m.step == name]
         variants.append(
             _Variant(
                 step=name,
-                aggregation=params.aggregation,
-                title=kind(params.aggregation).title,
-                protected=kind(params.aggregation).update_protection is not Protection.NONE,
+                aggregation=technique.name,
+                title=technique.title,
+                protected=technique.protection is not Protection.NONE,
                 custody=summary.get("custody", "—"),
-                model=params.save_as,
+                model=contract.saves_models[0],
                 seconds=float(timings.get(name, 0.0)),
                 messages=len(messages),
                 nbytes=sum(m.nbytes for m in messages),
@@ -115,11 +116,7 @@ def _variants(recipe: Recipe, metrics: dict[str, Any], manifest: dict[str, Any],
 def _utility(recipe: Recipe, metrics: dict[str, Any], variants: list[_Variant], plain: _Variant) -> Table | None:
     """Held-out AUC per site of each variant's model, from the last evaluate step that scored them all."""
     scores = next(
-        (
-            metrics["steps"].get(name, {})
-            for name, spec in reversed(list(zip(recipe.step_names(), recipe.steps)))
-            if isinstance(spec.params, EvaluateParams) and {v.model for v in variants} <= set(spec.params.models)
-        ),
+        (metrics["steps"].get(name, {}) for name, contract in reversed(recipe.contracts()) if {v.model for v in variants} <= set(contract.reads_models)),
         None,
     )
     if not scores:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import matplotlib
+if TYPE_CHECKING:  # matplotlib and numpy load with the first figure: `workbench validate` draws none
+    from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
+
+def _use_agg() -> None:
+    """Choose the non-interactive backend before pyplot loads (a no-op once chosen)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
 
 
 def grouped_bars(
@@ -20,6 +25,10 @@ def grouped_bars(
     ylim: tuple[float, float] | None = None,
 ) -> bytes:
     """One group of bars per category (e.g. site), one bar per series (e.g. model); None leaves a gap."""
+    _use_agg()
+    import matplotlib.pyplot as plt
+    import numpy as np
+
     fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(categories), 3.2), dpi=110)
     width = 0.8 / max(len(series), 1)
     positions = np.arange(len(categories))
@@ -37,7 +46,9 @@ def grouped_bars(
     return to_png(fig)
 
 
-def to_png(fig: plt.Figure) -> bytes:
+def to_png(fig: Figure) -> bytes:
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})
     plt.close(fig)
@@ -46,6 +57,10 @@ def to_png(fig: plt.Figure) -> bytes:
 
 def line_chart(x: Sequence[int], series: Mapping[str, Sequence[float | None]], *, ylabel: str, xlabel: str = "round") -> bytes:
     """One line per series (e.g. site) over rounds; None leaves a gap."""
+    _use_agg()
+    import matplotlib.pyplot as plt
+    import numpy as np
+
     fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=110)
     for name, values in series.items():
         ax.plot(x, [np.nan if value is None else value for value in values], marker="o", markersize=2.5, linewidth=1.4, label=name)
@@ -55,3 +70,28 @@ def line_chart(x: Sequence[int], series: Mapping[str, Sequence[float | None]], *
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return to_png(fig)
+
+
+def roc_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, floor: float = 1e-3) -> bytes:
+    """ROC curves on log-log axes, where the low false-positive rates that matter for membership inference are visible
+    (Carlini et al. 2022); the diagonal is what guessing achieves."""
+    _use_agg()
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.8, 3.6), dpi=110)
+    for name, (fpr, tpr) in curves.items():
+        points = [(f, t) for f, t in zip(fpr, tpr) if f >= floor and t > 0]
+        if points:
+            ax.plot(*zip(*points), label=name, linewidth=1.2)
+    ax.plot([floor, 1], [floor, 1], color="#999", linestyle="--", linewidth=0.8, label="guessing")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(floor, 1)
+    ax.set_ylim(floor, 1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return to_png(fig)
+

@@ -7,25 +7,33 @@ published metrics, the manifest and the ledger. It never reads a party store.
 from __future__ import annotations
 
 import base64
+from functools import cache
 from pathlib import Path
-from typing import Any
-
-from jinja2 import Environment, PackageLoader, select_autoescape
+from typing import TYPE_CHECKING, Any
 
 from workbench.ledger import Ledger
 from workbench.recipe import Recipe
 from workbench.report.blocks import Block, Figure, Table, Text
 from workbench.report.comparison import comparison_blocks
-from workbench.report.linkage_truth import SIMULATION_TRUTH
 from workbench.steps import REGISTRY
 
-_ENV = Environment(loader=PackageLoader("workbench.report"), autoescape=select_autoescape(["html", "j2"]))
-_ENV.filters["data_uri"] = lambda png: "data:image/png;base64," + base64.b64encode(png).decode()
-_ENV.filters["cell"] = lambda value: "" if value is None else (number_cell(value) if isinstance(value, float) else value)
-_ENV.filters["bytes"] = lambda n: human_bytes(n)
-_ENV.tests["table"] = lambda block: isinstance(block, Table)
-_ENV.tests["figure"] = lambda block: isinstance(block, Figure)
-_ENV.tests["text"] = lambda block: isinstance(block, Text)
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
+
+@cache
+def _env() -> Environment:
+    """The template environment, made with the first report: the CLI imports this module, and `workbench validate` needs no jinja2."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("workbench.report"), autoescape=select_autoescape(["html", "j2"]))
+    env.filters["data_uri"] = lambda png: "data:image/png;base64," + base64.b64encode(png).decode()
+    env.filters["cell"] = lambda value: "" if value is None else (number_cell(value) if isinstance(value, float) else value)
+    env.filters["bytes"] = lambda n: human_bytes(n)
+    env.tests["table"] = lambda block: isinstance(block, Table)
+    env.tests["figure"] = lambda block: isinstance(block, Figure)
+    env.tests["text"] = lambda block: isinstance(block, Text)
+    return env
 
 
 def number_cell(value: float) -> str:
@@ -46,6 +54,8 @@ def human_bytes(n: int) -> str:
 
 def step_blocks(recipe: Recipe, metrics: dict[str, Any]) -> dict[str, list[Block]]:
     """Each step's report blocks, from its own `summarize`; a step the simulation scored also gets its scores, kept apart in metrics."""
+    from workbench.report.linkage_truth import SIMULATION_TRUTH  # its module loads polars, which the CLI's import need not
+
     truth = metrics.get(SIMULATION_TRUTH, {})
     return {
         name: REGISTRY[spec.kind].summarize(metrics["steps"].get(name, {}), **({"truth": truth[name]} if name in truth else {}))
@@ -63,7 +73,8 @@ def boundary_statement(ledger: Ledger) -> str:
 
 
 def write_report(path: Path, recipe: Recipe, metrics: dict[str, Any], manifest: dict[str, Any], ledger: Ledger) -> None:
-    html = _ENV.get_template("report.html.j2").render(
+    template = _env().get_template("report.html.j2")
+    html = template.render(
         recipe=recipe,
         steps=list(zip(recipe.step_names(), recipe.steps)),
         blocks=step_blocks(recipe, metrics),

@@ -47,8 +47,8 @@ def _raw_card(workspace: Workspace, file: RecipeFile) -> dict[str, Any]:
     except (RecipeError, yaml.YAMLError):
         raw = None
     raw = raw if isinstance(raw, dict) else {}
-    parties = raw.get("parties") if isinstance(raw.get("parties"), dict) else {}
-    steps = raw.get("steps") if isinstance(raw.get("steps"), list) else []
+    parties: dict[Any, Any] = raw["parties"] if isinstance(raw.get("parties"), dict) else {}
+    steps: list[Any] = raw["steps"] if isinstance(raw.get("steps"), list) else []
     return {
         "name": str(raw.get("name") or file.file.name),
         "description": str(raw.get("description") or ""),

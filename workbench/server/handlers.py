@@ -33,7 +33,7 @@ class WorkbenchHandler(APIHandler):
 
     def body(self, *fields: str) -> dict[str, Any]:
         try:
-            data = json.loads(self.request.body or b"{}")
+            data: dict[str, Any] = json.loads(self.request.body or b"{}")
         except json.JSONDecodeError as error:
             raise tornado.web.HTTPError(400, f"request body is not JSON: {error}") from None
         missing = [f for f in fields if not isinstance(data.get(f), str)]

@@ -26,12 +26,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from workbench.events import read_events
 from workbench.recipe import RecipeError, parse_recipe
 from workbench.recipe_problems import locate_lines
+from workbench.report.scores import key_metrics
+from workbench.run_state import DATA_PHASE, EVENTS_FILE, RunState, Status, fold, read_run
+from workbench.runner import default_run_dir
 from workbench.server.limits import WorkbenchLimits, dataset_problems, how_to_raise
 from workbench.server.workspace import RecipeFile, Workspace, WorkspaceError
-from workbench.widgets.scores import key_metrics
-from workbench.widgets.session import default_run_dir
 
 LOGS = ".logs"
 RUN_ID = re.compile(r"-[0-9a-f]{8}-\d{8}-\d{6}(-\d+)?$")
@@ -152,6 +154,7 @@ class RunManager:
 
     def run_dir(self, run_id: str) -> Path:
         """runs/<run_id> as a real folder of the workspace's runs/: an id like ../.. or a link that leads elsewhere names no run."""
+        folder: Path | None
         try:
             folder, runs = self.workspace.inside(self.runs_dir / run_id, run_id), self.workspace.inside(self.runs_dir)
         except WorkspaceError:
@@ -170,51 +173,45 @@ class RunManager:
         return sorted(summaries, key=lambda s: s["started"], reverse=True)
 
     def summary(self, run_id: str) -> dict[str, Any]:
+        """What the runs list shows of a run: the state the shared reducer folds from its events, and what this server
+        knows besides of the runs it started (cancelled, over a budget, or dead with only a log to show)."""
         folder = self.runs_dir / run_id
-        events = _events(folder / "events.jsonl")
         process = self._processes.get(run_id)
         alive = process is not None and process.poll() is None
+        state = fold(read_events(folder / EVENTS_FILE)) if alive else read_run(folder)
+        if alive and state.status is Status.WAITING:
+            state.status = Status.RUNNING  # started, and still loading Python: no event yet
+        if not alive and process is not None and state.status is not Status.FINISHED:
+            if run_id in self._cancelled:
+                state.interrupted(CANCELLED)
+                state.error = CANCELLED
+            elif process.returncode:
+                log = _log_tail(self.runs_dir / LOGS / f"{run_id}.log")
+                budget = self._budget_exceeded(process.returncode, [log, _log_tail(folder / ERROR_LOG)], state)
+                state.status, state.error = Status.FAILED, budget or (state.error if state.status is Status.FAILED else None) or log
+        index, steps = state.position
+        current = state.steps.get(state.current) if state.current else None
         summary: dict[str, Any] = {
             "id": run_id,
-            "recipe": RUN_ID.sub("", run_id),
-            "status": "running" if alive else "interrupted",
+            "recipe": state.recipe or RUN_ID.sub("", run_id),
+            "status": state.status.value,
             "started": _started(folder),
-            "seconds": None,
-            "progress": None,
-            "error": None,
+            "seconds": state.seconds,
+            "progress": None
+            if current is None
+            else {"step": current.name, "index": index, "steps": steps, "done": current.done, "total": current.total or 1, "label": current.label},
+            "error": state.error,
             "metrics": [],
             "report": (folder / "report.html").is_file(),
         }
-        steps: list[str] = []
-        for event in events:
-            kind = event.get("type")
-            if kind == "run_started":
-                summary["recipe"], steps = event["recipe"], event.get("steps", [])
-            elif kind == "step_started":
-                summary["progress"] = {"step": event["step"], "index": event["index"], "steps": event["total"], "done": 0, "total": 1, "label": ""}
-            elif kind == "progress" and summary["progress"] and event["step"] == summary["progress"]["step"]:
-                summary["progress"].update(done=event["done"], total=event["total"], label=event.get("label", ""))
-            elif kind == "step_failed":
-                summary["status"], summary["error"] = "failed", f"{event['step']}: {event['error']}"
-            elif kind == "run_finished":
-                summary["status"], summary["seconds"] = "finished", event["seconds"]
-        if not alive and process is not None and summary["status"] != "finished":
-            if run_id in self._cancelled:
-                summary["status"], summary["error"] = "interrupted", CANCELLED
-            elif process.returncode:
-                log = _log_tail(self.runs_dir / LOGS / f"{run_id}.log")
-                budget = self._budget_exceeded(process.returncode, [log, _log_tail(folder / ERROR_LOG)], summary)
-                summary["status"], summary["error"] = "failed", budget or summary["error"] or log
-        if summary["status"] == "finished" and (folder / "metrics.json").is_file():
+        if state.status is Status.FINISHED and (folder / "metrics.json").is_file():
             metrics = json.loads((folder / "metrics.json").read_text())
             summary["metrics"] = [{"label": label, "value": value} for label, value in key_metrics(metrics)]
-        if summary["progress"] is None and steps:
-            summary["progress"] = {"step": "data", "index": 0, "steps": len(steps), "done": 0, "total": 1, "label": "loading data"}
         return summary
 
-    def _budget_exceeded(self, returncode: int, logs: list[str], summary: dict[str, Any]) -> str | None:
+    def _budget_exceeded(self, returncode: int, logs: list[str], state: RunState) -> str | None:
         """Why a run died, when it was the memory or CPU budget: a MemoryError, a failed allocation or the signal that follows one."""
-        where = f" in {summary['progress']['step']}" if summary["progress"] else " while loading data"
+        where = f" in {state.current}" if state.current not in (None, DATA_PHASE) else " while loading data"
         if self.limits.cpu_time_limit_s and -returncode == signal.SIGXCPU:
             return (
                 f"CPU-time budget of {self.limits.cpu_time_limit_s} s exceeded{where}; run it in a terminal with `workbench run`, "
@@ -233,21 +230,6 @@ def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(process.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass  # the group is gone already
-
-
-def _events(path: Path) -> list[dict[str, Any]]:
-    """Complete lines only: the runner may be half-way through writing the last one."""
-    try:
-        text = path.read_text()
-    except OSError:
-        return []
-    events = []
-    for line in text.split("\n")[:-1] if not text.endswith("\n") else text.splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return events
 
 
 def _started(folder: Path) -> str:

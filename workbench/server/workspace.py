@@ -217,7 +217,7 @@ class Workspace:
         return fd
 
     def _scan(self, folder: Path, depth: int) -> list[Path]:
-        found = []
+        found: list[Path] = []
         try:
             entries = list(os.scandir(folder))
         except OSError:

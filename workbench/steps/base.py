@@ -48,6 +48,12 @@ class Step(ABC, Generic[P]):
         """Do the work at the step's parties; put results for the coordinator in `ctx.results` via `ctx.publish`."""
 
     @classmethod
+    def headline(cls, results: dict[str, Any]) -> str:
+        """What the step's results come to, in a few words for an 80-column terminal (`workbench run` prints one line a
+        step; full tables stay in report.html)."""
+        return ""
+
+    @classmethod
     def summarize(cls, results: dict[str, Any]) -> list[Block]:
         """Turn this step's metrics into report blocks; by default a table of what each party published."""
         columns = list(dict.fromkeys(key for summary in results.values() for key in summary))
@@ -72,6 +78,11 @@ class SiteStep(Step[P]):
     @abstractmethod
     def run_at(self, ctx: StepContext, party: str) -> dict[str, Any]:
         """Work at one party; return the aggregate summary it publishes (never row-level data)."""
+
+
+def total(results: dict[str, Any], key: str) -> int:
+    """A count every party published under `key`, summed over the parties: what a headline quotes."""
+    return int(sum(summary.get(key, 0) for summary in results.values()))
 
 
 REGISTRY: dict[str, type[Step[Any]]] = {}

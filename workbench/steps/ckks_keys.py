@@ -98,6 +98,11 @@ class CKKSKeys(Step[CKKSKeysParams]):
         }
 
     @classmethod
+    def headline(cls, results: dict[str, Any]) -> str:
+        keys: dict[str, Any] = next(iter(results.values()), {})
+        return f"custody {keys.get('custody')}: secret key at {', '.join(keys.get('secret_key_holders', []))}"
+
+    @classmethod
     def summarize(cls, results: dict[str, Any]) -> list[Block]:
         keys = results["keys"]
         p = keys["parameters"]

@@ -57,6 +57,13 @@ class Evaluate(SiteStep[EvaluateParams]):
         return scores
 
     @classmethod
+    def headline(cls, results: dict[str, Any]) -> str:
+        from workbench.report.scores import key_metrics
+
+        means = ", ".join(f"{label.removeprefix('AUC ')} {value:.3f}" for label, value in key_metrics({"steps": {"this": results}}))
+        return f"mean AUC over {len(results)} sites: {means}" if means else f"scored at {len(results)} sites; AUC undefined"
+
+    @classmethod
     def summarize(cls, results: dict[str, Any]) -> list[Block]:
         sites = list(results)
         models = list(next(iter(results.values()), {}))

@@ -8,6 +8,7 @@ message is in the ledger with its size. Plain updates are unprotected
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from workbench.context import StepContext
-from workbench.contracts import Contract, Randomness, RoleNeed
+from workbench.contracts import Contract, Randomness, RoleNeed, Technique
 from workbench.data.splits import SPLIT_COLUMN
 from workbench.errors import RoleError
 from workbench.fl.aggregation import AggregationName, for_summary, kind
@@ -74,7 +75,10 @@ class FLTrain(Step[FLTrainParams]):
             reads=p.reads(),
             saves_models=(p.save_as,),
             needs_keys=aggregation.needs_keys,
+            refuses_custody=aggregation.refuses_strategy(p.strategy),
             randomness=Randomness.SEED_AND_SYSTEM if aggregation.fresh_randomness else Randomness.SEED,
+            exact=aggregation.exact,
+            technique=Technique("federated training", aggregation.name, aggregation.title, aggregation.update_protection),
         )
 
     def run(self, ctx: StepContext) -> None:
@@ -105,18 +109,20 @@ class FLTrain(Step[FLTrainParams]):
         aggregation = kind(p.aggregation).prepare(ctx, plan)
         plan = aggregation.plan
 
-        def observe(server_round: int, metrics: dict[str, dict[str, float]]) -> None:
+        def observe(server_round: int, metrics: dict[str, dict[str, float | None]]) -> None:
             ctx.progress(server_round, p.rounds, f"round {server_round}")
             for party, values in metrics.items():
                 for name in ("auc", "eval-loss"):
-                    if name in values:
-                        ctx.metric(name, values[name], party=party, round=server_round)
+                    if (value := values.get(name)) is not None:
+                        ctx.metric(name, value, party=party, round=server_round)
 
         def account(transfer: Transfer) -> None:
             ctx.record_transfer(transfer.sender, transfer.receiver, transfer.kind, transfer.nbytes, transfer.digest, Protection(transfer.protection))
 
         with private_folder(ctx.step) as private:
-            node_configs = [{"party": site, "data-path": self._site_file(ctx, site, private), **aggregation.site_config(ctx, site, private)} for site in sites]
+            node_configs: list[Mapping[str, Any]] = [
+                {"party": site, "data-path": self._site_file(ctx, site, private), **aggregation.site_config(ctx, site, private)} for site in sites
+            ]
             node_configs += aggregation.helper_configs(ctx, private)
             outcome = runtimes.run_federated(p.runtime, plan, node_configs, observe, account, p.deployment, private, aggregation.server_material(ctx))
             federation = FederationRecord.read(private)  # a local federation's members and refusals (deployment on loopback only)
@@ -159,6 +165,15 @@ class FLTrain(Step[FLTrainParams]):
         return str(path)
 
     @classmethod
+    def headline(cls, results: dict[str, Any]) -> str:
+        summary: dict[str, Any] = next(iter(results.values()), {})
+        rounds = sorted(summary.get("rounds", {}), key=int)
+        last = summary["rounds"][rounds[-1]] if rounds else {}
+        aucs = [values["auc"] for values in last.values() if values.get("auc") is not None]
+        auc = f", mean held-out AUC {sum(aucs) / len(aucs):.3f}" if aucs else ""
+        return f"{len(rounds)} rounds of {summary.get('strategy', '?')}, updates {summary.get('update_protection', '?')}{auc}"
+
+    @classmethod
     def summarize(cls, results: dict[str, Any]) -> list[Block]:
         ((server, summary),) = results.items()
         summary = dict(summary)
@@ -181,6 +196,7 @@ class FLTrain(Step[FLTrainParams]):
                 "Final round, per site",
                 ["site", "auc", "eval-loss", "train-loss"],
                 [[site, last.get(site, {}).get("auc"), last.get(site, {}).get("eval-loss"), last.get(site, {}).get("train-loss")] for site in sites],
+                note=_undefined_auc([site for site in sites if site in last and last[site].get("auc") is None]),
             )
         )
         if "refused_nodes" in summary:
@@ -198,3 +214,9 @@ class FLTrain(Step[FLTrainParams]):
         if summary["dropped"]:
             blocks.append(Text("Sites that dropped out", [f"round {r}: {', '.join(p)}" for r, p in summary["dropped"].items()]))
         return blocks
+
+
+def _undefined_auc(sites: list[str]) -> str:
+    if not sites:
+        return ""
+    return f"AUC is undefined at {', '.join(sites)}: the held-out rows there hold a single class (log-loss is still defined)."

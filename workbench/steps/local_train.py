@@ -13,7 +13,7 @@ from workbench.models import model_key
 from workbench.models.features import TableRef, design_matrix, label_vector
 from workbench.models.model import fit_model
 from workbench.parties import Role
-from workbench.steps.base import SiteStep, register
+from workbench.steps.base import SiteStep, register, total
 from workbench.steps.training import TrainingParams
 
 
@@ -31,6 +31,10 @@ class LocalTrain(SiteStep[LocalTrainParams]):
 
     def contract(self) -> Contract:
         return Contract(needs=(RoleNeed(Role.HOSPITAL),), reads=self.params.reads(), saves_models=(self.params.save_as,), randomness=Randomness.SEED)
+
+    @classmethod
+    def headline(cls, results: dict[str, Any]) -> str:
+        return f"a model at each of {len(results)} parties, on {total(results, 'train_rows')} rows in all"
 
     def run_at(self, ctx: StepContext, party: str) -> dict[str, Any]:
         p, store = self.params, ctx.store(party)

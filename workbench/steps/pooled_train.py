@@ -9,8 +9,8 @@ never hides what the oracle assumes.
 from __future__ import annotations
 
 import io
+from typing import Any
 
-import numpy as np
 from pydantic import Field
 
 from workbench.context import StepContext
@@ -21,7 +21,7 @@ from workbench.models import model_key
 from workbench.models.features import TableRef, design_matrix, label_vector
 from workbench.models.model import fit_model, model_bytes
 from workbench.parties import Role
-from workbench.steps.base import Step, register
+from workbench.steps.base import Step, register, total
 from workbench.steps.training import TrainingParams
 
 ORACLE = "oracle"
@@ -42,7 +42,13 @@ class PooledTrain(Step[PooledTrainParams]):
     def contract(self) -> Contract:
         return Contract(needs=(RoleNeed(Role.HOSPITAL),), reads=self.params.reads(), saves_models=(self.params.save_as,), randomness=Randomness.SEED)
 
+    @classmethod
+    def headline(cls, results: dict[str, Any]) -> str:
+        return f"one model on {total(results, 'train_rows')} rows pooled from {total(results, 'sites')} sites"
+
     def run(self, ctx: StepContext) -> None:
+        import numpy as np  # when the step runs, not when `workbench validate` loads it
+
         p = self.params
         blocks_X, blocks_y = [], []
         for party in ctx.parties:

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workbench.context import StepContext
@@ -37,6 +36,9 @@ from workbench.models.features import FeatureSpec, TableRef, design_matrix
 from workbench.parties import MissingItemError, Role
 from workbench.report.blocks import Block, Table, Text
 from workbench.steps.base import Step, StepParams, register
+
+if TYPE_CHECKING:  # numpy loads when the step runs, not when a recipe is validated
+    import numpy as np
 
 
 class Histogram(BaseModel):
@@ -119,6 +121,7 @@ class SecureSum(Step[SecureSumParams]):
             reads=reads,
             needs_keys=(Role.HOSPITAL, Role.AGGREGATOR),
             randomness=Randomness.SEED_AND_SYSTEM,
+            exact=False,
         )
 
     def run(self, ctx: StepContext) -> None:
@@ -161,6 +164,8 @@ class SecureSum(Step[SecureSumParams]):
 
     def _statistics(self, ctx: StepContext, hospital: str) -> np.ndarray:
         """The site's own statistics, on its own rows, in `statistic_names` order."""
+        import numpy as np
+
         p = self.params
         where = TableRef(hospital, p.table)
         frame = ctx.store(hospital).table(p.table)
@@ -184,6 +189,8 @@ class SecureSum(Step[SecureSumParams]):
 
     def _decrypt_at_key_holder(self, ctx: StepContext, parties: Parties, public: Any, total: list[bytes]) -> list[int]:
         """Custody key_holder: mask at the aggregator, decrypt and round at the key holder, unmask at the aggregator."""
+        import numpy as np
+
         assert parties.key_holder is not None
         codec, count, n = self.params.codec, len(self.params.statistic_names()), len(parties.hospitals)
         masked = ss.mask(public, total, count, codec, n)
@@ -212,6 +219,11 @@ class SecureSum(Step[SecureSumParams]):
         summary["sum_of_squares"] = {c: next(values) for c in p.sum_of_squares}
         summary["histograms"] = {h.column: {"edges": h.edges, "bins": h.bins(), "counts": [next(values) for _ in h.bins()]} for h in p.histograms}
         return summary
+
+    @classmethod
+    def headline(cls, results: dict[str, Any]) -> str:
+        summary: dict[str, Any] = next(iter(results.values()), {})
+        return f"totals of {summary.get('count', 0):.0f} rows from {len(summary.get('sites', []))} sites, under custody {summary.get('custody')}"
 
     @classmethod
     def summarize(cls, results: dict[str, Any]) -> list[Block]:

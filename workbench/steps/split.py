@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import polars as pl
 from pydantic import Field
 
 from workbench.context import StepContext
@@ -16,7 +15,7 @@ from workbench.contracts import Columns, Contract, Randomness, RoleNeed
 from workbench.data.splits import SPLIT_COLUMN, stratified_mask
 from workbench.models.features import FeatureError, TableRef, label_vector
 from workbench.parties import Role
-from workbench.steps.base import SiteStep, StepParams, register
+from workbench.steps.base import SiteStep, StepParams, register, total
 
 
 class SplitParams(StepParams):
@@ -47,7 +46,13 @@ class Split(SiteStep[SplitParams]):
             randomness=Randomness.SEED,
         )
 
+    @classmethod
+    def headline(cls, results: dict[str, Any]) -> str:
+        return f"{total(results, 'test_rows')} of {total(results, 'rows')} rows held out at {len(results)} parties"
+
     def run_at(self, ctx: StepContext, party: str) -> dict[str, Any]:
+        import polars as pl  # when the step runs, not when `workbench validate` loads it
+
         p, store = self.params, ctx.store(party)
         frame = store.table(p.table)
         if SPLIT_COLUMN in frame.columns and not p.overwrite:

@@ -1,10 +1,11 @@
 """Notebook widgets over the runner's events: recipe builder, run monitor, ledger and results views."""
 
+from workbench.runner import default_run_dir
 from workbench.widgets.builder import RecipeBuilder
 from workbench.widgets.explain import StepReports, chain_html
 from workbench.widgets.ledger_view import LedgerView
 from workbench.widgets.monitor import RunMonitor
 from workbench.widgets.results import ResultsView
-from workbench.widgets.session import RecipeSession, default_run_dir
+from workbench.widgets.session import RecipeSession
 
 __all__ = ["LedgerView", "RecipeBuilder", "RecipeSession", "ResultsView", "RunMonitor", "StepReports", "chain_html", "default_run_dir"]

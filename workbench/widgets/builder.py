@@ -39,7 +39,8 @@ class _PartyEditor:
 
 class _StepEditor:
     def __init__(self, builder: RecipeBuilder, index: int, spec: dict[str, Any]) -> None:
-        kind = spec.get("kind") if spec.get("kind") in REGISTRY else next(iter(REGISTRY))
+        requested = spec.get("kind")
+        kind = requested if isinstance(requested, str) and requested in REGISTRY else next(iter(REGISTRY))
         self.kind = widgets.Dropdown(options=list(REGISTRY), value=kind, layout=widgets.Layout(width="200px"))
         self.kind.observe(lambda _: builder.set_step_kind(index, self.kind.value), names="value")
         doc = " ".join((REGISTRY[kind].__doc__ or "").split())
@@ -70,7 +71,7 @@ class _StepEditor:
         return {"kind": self.kind.value, **self.meta.value(), "params": self.params.value()}
 
 
-class RecipeBuilder(widgets.VBox):
+class RecipeBuilder(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no types, so its VBox is Any to a checker
     """Compose a recipe as forms; `yaml` holds the same recipe as text, both ways."""
 
     def __init__(self, recipe: Recipe | str | FilePath | dict[str, Any] | None = None) -> None:
@@ -208,7 +209,8 @@ def _raw_of(recipe: Recipe | str | FilePath | dict[str, Any] | None) -> dict[str
     if isinstance(recipe, FilePath) or (isinstance(recipe, str) and recipe.endswith((".yaml", ".yml"))):
         return _without_nones(load_recipe(FilePath(recipe)).model_dump(mode="json"))
     if isinstance(recipe, str):
-        return safe_yaml.load(recipe)
+        raw: dict[str, Any] = safe_yaml.load(recipe)  # a recipe's text: a mapping, as _load takes it
+        return raw
     return dict(recipe)
 
 

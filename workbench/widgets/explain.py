@@ -48,7 +48,7 @@ def blocks_html(blocks: list[Block]) -> str:
     return "".join(parts)
 
 
-class StepReports(widgets.VBox):
+class StepReports(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no types, so its VBox is Any to a checker
     """Each step's own report blocks, in chain order, from a finished run's metrics."""
 
     def __init__(self, recipe: Recipe, metrics: Mapping[str, Any]) -> None:

@@ -69,7 +69,7 @@ class FieldWidget:
         s = self.schema
         if "enum" in s:
             return "enum"
-        kind = s.get("type")
+        kind: object = s.get("type")  # a JSON schema's "type" may also be a list of types
         if kind == "object" and "properties" in s:
             return "object"
         if kind == "array" and resolve(s.get("items", {}), {})[0].get("type") in ("string", "integer", "number"):

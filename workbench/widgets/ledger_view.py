@@ -34,7 +34,7 @@ def flows(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return list(groups.values())
 
 
-class LedgerView(widgets.VBox):
+class LedgerView(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no types, so its VBox is Any to a checker
     """Table and diagram of what crossed each boundary; call it with events to update live."""
 
     def __init__(self, messages: Ledger | Iterable[Message | Mapping[str, Any]] | Path | str = ()) -> None:

@@ -1,14 +1,13 @@
 """The run monitor: a progress bar per step and per federated round, and live curves per round.
 
 It is an event listener: pass it to `run_recipe(listeners=[monitor])`, or
-replay a run directory's events.jsonl with `RunMonitor.replay`. It accepts
-the runner's typed events and their JSON form alike, so a run started by the
-Jupyter server or the CLI can be watched the same way.
+replay a run directory with `RunMonitor.replay`. It accepts the runner's typed
+events and their JSON form alike, folds them into a `RunState` (the reducer the
+CLI, the sidebar and `workbench runs` share) and draws what the state says.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from html import escape
 from pathlib import Path
@@ -16,13 +15,14 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from workbench.events import Event
-from workbench.runner import DATA_PHASE
+from workbench.events import Event, Metric, parse_event
+from workbench.run_state import DATA_PHASE, RunState, Status, StepState, read_run
 from workbench.widgets import svg
 from workbench.widgets.html import MUTED
 
-STATUS_CLASSES = {"waiting": "wb-run-waiting", "running": "wb-run-running", "finished": "wb-run-finished", "failed": "wb-run-failed"}
-STATUS_COLORS = {"waiting": "#888", "running": "#1976d2", "finished": "#2e7d32", "failed": "#c62828"}
+STATUS_CLASSES = {status: f"wb-run-{status.value}" for status in Status}
+STATUS_COLORS = {Status.WAITING: "#888", Status.RUNNING: "#1976d2", Status.FINISHED: "#2e7d32", Status.FAILED: "#c62828", Status.INTERRUPTED: "#ef6c00"}
+BAR_STYLES = {Status.WAITING: "", Status.RUNNING: "info", Status.FINISHED: "success", Status.FAILED: "danger", Status.INTERRUPTED: "warning"}
 
 
 def _title(name: str, kind: str) -> str:
@@ -51,7 +51,7 @@ class _StepRow:
         self.box.add_class("wb-step-row")
 
 
-class RunMonitor(widgets.VBox):
+class RunMonitor(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no types, so its VBox is Any to a checker
     """Live view of one run; call it with each event."""
 
     def __init__(self, title: str = "") -> None:
@@ -64,84 +64,69 @@ class RunMonitor(widgets.VBox):
         self.add_class("wb-run-monitor")
         self._title = title
         self._rows: dict[str, _StepRow] = {}
-        self._series: dict[str, dict[str, list[tuple[float, float]]]] = {}
-        self._state = "waiting"
-        self._set_status("waiting", "waiting for the run to start")
+        self.run = RunState()
+        self._shown = Status.WAITING
+        self._show_status()
 
     @property
     def state(self) -> str:
-        """waiting, running, finished or failed."""
-        return self._state
+        """waiting, running, finished, failed or interrupted."""
+        return self.run.status.value
 
     def __call__(self, event: Event | Mapping[str, Any]) -> None:
-        data = event.to_dict() if isinstance(event, Event) else dict(event)
-        handler = getattr(self, f"_on_{data.get('type')}", None)
-        if handler is not None:
-            handler(data)
+        event = parse_event(dict(event) if isinstance(event, Mapping) else event)
+        changed = self.run.apply(event)
+        self._title = self._title or self.run.recipe
+        for name in self.run.steps:
+            self._row(name)
+        if changed is not None:
+            self._show_step(self.run.steps[changed])
+            if changed != DATA_PHASE and (data := self.run.steps.get(DATA_PHASE)) is not None:
+                self._show_step(data)
+        if isinstance(event, Metric):
+            self._show_curves()
+        self._show_status()
 
     @classmethod
-    def replay(cls, events_path: Path, title: str = "") -> RunMonitor:
-        """A monitor showing a run directory's events.jsonl as recorded so far."""
+    def replay(cls, run_dir: Path, title: str = "") -> RunMonitor:
+        """A monitor showing a run directory (or its events.jsonl) as recorded so far, interrupted if its process died."""
+        folder = run_dir.parent if run_dir.name.endswith(".jsonl") else run_dir
         monitor = cls(title)
-        for line in Path(events_path).read_text().splitlines():
-            if line.strip():
-                monitor(json.loads(line))
+        monitor.run = read_run(folder)
+        monitor._title = monitor._title or monitor.run.recipe
+        for step in monitor.run.steps.values():
+            monitor._show_step(step)
+        monitor._show_curves()
+        monitor._show_status()
         return monitor
 
-    # --- event handlers, by event type ---------------------------------------------------------
+    # --- drawing what the state says ----------------------------------------------------------------
 
-    def _on_run_started(self, e: dict[str, Any]) -> None:
-        self._title = self._title or e["recipe"]
-        self._row(DATA_PHASE, "loading each party's data")
-        for name in e.get("steps", []):
-            self._row(name)
-        self._set_status("running", f"running · recipe hash {e['recipe_hash'][:12]} · {e['out_dir']}")
-
-    def _on_step_started(self, e: dict[str, Any]) -> None:
-        if e.get("index") == 0 and DATA_PHASE in self._rows:
-            self._rows[DATA_PHASE].bar.value, self._rows[DATA_PHASE].bar.bar_style = 1.0, "success"
-        row = self._row(e["step"], e.get("kind", ""))
-        row.title.value = _title(e["step"], e.get("kind", ""))
-        row.bar.bar_style = "info"
-        row.detail.value = f"<span style='{MUTED}'>at {', '.join(e.get('parties', []))}</span>"
-
-    def _on_progress(self, e: dict[str, Any]) -> None:
-        row = self._row(e["step"])
-        fraction = e["done"] / e["total"] if e["total"] else 0.0
-        label = str(e.get("label", ""))
-        if label.lower().startswith("round"):
+    def _show_step(self, step: StepState) -> None:
+        row = self._row(step.name, step.kind)
+        row.title.value = _title(step.name, step.kind)
+        row.bar.value, row.bar.bar_style = step.fraction, BAR_STYLES[step.status]
+        rounds = step.label.lower().startswith("round") or row.rounds_row.layout.display == "flex"
+        if rounds and step.total:
             row.rounds_row.layout.display = "flex"
-            row.rounds.value = fraction
-            row.rounds_detail.value = f"{e['done']}/{e['total']} {label}"
-        row.bar.value = fraction
-        row.detail.value = f"{e['done']}/{e['total']} <span style='{MUTED}'>{label}</span>"
+            row.rounds.value = step.fraction
+            row.rounds.bar_style = "success" if step.status is Status.FINISHED else ""
+            row.rounds_detail.value = f"{step.done}/{step.total} {escape(step.label)}"
+        if step.status is Status.FINISHED and step.seconds is not None:
+            row.detail.value = f"done in {step.seconds:.2f} s"
+        elif step.status in (Status.FAILED, Status.INTERRUPTED):
+            row.detail.value = f"<span style='color:{STATUS_COLORS[step.status]}'>{step.status.value}</span>"
+        elif step.total:
+            row.detail.value = f"{step.done}/{step.total} <span style='{MUTED}'>{escape(step.label)}</span>"
+        elif step.status is Status.RUNNING and step.parties:
+            row.detail.value = f"<span style='{MUTED}'>at {escape(', '.join(step.parties))}</span>"
 
-    def _on_metric(self, e: dict[str, Any]) -> None:
-        if e.get("round") is None:
+    def _show_curves(self) -> None:
+        if not self.run.curves:
             return
-        series = self._series.setdefault(e["name"], {})
-        series.setdefault(e.get("party") or "all", []).append((float(e["round"]), float(e["value"])))
         self.curves.layout.display = "block"
-        charts = [svg.line_chart(name, values, xlabel="round") for name, values in self._series.items()]
+        charts = [svg.line_chart(name, values, xlabel="round") for name, values in self.run.curves.items()]
         self.curves.value = "<div style='display:flex; flex-wrap:wrap; gap:12px'>" + "".join(charts) + "</div>"
-
-    def _on_step_finished(self, e: dict[str, Any]) -> None:
-        row = self._row(e["step"])
-        row.bar.value, row.bar.bar_style = 1.0, "success"
-        if row.rounds_row.layout.display == "flex":
-            row.rounds.value, row.rounds.bar_style = 1.0, "success"
-        row.detail.value = f"done in {e['seconds']:.2f} s"
-
-    def _on_step_failed(self, e: dict[str, Any]) -> None:
-        row = self._row(e["step"])
-        row.bar.bar_style = "danger"
-        row.detail.value = f"<span style='color:{STATUS_COLORS['failed']}'>failed</span>"
-        self._set_status("failed", f"step {e['step']!r} failed: {e['error']}")
-
-    def _on_run_finished(self, e: dict[str, Any]) -> None:
-        self._set_status("finished", f"finished in {e['seconds']:.1f} s · {e['out_dir']}")
-
-    # --- helpers ---------------------------------------------------------------------------------
 
     def _row(self, name: str, kind: str = "") -> _StepRow:
         if name not in self._rows:
@@ -149,12 +134,20 @@ class RunMonitor(widgets.VBox):
             self.steps_box.children = [*self.steps_box.children, self._rows[name].box]
         return self._rows[name]
 
-    def _set_status(self, state: str, text: str) -> None:
-        self.status.remove_class(STATUS_CLASSES[self._state])
-        self._state = state
+    def _show_status(self) -> None:
+        run, state = self.run, self.run.status
+        self.status.remove_class(STATUS_CLASSES[self._shown])
+        self._shown = state
         self.status.add_class(STATUS_CLASSES[state])
+        text = {
+            Status.WAITING: "waiting for the run to start",
+            Status.RUNNING: f"running · recipe hash {run.recipe_hash[:12]} · {run.out_dir}",
+            Status.FINISHED: f"finished in {run.seconds or 0:.1f} s · {run.out_dir}",
+            Status.FAILED: f"failed at {run.error}" if run.error else "failed",
+            Status.INTERRUPTED: f"interrupted · {run.error or 'stopped before it finished'} · {run.out_dir}",
+        }[state]
         title = f"<b>{escape(self._title)}</b> · " if self._title else ""
         dot = f"<span style='color:{STATUS_COLORS[state]}; font-size:1.2em'>●</span>"
         self.status.value = (
-            f"<div style='margin:2px 0 6px'>{dot} {title}<span class='wb-state'>{state}</span> <span style='{MUTED}'>· {escape(text)}</span></div>"
+            f"<div style='margin:2px 0 6px'>{dot} {title}<span class='wb-state'>{state.value}</span> <span style='{MUTED}'>· {escape(text)}</span></div>"
         )

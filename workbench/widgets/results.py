@@ -9,18 +9,19 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from workbench.report.scores import SiteScores, site_scores
 from workbench.widgets import svg
 from workbench.widgets.html import heading, note, table
-from workbench.widgets.scores import SiteScores, site_scores
 
 
-class ResultsView(widgets.VBox):
+class ResultsView(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no types, so its VBox is Any to a checker
     """One chart and one table per scoring step; each site's best model in bold."""
 
     def __init__(self, metrics: Mapping[str, Any] | Path | str) -> None:
         if isinstance(metrics, str | Path):
             path = Path(metrics)
-            metrics = json.loads((path / "metrics.json" if path.is_dir() else path).read_text())
+            loaded: Mapping[str, Any] = json.loads((path / "metrics.json" if path.is_dir() else path).read_text())
+            metrics = loaded
         self.scores = site_scores(metrics)
         parts = [_render(scored) for scored in self.scores] or [note("No step of this run scored models per site.")]
         self.html = widgets.HTML("".join(parts))

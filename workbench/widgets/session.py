@@ -8,7 +8,6 @@ holds is valid, so a mistake is found in the cell that has it.
 
 from __future__ import annotations
 
-from datetime import datetime
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -19,16 +18,11 @@ from IPython.display import display
 
 from workbench import safe_yaml
 from workbench.recipe import Problem, Recipe, RecipeError, parse_recipe
-from workbench.runner import RunResult, run_recipe
+from workbench.runner import RunResult, default_run_dir, run_recipe
 from workbench.widgets.html import CARD, MUTED, table
 from workbench.widgets.ledger_view import LedgerView
 from workbench.widgets.monitor import RunMonitor
 from workbench.widgets.results import ResultsView
-
-
-def default_run_dir(recipe: Recipe, parent: Path = Path("runs")) -> Path:
-    """runs/NAME-HASH-TIME: the same naming as `workbench run`, so runs from every face sort together."""
-    return parent / f"{recipe.name}-{recipe.hash()[:8]}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 class StepCard:

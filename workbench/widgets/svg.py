@@ -7,7 +7,7 @@ redraw cheaply on every event.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from math import log10
 
@@ -162,12 +162,12 @@ def _axes(
     w: float,
     h: float,
     yrange: tuple[float, float],
-    sy,
-    ylabel: str = "",  # noqa: ANN001
+    sy: Callable[[float], float],
+    ylabel: str = "",
     xrange: tuple[float, float] | None = None,
-    sx=None,
+    sx: Callable[[float], float] | None = None,
     xlabel: str = "",
-) -> str:  # noqa: ANN001
+) -> str:
     parts = [
         f"<line x1='{left}' y1='{top + h}' x2='{left + w}' y2='{top + h}' stroke='#999'/>",
         f"<line x1='{left}' y1='{top}' x2='{left}' y2='{top + h}' stroke='#999'/>",

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
-import numpy as np
-
 from workbench.errors import WorkbenchError
 from workbench.fl.strategies import STRATEGIES
 from workbench.ledger import Protection
@@ -26,6 +24,7 @@ from workbench.models.standardize import Standardizer
 from workbench.parties import Role
 
 if TYPE_CHECKING:
+    import numpy as np
     from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
     from workbench.context import StepContext
@@ -126,15 +125,24 @@ class Aggregation(ABC):
 
     def check_strategy(self) -> None:
         """Refuse a strategy whose server step needs the average the kind keeps from the aggregator."""
-        reason = self.hides_aggregate()
-        if STRATEGIES[self.plan.strategy].server_step and reason:
-            raise AggregationError(
-                f"strategy {self.plan.strategy} takes its server step from the average of the updates, so the aggregator must read that average; {reason}"
-            )
+        if refusal := self.refuses_strategy(self.plan.strategy).get(getattr(self, "custody", None)):
+            raise AggregationError(refusal)
 
-    def hides_aggregate(self) -> str | None:
-        """Why the aggregator cannot read the weighted average of the updates, and what to do instead; None if it can."""
-        return None
+    @classmethod
+    def refuses_strategy(cls, strategy: str) -> dict[str | None, str]:
+        """Key custody (None: the kind needs no keys) -> why `strategy` cannot run under it: the step's contract carries
+        this, so `validate` refuses the chain before anything runs, in the words the run would use."""
+        if not STRATEGIES[strategy].server_step:
+            return {}
+        return {
+            custody: f"strategy {strategy} takes its server step from the average of the updates, so the aggregator must read that average; {reason}"
+            for custody, reason in cls.hiding_custodies().items()
+        }
+
+    @classmethod
+    def hiding_custodies(cls) -> dict[str | None, str]:
+        """Custody -> why the aggregator cannot read the weighted average of the updates under it, and what to do instead."""
+        return {}
 
     def site_config(self, ctx: StepContext, site: str, private: Path) -> dict[str, str]:
         """Entries a site's node config needs besides its party and data (e.g. the path of its key)."""
@@ -150,6 +158,8 @@ class Aggregation(ABC):
 
     def final_model(self, ctx: StepContext, outcome: FinalAggregate, site: str) -> tuple[Standardizer, np.ndarray]:
         """The final global model and standardizer, as `site` holds them after the last broadcast."""
+        import numpy as np
+
         return Standardizer(np.asarray(outcome.center), np.asarray(outcome.scale)), np.asarray(outcome.params)
 
     def summary(self, ctx: StepContext) -> dict[str, Any]:
@@ -168,6 +178,8 @@ class Aggregation(ABC):
 
     def site_standardizer(self, node: NodeConfig, config: ConfigRecord) -> tuple[Standardizer, float]:
         """The shared standardizer and the pooled number of training rows (0 where the site need not know it)."""
+        import numpy as np
+
         standardizer = Standardizer(np.asarray(config["center"], dtype=float), np.asarray(config["scale"], dtype=float))
         return standardizer, float(cast(float, config.get("total-rows", 0.0)))
 
@@ -219,6 +231,7 @@ class Aggregation(ABC):
 
 def float_array(values: Sequence[float] | np.ndarray) -> Array:
     """Values as one Flower array of float64."""
+    import numpy as np
     from flwr.app import Array
 
     return Array(np.ascontiguousarray(values, dtype=np.float64))

@@ -19,9 +19,7 @@ from abc import abstractmethod
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from workbench.errors import RoleError
 from workbench.fl.aggregation.base import (
@@ -38,13 +36,13 @@ from workbench.fl.aggregation.base import (
     float_array,
     register,
 )
-from workbench.fl.errors import FederationError
 from workbench.ledger import Protection
 from workbench.models.standardize import Standardizer
 from workbench.parties import MissingItemError, Role
 from workbench.scratch import write_private
 
 if TYPE_CHECKING:
+    import numpy as np
     import tenseal as ts
     from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 
@@ -67,6 +65,8 @@ class CKKS(Aggregation):
     fresh_randomness = True
     needs_keys = (Role.HOSPITAL, Role.AGGREGATOR)
     custody: ClassVar[Custody]
+    hides_aggregate: ClassVar[str | None] = None
+    """Why the aggregator cannot read the weighted average of the updates under this custody; None if it can."""
     sees: ClassVar[str]
     """What the aggregator saw and did not, for the report."""
 
@@ -75,9 +75,11 @@ class CKKS(Aggregation):
         return (KeyHolder if plan.key_holder else Clients)(plan)
 
     @classmethod
-    def vary(cls, raw: dict[str, Any], custody: Custody | None = None, holder: str | None = None) -> None:
+    def vary(cls, raw: dict[str, Any], custody: Custody | None = None, holder: str | None = None, **unknown: Any) -> None:
         """Keys of `custody` (default clients) before the first fl_train step of a raw recipe, and a key-holder party
         (`holder`, default `key_holder`) if custody needs one and the recipe has none of that name."""
+        if unknown:  # the base takes any option, so that each kind names its own; these are no option of this kind
+            raise TypeError(f"{cls.__name__}.vary() got unexpected option(s): {', '.join(unknown)}")
         custody, holder = custody or Clients.custody, holder or Role.KEY_HOLDER.value
         steps = raw["steps"]
         steps.insert(next(i for i, step in enumerate(steps) if step["kind"] == "fl_train"), {"kind": "ckks_keys", "params": {"custody": custody}})
@@ -96,6 +98,10 @@ class CKKS(Aggregation):
         if holder is not None and holder not in ctx.parties:
             raise RoleError(f"custody key_holder: {holder!r} must be among fl_train's parties to decrypt masked aggregates")
         return super().prepare(ctx, plan.model_copy(update={"key_holder": holder}))
+
+    @classmethod
+    def hiding_custodies(cls) -> dict[str | None, str]:
+        return {custody.custody: custody.hides_aggregate for custody in (Clients, KeyHolder) if custody.hides_aggregate}
 
     @abstractmethod
     def _site_key(self) -> str:
@@ -144,13 +150,14 @@ class CKKS(Aggregation):
         return _decrypted_model(str(node[CONTEXT_PATH]), tuple(from_arrays(arrays)), self.plan.param_count())
 
     def site_update(self, node: NodeConfig, params: np.ndarray, rows: int, total_rows: float, metrics: dict[str, float]) -> RecordDict:
+        import numpy as np
         from flwr.app import MetricRecord
 
         from workbench.crypto import ckks
 
         weight = rows / total_rows
         content = _ciphertexts(ckks.encrypt(_context(str(node[CONTEXT_PATH])), np.append(weight * self._bounded(params), weight)))
-        content["metrics"] = MetricRecord(metrics)
+        content["metrics"] = MetricRecord(dict(metrics))  # as Flower's dict of metric values (dicts are invariant)
         return content
 
     def _bounded(self, params: np.ndarray) -> np.ndarray:
@@ -167,9 +174,10 @@ class CKKS(Aggregation):
         from workbench.crypto import secure_sum as ss
         from workbench.fl import moments
 
-        secret, chunks, count = _context(str(node[CONTEXT_PATH])), list(request["ckks"]), int(request["count"])  # type: ignore[arg-type]
+        # Flower types a config value as any of its kinds; the aggregator's request holds byte chunks and counts.
+        secret, chunks, count = _context(str(node[CONTEXT_PATH])), list(cast("list[bytes]", request["ckks"])), int(cast(int, request["count"]))
         if "parties" in request:  # exact moments: round here, so the aggregator gets integers and no decryption noise
-            values = ss.decrypt_masked(secret, chunks, count, moments.CODEC, int(request["parties"]))  # type: ignore[arg-type]
+            values = ss.decrypt_masked(secret, chunks, count, moments.CODEC, int(cast(int, request["parties"])))
         else:
             values = ckks.release(ckks.decrypt(secret, chunks, count))
         return {"masked": ArrayRecord({"values": float_array(values)})}
@@ -177,6 +185,7 @@ class CKKS(Aggregation):
     # --- the aggregator -------------------------------------------------------------------------------------------
     def open(self, material: bytes | None, ask: Ask) -> AggregatorEnd:
         from workbench.crypto import ckks
+        from workbench.fl.errors import FederationError
 
         if material is None:
             raise FederationError("aggregation ckks needs the aggregator's public CKKS context; add a ckks_keys step before fl_train")
@@ -226,12 +235,11 @@ class Clients(CKKS):
         "means and deviations (the sites decrypted those themselves)"
     )
 
-    def hides_aggregate(self) -> str | None:
-        return (
-            "under aggregation ckks with custody clients it holds only the encrypted sum, which the hospitals alone can decrypt. "
-            "Use strategy fedavg or fedprox, or keys under custody key_holder: the key holder decrypts only the masked sum, so "
-            "the aggregator reads the average but never a site's update"
-        )
+    hides_aggregate: ClassVar[str] = (
+        "under aggregation ckks with custody clients it holds only the encrypted sum, which the hospitals alone can decrypt. "
+        "Use strategy fedavg or fedprox, or keys under custody key_holder: the key holder decrypts only the masked sum, so "
+        "the aggregator reads the average but never a site's update"
+    )
 
     def _site_key(self) -> str:
         from workbench.crypto import ckks
@@ -307,11 +315,16 @@ class KeyHolder(CKKS):
 
     def _bounded(self, params: np.ndarray) -> np.ndarray:
         """The key holder's view of a masked sum is bounded only for bounded values."""
+        import numpy as np
+
         from workbench.crypto import ckks
 
-        return np.clip(params, -ckks.VALUE_BOUND, ckks.VALUE_BOUND)
+        bounded: np.ndarray = np.clip(params, -ckks.VALUE_BOUND, ckks.VALUE_BOUND)
+        return bounded
 
     def _pooled(self, end: AggregatorEnd, total: list[bytes], sites: int) -> PooledMoments:
+        import numpy as np
+
         from workbench.crypto import secure_sum as ss
         from workbench.fl import moments
 
@@ -365,4 +378,5 @@ def _decrypted_model(context_path: str, chunks: tuple[bytes, ...], count: int) -
     from workbench.crypto import ckks
 
     values = ckks.decrypt(_context(context_path), chunks, count + 1)
-    return values[:count] / values[count]
+    average: np.ndarray = values[:count] / values[count]  # the weighted sums, over the sum of the weights
+    return average

@@ -7,16 +7,15 @@ site's statistics and update (the ledger says `none`), and holds the global mode
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, cast
 
 from workbench.fl.aggregation.base import Aggregated, Aggregation, AggregatorEnd, FlowerAggregate, NodeConfig, PooledMoments, float_array, register
 from workbench.ledger import Protection
 from workbench.models.standardize import Standardizer
 
 if TYPE_CHECKING:
-    from flwr.app import Message, RecordDict
+    import numpy as np
+    from flwr.app import ArrayRecord, Message, RecordDict
 
 
 @register
@@ -45,10 +44,17 @@ class Plain(Aggregation):
         return RecordDict({"arrays": ArrayRecord({"params": float_array(params)}), "metrics": MetricRecord({"num-examples": rows, **metrics})})
 
     def pool_moments(self, end: AggregatorEnd, replies: list[Message]) -> PooledMoments:
-        count = sum(float(r.content["metrics"]["num-examples"]) for r in replies)  # type: ignore[arg-type]
-        sums = np.sum([r.content["arrays"]["sums"].numpy() for r in replies], axis=0)
-        squares = np.sum([r.content["arrays"]["squares"].numpy() for r in replies], axis=0)
+        import numpy as np
+
+        count = sum(float(cast(int, r.content["metrics"]["num-examples"])) for r in replies)  # an int, as site_moments sent it
+        sums = np.sum([_arrays(r)["sums"].numpy() for r in replies], axis=0)
+        squares = np.sum([_arrays(r)["squares"].numpy() for r in replies], axis=0)
         return PooledMoments(Standardizer.from_moments(count, sums, squares), count)
 
     def combine(self, end: AggregatorEnd, replies: list[Message], flower: FlowerAggregate) -> Aggregated:
         return flower.average(replies)
+
+
+def _arrays(reply: Message) -> ArrayRecord:
+    """The moments `site_moments` sent: Flower types a record dict's values as any of its three record kinds."""
+    return cast("ArrayRecord", reply.content["arrays"])

@@ -32,7 +32,7 @@ from workbench.context import StepContext
 from workbench.contracts import Contract
 from workbench.parties import Role
 from workbench.report.blocks import Block
-from workbench.steps.base import Step, register
+from workbench.steps.base import Step, register, total
 from workbench.steps.psi_link.contract import link_contract
 from workbench.steps.psi_link.engine import MATCHED_COLUMN, PassEngine
 from workbench.steps.psi_link.modes import mode_for
@@ -55,6 +55,11 @@ class PsiLink(Step[PsiLinkParams]):
 
     def run(self, ctx: StepContext) -> None:
         PassEngine(ctx, self.params, mode_for(self.params.reveal)(self.params)).run()
+
+    @classmethod
+    def headline(cls, results: dict[str, Any]) -> str:
+        requesters: dict[str, Any] = {party: summary for party, summary in results.items() if "linked" in summary}
+        return f"{total(requesters, 'linked')} of {total(requesters, 'records')} records linked at {len(requesters)} parties"
 
     @classmethod
     def summarize(cls, results: dict[str, Any], truth: Mapping[str, Any] | None = None) -> list[Block]:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
-
-import numpy as np
-import polars as pl
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from workbench.context import StepContext
 from workbench.ledger import Protection
@@ -15,6 +12,10 @@ from workbench.steps.psi_link.ecdh import ECDH_MESSAGES, ecdh_session
 from workbench.steps.psi_link.engine import Link, link_table
 from workbench.steps.psi_link.mode import Messages, PassResult, RevealMode, provider_sizes, queried
 from workbench.steps.psi_link.sides import Candidates
+
+if TYPE_CHECKING:  # numpy and polars load where they are used: `workbench validate` reads the contract only
+    import numpy as np
+    import polars as pl
 
 LINK_ID = "link_id"
 """Joins a requester's linked rows with the provider's: numbered per pair in a random order, so it says nothing about either table's order."""
@@ -56,6 +57,8 @@ class BothMode(RevealMode):
         return [LINK_ID]
 
     def requester_values(self, link: Link, rows: Sequence[int]) -> list[pl.Series]:
+        import polars as pl
+
         return [pl.Series(LINK_ID, [link.requester_links[r][1] for r in rows], dtype=pl.Int64)]
 
     def provider_columns(self) -> list[str]:
@@ -63,6 +66,8 @@ class BothMode(RevealMode):
 
     def provider_table(self, links: Sequence[Link]) -> pl.DataFrame:
         """The provider's linked rows for every requester, each requester's in link id order."""
+        import polars as pl
+
         frames = []
         for link in links:
             ordered = sorted(link.provider_links.items(), key=lambda item: item[1][1])

@@ -15,15 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import polars as pl
-
 from workbench.context import StepContext
 from workbench.crypto.evaluation_budget import EvaluationBudget, EvaluationBudgetError
 from workbench.data.normalize import LinkageInputError, check_same_canonical_forms
 from workbench.steps.psi_link.sides import Side, build_side, link_parties
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from workbench.crypto.psi import Send
     from workbench.steps.psi_link.mode import Messages, RevealMode
     from workbench.steps.psi_link.params import PsiLinkParams
@@ -83,16 +82,22 @@ def output_columns(mode: RevealMode, keep_unmatched: bool) -> tuple[list[str] | 
 
 def rows_of(frame: pl.DataFrame, rows: Sequence[int]) -> pl.DataFrame:
     """The given rows, in that order (also when there are none)."""
+    import polars as pl
+
     return frame.select(pl.all().gather(list(rows)))
 
 
 def link_table(frame: pl.DataFrame, rows: Sequence[int], other: str, passes: Sequence[str]) -> pl.DataFrame:
     """The linked `rows` of one side's table with the columns every output table adds: the other party and the pass."""
+    import polars as pl
+
     return rows_of(frame, rows).with_columns(pl.lit(other).alias(LINK_PARTY), pl.Series(LINK_PASS, list(passes), dtype=pl.Utf8))
 
 
 def with_unmatched(frame: pl.DataFrame, rows: Sequence[int], linked: pl.DataFrame) -> pl.DataFrame:
     """Every row of `frame` in its own order, with the columns `linked` adds for `rows` (null elsewhere) and a matched flag."""
+    import polars as pl
+
     index = "__row__"
     added = linked.select(pl.exclude(frame.columns)).with_columns(pl.Series(index, list(rows), dtype=pl.UInt32))
     return (
@@ -144,6 +149,8 @@ class PassEngine:
 
     def _link(self, req: Side, prov: Side, progress: tuple[int, int]) -> Link:
         """Every pass between one requester and the provider; the links stay with the step until all pairs are done."""
+        import numpy as np
+
         ctx, p, mode = self.ctx, self.params, self.mode
         link = Link(
             req,

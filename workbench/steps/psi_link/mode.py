@@ -20,12 +20,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import polars as pl
-
 from workbench.context import StepContext
 from workbench.ledger import Protection
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from workbench.steps.psi_link.engine import Link
     from workbench.steps.psi_link.params import PsiLinkParams
     from workbench.steps.psi_link.sides import Candidates, Side

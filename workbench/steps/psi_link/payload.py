@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import polars as pl
-
 from workbench.context import StepContext
 from workbench.data.payload import PayloadCodec
 from workbench.ledger import Protection
@@ -25,6 +23,8 @@ from workbench.steps.psi_link.mode import Messages, PassResult, RevealMode, prov
 from workbench.steps.psi_link.sides import Candidates, Side
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from workbench.steps.psi_link.params import PsiLinkParams
 
 LABELED_MESSAGES: Messages = {

@@ -10,14 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-import polars as pl
-
 from workbench.context import StepContext
 from workbench.data.normalize import KeySource, LinkageInputError, composite_key, normalized_fields
 from workbench.parties import Role
 
 if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
     from workbench.steps.psi_link.params import PsiLinkParams
 
 
@@ -46,6 +46,8 @@ class Side:
 
     def candidates(self, pass_name: str, linked: np.ndarray) -> Candidates:
         """The records that take part in a pass: those with a key that no earlier pass linked (as far as this side knows)."""
+        import numpy as np
+
         keys = self.keys.get_column(pass_name)
         rows = np.flatnonzero(keys.is_not_null().to_numpy() & ~linked)
         return Candidates(rows, keys.gather(rows).to_list())
@@ -67,6 +69,8 @@ def link_parties(ctx: StepContext, per_party: Mapping[str, KeySource]) -> tuple[
 
 def build_side(ctx: StepContext, party: str, declared: KeySource, params: PsiLinkParams) -> Side:
     """A party's table and its normalised key per pass, after the checks that party makes on its own input."""
+    import polars as pl
+
     source = params.source(party, declared)
     where = f"party {party!r}, table {source.table!r}"
     frame = ctx.store(party).table(source.table)
