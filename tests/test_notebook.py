@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,12 @@ def test_tutorial_runs_top_to_bottom(path: Path, tmp_path: Path, light_flagship_
     executed = execute_notebook(path, parameters, output=tmp_path / f"executed-{path.name}")
     assert not [o for cell in executed.cells for o in cell.get("outputs", []) if o.output_type == "error"]
     assert (tmp_path / "run" / "report.html").is_file()
+    printed = "".join(o.get("text", "") for cell in executed.cells for o in cell.get("outputs", []) if o.output_type == "stream")
+    nonmembers = [int(n) for n in re.findall(r"highest attack AUC .*; (\d+) non-members", printed)]
+    assert nonmembers, "the audit section printed a verdict per site"
+    if path.stem == "intro":  # its words: "every one has fewer than 100 non-members to test against"
+        assert len(nonmembers) == 4 and max(nonmembers) < 100, nonmembers
+        assert "row-level data" in printed and "oracle" in printed, "its words: the boundary statement names the oracle's rows"
 
 
 def test_there_are_tutorials() -> None:

@@ -64,6 +64,7 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
     "secure_sum": [SPLIT, KEYS, {"kind": "secure_sum", "params": {"sum": ["age"], "rows": "train"}}],
     "fl_train": [SPLIT, KEYS, {"kind": "fl_train", "params": {**TRAINING, "rounds": 2, "aggregation": "ckks"}}],
     "psi_link": [LINK],
+    "audit": [SPLIT, {"kind": "local_train", "params": TRAINING}, {"kind": "audit", "params": {"label": "heart_disease", "models": ["local"]}}],
 }
 """The smallest chain that ends in each kind, with every need its contract declares."""
 

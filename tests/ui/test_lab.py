@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.server.live import JupyterProcess
-from workbench.recipe import load_recipe
+from workbench.recipe import Recipe, load_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,13 +59,14 @@ def _wait_for_idle_kernel(page):  # noqa: ANN001
     page.locator(".jp-StatusBar-Widget", has_text="Python 3 (ipykernel) | Idle").first.wait_for(timeout=LONG_MS)
 
 
-def test_open_the_flagship_as_a_notebook_and_run_it(lab_page, lab: JupyterProcess, artifacts: Path) -> None:  # noqa: ANN001
+def test_open_the_flagship_as_a_notebook_and_run_it(lab_page, lab: JupyterProcess, artifacts: Path, light_flagship: Recipe) -> None:  # noqa: ANN001
     _, page = lab_page
     _open_sidebar(page)
-    card = page.locator(".wb-card[data-ref='package/flagship.yaml']")
-    card.locator(".wb-validate").click()
-    card.locator(".wb-card-status.wb-valid").wait_for(timeout=LONG_MS)
+    package = page.locator(".wb-card[data-ref='package/flagship.yaml']")
+    package.locator(".wb-validate").click()
+    package.locator(".wb-card-status.wb-valid").wait_for(timeout=LONG_MS)
     page.screenshot(path=str(artifacts / "01-sidebar.png"))
+    card = page.locator(".wb-card[data-ref='workspace/lab/light.recipe.yaml']")
 
     card.locator(".wb-open").click()
     panel = page.locator(".jp-NotebookPanel:visible")
@@ -86,14 +87,16 @@ def test_open_the_flagship_as_a_notebook_and_run_it(lab_page, lab: JupyterProces
     page.screenshot(path=str(artifacts / "03-run-monitor.png"))
     page.locator(".wb-ledger-view").first.scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "04-results-and-ledger.png"))
-    assert list((lab.root / "runs").glob("flagship-*/metrics.json")), "the notebook wrote its run directory"  # type: ignore[attr-defined]
+    assert list((lab.root / "lab" / "runs").glob("flagship-*/metrics.json")), "the notebook wrote its run directory"  # type: ignore[attr-defined]
 
+    source = lab.root / "lab" / "light.recipe.yaml"  # type: ignore[attr-defined]
+    source.unlink()  # export writes NAME.recipe.yaml beside the notebook: here the recipe it was opened from
     _palette(page, "Export current notebook to a recipe").click()
     page.locator(".jp-Dialog", has_text="Recipe exported").wait_for(timeout=LONG_MS)
     page.screenshot(path=str(artifacts / "05-exported.png"))
     page.locator(".jp-Dialog button", has_text="Close").click()
-    exported = load_recipe(lab.root / "flagship.recipe.yaml")  # type: ignore[attr-defined]
-    assert exported.hash() == load_recipe(ROOT / "recipes" / "flagship.yaml").hash()
+    exported = load_recipe(source)
+    assert exported.hash() == light_flagship.hash()
 
 
 def test_validate_shows_each_problem_against_its_step(lab_page, artifacts: Path) -> None:  # noqa: ANN001
@@ -114,7 +117,7 @@ def test_run_headless_from_the_sidebar_and_open_the_report(lab_page, lab: Jupyte
     _open_sidebar(page)
     page.locator("#ppml-workbench-panel .wb-runs-host").wait_for(timeout=SHORT_MS)
     before = page.locator("#ppml-workbench-panel li.wb-run").count()
-    page.locator(".wb-card[data-ref='package/flagship.yaml'] .wb-run").click()
+    page.locator(".wb-card[data-ref='workspace/lab/light.recipe.yaml'] .wb-run").click()
     page.locator("#ppml-workbench-panel li.wb-run-running").first.wait_for(timeout=LONG_MS)
     page.screenshot(path=str(artifacts / "07-run-in-progress.png"))
     page.wait_for_function(

@@ -16,6 +16,7 @@ from typing import Any
 from workbench.ledger import Ledger, Protection
 from workbench.recipe import Recipe
 from workbench.report.blocks import Block, Table, Text
+from workbench.report.scores import site_scores
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def comparison_blocks(recipe: Recipe, metrics: dict[str, Any], manifest: dict[st
         "of a ciphertext's N/2 slots empty, so its expansion is far above that of a large one).",
     )
     blocks: list[Block] = [Text("What encryption cost and changed", [_story(variants, plain)]), cost]
-    utility = _utility(recipe, metrics, variants, plain)
+    utility = _utility(metrics, variants, plain)
     if utility is not None:
         blocks.append(utility)
     return blocks
@@ -113,12 +114,10 @@ def _variants(recipe: Recipe, metrics: dict[str, Any], manifest: dict[str, Any],
     return variants
 
 
-def _utility(recipe: Recipe, metrics: dict[str, Any], variants: list[_Variant], plain: _Variant) -> Table | None:
-    """Held-out AUC per site of each variant's model, from the last evaluate step that scored them all."""
-    scores = next(
-        (metrics["steps"].get(name, {}) for name, contract in reversed(recipe.contracts()) if {v.model for v in variants} <= set(contract.reads_models)),
-        None,
-    )
+def _utility(metrics: dict[str, Any], variants: list[_Variant], plain: _Variant) -> Table | None:
+    """Held-out AUC per site of each variant's model, from the last step whose results score them all (found by their
+    shape, site -> model -> {auc, ...}, as the results view finds them)."""
+    scores = next((found.scores for found in reversed(site_scores(metrics)) if {v.model for v in variants} <= set(found.models)), None)
     if not scores:
         return None
     sites = list(scores)
@@ -128,11 +127,8 @@ def _utility(recipe: Recipe, metrics: dict[str, Any], variants: list[_Variant], 
         return None if value is None else float(value)
 
     def largest_change(v: _Variant, metric: str) -> str | None:
-        changes = [
-            abs(scores[s][v.model][metric] - scores[s][plain.model][metric])
-            for s in sites
-            if scores[s][v.model][metric] is not None and scores[s][plain.model][metric] is not None
-        ]
+        pairs = [(scores[s][v.model][metric], scores[s][plain.model][metric]) for s in sites]
+        changes = [abs(a - b) for a, b in pairs if a is not None and b is not None]
         return f"{max(changes):.1e}" if changes else None
 
     return Table(

@@ -94,4 +94,3 @@ def roc_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, 
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return to_png(fig)
-

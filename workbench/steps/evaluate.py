@@ -7,22 +7,21 @@ from typing import Any
 from pydantic import Field
 
 from workbench.context import StepContext
-from workbench.contracts import Columns, Contract, RoleNeed
-from workbench.data.splits import SPLIT_COLUMN, split_part
+from workbench.contracts import Contract, RoleNeed
+from workbench.data.splits import split_part
 from workbench.models import model_key
 from workbench.models.features import TableRef, design_matrix, label_vector
 from workbench.models.metrics import binary_metrics
 from workbench.parties import Role
 from workbench.report.blocks import Block, Figure, Table
 from workbench.report.figures import grouped_bars
-from workbench.steps.base import SiteStep, StepParams, register
+from workbench.steps.base import SiteStep, register
+from workbench.steps.scoring import ScoringParams
 
 METRICS = ("auc", "accuracy", "brier")
 
 
-class EvaluateParams(StepParams):
-    table: str = Field("data", description="Table holding features, label and the split at each site.")
-    label: str = Field(description="Binary outcome column.")
+class EvaluateParams(ScoringParams):
     models: list[str] = Field(default_factory=lambda: ["local"], min_length=1, description="Models to score, by name.")
 
 
@@ -38,7 +37,7 @@ class Evaluate(SiteStep[EvaluateParams]):
         p = self.params
         return Contract(
             needs=(RoleNeed(Role.HOSPITAL),),
-            reads=(Columns(p.table, (p.label,), where=("label",)), Columns(p.table, (SPLIT_COLUMN,))),
+            reads=p.reads(),
             reads_models=tuple(p.models),
         )
 
