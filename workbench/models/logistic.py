@@ -25,6 +25,22 @@ class Logistic:
         grad[-1] = residual.sum()
         return loss, grad
 
+    def per_example_grads(self, params: np.ndarray, Z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Each row's log-loss gradient (p - y) * [z, 1], laid out as params; their mean is loss_and_grad's at l2 = 0.
+
+        Closed form rather than autograd: one matrix, no per-row loop, and DP-SGD needs every row's
+        gradient separately so that it can bound each row's influence by clipping.
+        """
+        residual = expit(Z @ params[:-1] + params[-1]) - y
+        grads: np.ndarray = np.column_stack([residual[:, None] * Z, residual])
+        return grads
+
+    def penalty_grad(self, params: np.ndarray, l2: float) -> np.ndarray:
+        """l2 * w, and 0 for the unpenalized intercept."""
+        grad = l2 * params
+        grad[-1] = 0.0
+        return grad
+
     def predict_proba(self, params: np.ndarray, Z: np.ndarray) -> np.ndarray:
         logits: np.ndarray = Z @ params[:-1] + params[-1]
         return expit(logits)

@@ -56,6 +56,35 @@ class MLP:
         )
         return loss, grad
 
+    def per_example_grads(self, params: np.ndarray, Z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Each row's backpropagated log-loss gradient, laid out as params: [W1 (row-major), b1, w2, b2].
+
+        The same backpropagation as loss_and_grad, kept per row instead of summed: W1's gradient for
+        a row is the outer product of its inputs and its hidden-layer error. Vectorized over rows
+        (rows x inputs x hidden floats at once), which suits DP-SGD's batches of a few hundred rows.
+        """
+        n_rows, n_inputs = Z.shape
+        W1, b1, w2, b2 = self._unpack(params, n_inputs)
+        hidden = np.tanh(Z @ W1 + b1)
+        residual = expit(hidden @ w2 + b2) - y
+        back = residual[:, None] * w2[None, :] * (1.0 - hidden**2)
+        grads: np.ndarray = np.concatenate(
+            [
+                (Z[:, :, None] * back[:, None, :]).reshape(n_rows, n_inputs * self.hidden),
+                back,
+                residual[:, None] * hidden,
+                residual[:, None],
+            ],
+            axis=1,
+        )
+        return grads
+
+    def penalty_grad(self, params: np.ndarray, l2: float) -> np.ndarray:
+        """l2 times the weights W1 and w2; 0 for the unpenalized biases b1 and b2."""
+        n_inputs = (params.size - 2 * self.hidden - 1) // self.hidden
+        W1, _, w2, _ = self._unpack(params, n_inputs)
+        return np.concatenate([l2 * W1.ravel(), np.zeros(self.hidden), l2 * w2, [0.0]])
+
     def predict_proba(self, params: np.ndarray, Z: np.ndarray) -> np.ndarray:
         W1, b1, w2, b2 = self._unpack(params, Z.shape[1])
         logits: np.ndarray = np.tanh(Z @ W1 + b1) @ w2 + b2
