@@ -49,23 +49,7 @@ def flagship_sites(folder: Path, overrides: list[str]) -> tuple[FLPlan, list[dic
         path = folder / f"{site}.parquet"
         stores[site].table(spec.table).write_parquet(path)
         configs.append({"party": site, "data-path": str(path)})
-    plan = FLPlan(
-        server="aggregator",
-        parties=sites,
-        features=spec.features,
-        label=spec.label,
-        model=spec.model,
-        rounds=spec.rounds,
-        local_epochs=spec.local_epochs,
-        learning_rate=spec.learning_rate,
-        batch_size=spec.batch_size,
-        proximal_mu=0.0,
-        fraction_train=1.0,
-        min_available_clients=len(sites),
-        seed=recipe.seed,
-        node_timeout=120.0,
-    )
-    return plan, configs
+    return spec.plan("aggregator", sites, recipe.seed), configs
 
 
 def plain_loop(plan: FLPlan, configs: list[dict[str, str]]) -> list[float]:

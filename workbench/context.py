@@ -13,12 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from workbench.events import EventListener, Metric, Progress
 from workbench.ledger import Ledger, Protection
 from workbench.parties import COORDINATOR, PartyStore, Role, ScopedParties
 
-if TYPE_CHECKING:  # numpy loads when a step draws random numbers, not when a recipe is validated
+if TYPE_CHECKING:  # numpy loads when a step draws random numbers, and events when a step runs, not when a recipe is validated
     import numpy as np
+
+    from workbench.events import EventListener
 
 
 def derive_rng(seed: int, *labels: str) -> np.random.Generator:
@@ -95,9 +96,13 @@ class StepContext:
         self.results[party] = json.loads(received)
 
     def progress(self, done: int, total: int, label: str = "") -> None:
+        from workbench.events import Progress
+
         self.emit(Progress(step=self.step, done=done, total=total, label=label))
 
     def metric(self, name: str, value: float, *, party: str | None = None, round: int | None = None) -> None:
+        from workbench.events import Metric
+
         self.emit(Metric(step=self.step, name=name, value=float(value), party=party, round=round))
 
 

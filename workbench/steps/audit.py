@@ -28,8 +28,7 @@ from workbench.models import model_key
 from workbench.models.features import TableRef, design_matrix, label_vector
 from workbench.parties import Role
 from workbench.report.blocks import Block, Figure, Table, Text
-from workbench.steps.base import SiteStep, register
-from workbench.steps.scoring import ScoringParams
+from workbench.steps.base import ScoringParams, SiteStep, register
 
 if TYPE_CHECKING:  # numpy and the attacks load when the step runs, not when a recipe is validated
     import numpy as np

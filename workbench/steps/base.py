@@ -10,10 +10,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from workbench.context import StepContext
-from workbench.contracts import Contract
+from workbench.contracts import Columns, Contract
+from workbench.data.splits import SPLIT_COLUMN
 from workbench.parties import Role
 from workbench.report.blocks import Block, Table
 
@@ -22,6 +23,18 @@ class StepParams(BaseModel):
     """Base of every step's parameters: unknown fields are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class ScoringParams(StepParams):
+    """What every step that scores trained models at each site (evaluate, audit) is asked for, so they read alike."""
+
+    table: str = Field("data", description="Table holding features, label and the split at each site.")
+    label: str = Field(description="Binary outcome column.")
+    models: list[str] = Field(min_length=1, description="Models to score, by name.")
+
+    def reads(self) -> tuple[Columns, ...]:
+        """What a scoring step reads at each hospital besides the models' own features: the label and the split's column."""
+        return (Columns(self.table, (self.label,), where=("label",)), Columns(self.table, (SPLIT_COLUMN,)))
 
 
 P = TypeVar("P", bound=StepParams)

@@ -15,8 +15,7 @@ from workbench.models.metrics import binary_metrics
 from workbench.parties import Role
 from workbench.report.blocks import Block, Figure, Table
 from workbench.report.figures import grouped_bars
-from workbench.steps.base import SiteStep, register
-from workbench.steps.scoring import ScoringParams
+from workbench.steps.base import ScoringParams, SiteStep, register
 
 METRICS = ("auc", "accuracy", "brier")
 

@@ -59,6 +59,26 @@ class FLTrainParams(StrategyFields, TrainingParams):
     node_timeout: float = Field(60.0, gt=0.0, description="Seconds to wait for a site before counting it as gone.")
     save_as: str = Field("federated", description="Name under which each site keeps the federated model, for `evaluate`.")
 
+    def plan(self, server: str, sites: list[str], seed: int) -> FLPlan:
+        """What every node of the federation is told about this training: the step's parameters, its parties, the seed."""
+        return FLPlan(
+            server=server,
+            parties=sites,
+            features=self.features,
+            label=self.label,
+            model=self.model,
+            rounds=self.rounds,
+            local_epochs=self.local_epochs,
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            fraction_train=self.fraction_train,
+            min_available_clients=self.min_available_clients or len(sites),
+            seed=seed,
+            node_timeout=self.node_timeout,
+            aggregation=self.aggregation,
+            **self.model_dump(include=set(STRATEGY_FIELDS)),
+        )
+
 
 @register
 class FLTrain(Step[FLTrainParams]):
@@ -89,23 +109,7 @@ class FLTrain(Step[FLTrainParams]):
         sites, servers = ctx.parties_with(Role.HOSPITAL), ctx.parties_with(Role.AGGREGATOR)  # a key holder trains nothing
         if len(servers) != 1 or not sites:
             raise RoleError(f"fl_train needs one aggregator and at least one hospital among its parties; got {list(ctx.parties)}")
-        plan = FLPlan(
-            server=servers[0],
-            parties=sites,
-            features=p.features,
-            label=p.label,
-            model=p.model,
-            rounds=p.rounds,
-            local_epochs=p.local_epochs,
-            learning_rate=p.learning_rate,
-            batch_size=p.batch_size,
-            fraction_train=p.fraction_train,
-            min_available_clients=p.min_available_clients or len(sites),
-            seed=ctx.seed,
-            node_timeout=p.node_timeout,
-            aggregation=p.aggregation,
-            **p.model_dump(include=set(STRATEGY_FIELDS)),
-        )
+        plan = p.plan(servers[0], sites, ctx.seed)
         aggregation = kind(p.aggregation).prepare(ctx, plan)
         plan = aggregation.plan
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from workbench.events import Event, Metric, parse_event
+from workbench.events import Event, Metric, RunStarted, parse_event
 from workbench.run_state import DATA_PHASE, RunState, Status, StepState, read_run
 from workbench.widgets import svg
 from workbench.widgets.html import MUTED
@@ -76,9 +76,10 @@ class RunMonitor(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no typ
     def __call__(self, event: Event | Mapping[str, Any]) -> None:
         event = parse_event(dict(event) if isinstance(event, Mapping) else event)
         changed = self.run.apply(event)
-        self._title = self._title or self.run.recipe
-        for name in self.run.steps:
-            self._row(name)
+        if isinstance(event, RunStarted):  # every step gets its row up front, in recipe order
+            self._title = self._title or self.run.recipe
+            for name in self.run.steps:
+                self._row(name)
         if changed is not None:
             self._show_step(self.run.steps[changed])
             if changed != DATA_PHASE and (data := self.run.steps.get(DATA_PHASE)) is not None:
