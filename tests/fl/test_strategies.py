@@ -99,10 +99,15 @@ def test_fedadam_and_fedavgm_train_a_model_of_their_own(strategies_run: RunResul
 
 
 def test_fedadam_steps_from_the_aggregate_the_key_holder_decrypted(strategies_run: RunResult) -> None:
-    """Under custody key_holder the aggregator reads the average (never an update), so FedAdam runs, equal to plain FedAdam."""
+    """Under custody key_holder the aggregator reads the average (never an update), so FedAdam runs, equal to plain FedAdam.
+
+    Equal up to CKKS: the masked decryption is off by ~1e-7 per value, and Adam divides the step by the root of its
+    second moment, which magnifies that error where a coordinate's pseudo-gradient is small (1.3e-6 seen on CI, from
+    masks drawn from OS randomness). A FedAdam that did not step from the decrypted average differs by over 1e-2.
+    """
     for site in SITES:
         plain, encrypted = (strategies_run.stores[site].get(model_key(name)).params for name in ("federated_adam", "federated_adam_ckks"))
-        assert np.abs(plain - encrypted).max() < 1e-6, site
+        assert np.abs(plain - encrypted).max() < 2e-5, site
     updates = [m for m in strategies_run.ledger.messages if m.step == "fedadam_key_holder" and m.kind == "fl.update"]
     assert len(updates) == 10 * len(SITES) and {m.protection.value for m in updates} == {"ckks"}
 
