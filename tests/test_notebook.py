@@ -118,6 +118,9 @@ def test_tutorial_runs_top_to_bottom(path: Path, tmp_path: Path, light_flagship_
     printed = "".join(o.get("text", "") for cell in executed.cells for o in cell.get("outputs", []) if o.output_type == "stream")
     nonmembers = [int(n) for n in re.findall(r"highest attack AUC .*; (\d+) non-members", printed)]
     assert nonmembers, "the audit section printed a verdict per site"
+    if path.stem == "flagship":  # its words: each hospital "spends the budget and no more"
+        spent = [(float(e), float(b)) for e, b in re.findall(r": epsilon (\d+\.\d+) of budget (\d+(?:\.\d+)?) ", printed)]
+        assert len(spent) == 3 and all(0.99 * budget < epsilon <= budget for epsilon, budget in spent), spent
     if path.stem == "intro":  # its words: "every one has fewer than 100 non-members to test against"
         assert len(nonmembers) == 4 and max(nonmembers) < 100, nonmembers
         assert "row-level data" in printed and "oracle" in printed, "its words: the boundary statement names the oracle's rows"

@@ -149,6 +149,29 @@ def test_override_values_are_validated_too() -> None:
     assert "steps[1].params.model.l2" in problems_with_override("steps[1].params.model.l2=-1")
 
 
+def test_overrides_address_a_step_by_its_name_as_by_its_index() -> None:
+    """A step's own name, or its kind (numbered from the second use on, as the report names it): a command line keeps
+    working when a step is inserted before the one it sets."""
+    named = MINIMAL.replace("  - kind: local_train\n", "  - kind: local_train\n    name: baseline\n") + (
+        "  - kind: local_train\n    params: {label: heart_disease, features: {numeric: [age]}, save_as: second}\n"
+        "  - kind: local_train\n    params: {label: heart_disease, features: {numeric: [age]}, save_as: third}\n"
+    )
+    overrides = ["steps[baseline].params.model.l2=0.7", "steps[split].params.test_fraction=0.2", "steps[local_train_3].params.model.l2=2"]
+    recipe = parse_recipe(named, overrides=overrides)
+    assert recipe.step_names() == ["split", "baseline", "local_train_2", "local_train_3"]
+    assert (recipe.steps[1].params.model.l2, recipe.steps[0].params.test_fraction, recipe.steps[3].params.model.l2) == (0.7, 0.2, 2)
+    assert parse_recipe(named, overrides=[("steps[local_train_2].params.save_as", "again")]).steps[2].params.save_as == "again"
+
+
+def test_an_override_naming_no_step_lists_the_steps_and_the_closest_name() -> None:
+    with pytest.raises(RecipeError) as caught:
+        parse_recipe(MINIMAL, overrides=["steps[local_trian].params.model.l2=1"])
+    message = caught.value.problems[0].message
+    assert "no step named 'local_trian' (did you mean 'local_train'?)" in message and "the steps: split, local_train" in message
+    with pytest.raises(RecipeError, match="no step named 'evaluate'; the steps: split, local_train"):
+        parse_recipe(MINIMAL, overrides=["steps[evaluate].params.models=[local]"])
+
+
 def problems_with_override(override: str) -> set[str]:
     with pytest.raises(RecipeError) as caught:
         parse_recipe(MINIMAL, overrides=[override])

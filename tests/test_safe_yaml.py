@@ -55,3 +55,8 @@ def test_a_deep_set_value_is_refused(tmp_path: Path) -> None:
         parse_recipe(
             "name: x\nparties: {a: {role: hospital}}\nsteps: [{kind: split, params: {label: y}}]\n", overrides=["description=" + "[" * 3000 + "]" * 3000]
         )
+
+
+def test_numbers_in_scientific_notation_are_numbers_as_yaml_1_2_reads_them() -> None:
+    """PyYAML (YAML 1.1) reads `1e-5` as text, and a recipe's `delta: 1e-5` was refused as "not a valid number"."""
+    assert safe_yaml.load("a: 1e-5\nb: -2E+3\nc: .5e1\nd: 1e\ne: e5\nf: 1_000e-3\n") == {"a": 1e-5, "b": -2000.0, "c": 5.0, "d": "1e", "e": "e5", "f": 1.0}

@@ -16,6 +16,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from workbench.recipe import Recipe
+    from workbench.sweep import Variant
 
 # A traceback that shows local variables would print whatever rows a party's table held at the time: never.
 app = typer.Typer(
@@ -47,6 +48,14 @@ def run(
     set_: Annotated[list[str], typer.Option("--set", help="Override a field, e.g. --set steps[1].params.l2=0.1")] = [],  # noqa: B006
     force: Annotated[bool, typer.Option(help="Write into a non-empty run directory.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on standard output (progress goes to standard error).")] = False,
+    sweep: Annotated[
+        str | None,
+        typer.Option(
+            help="Run once per value of one field and compare: PATH=v1,v2,... with each value read as YAML (null for none), "
+            "e.g. 'steps[local_train].params.model.l2=0.01,1'; one run directory a value under --out (default runs/NAME-sweep-TIME), "
+            "and sweep.html."
+        ),
+    ] = None,
 ) -> None:
     """Run a recipe headless and write its run directory; print a line a step (full tables are in report.html)."""
     from workbench.console import ConsoleRenderer
@@ -54,6 +63,9 @@ def run(
     from workbench.summary import render_summary, run_summary
 
     overrides = [*set_, *([f"seed={seed}"] if seed is not None else [])]
+    if sweep is not None:
+        _sweep(recipe, sweep, out, overrides, force=force, json_=json_)
+        return
     parsed = _load_or_exit(recipe, overrides)
     out = out or default_run_dir(parsed)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # what timeout, docker stop and systemd send: stop as Ctrl-C does
@@ -78,31 +90,95 @@ def run(
         render_summary(console, summary)
 
 
+def _sweep(recipe: Path, text: str, out: Path | None, overrides: list[str], *, force: bool, json_: bool) -> None:
+    """`run --sweep`: every variant in turn, a line each as it ends; exit 2 when one failed (1 when of a bug), after all ran."""
+    from rich.markup import escape
+
+    from workbench.console import ConsoleRenderer
+    from workbench.recipe import RecipeError
+    from workbench.summary import run_summary, scoring_headline
+    from workbench.sweep import Sweep, SweepError, run_sweep
+
+    shown = errors if json_ else console
+
+    live: list[ConsoleRenderer] = []
+
+    def listeners(label: str) -> list[ConsoleRenderer]:
+        """A variant's progress bars, stopped when it ends (`ended`), so each variant's bars stand above its line."""
+        shown.print(f"[bold]{escape(label)}[/]", highlight=False)
+        live.append(ConsoleRenderer(shown).__enter__())
+        return live[-1:]
+
+    def stop_bars() -> None:
+        while live:
+            live.pop().__exit__(None, None, None)
+
+    def ended(variant: Variant) -> None:
+        stop_bars()
+        if variant.result is not None and variant.recipe is not None:
+            result = variant.result
+            line = scoring_headline(variant.recipe, run_summary(variant.recipe, result.metrics, result.manifest, result.ledger, str(result.out_dir)))
+            shown.print(f"[green]{escape(variant.label)}[/]: {escape(line)}", highlight=False, soft_wrap=True)
+        else:
+            shown.print(f"[red]{escape(variant.label)}: {variant.status}:[/] {escape(variant.error or '')}", highlight=False, soft_wrap=True)
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        parsed = Sweep.parse(text)
+        result = run_sweep(recipe, parsed, out, overrides=overrides, listeners=listeners, on_variant=ended, force=force)
+    except RecipeError as error:
+        for problem in error.problems:
+            errors.print(problem.render(error.source), markup=False, highlight=False, soft_wrap=True)
+        errors.print(f"[red]{len(error.problems)} problem(s) in {error.source}")
+        raise typer.Exit(2) from None
+    except SweepError as error:
+        errors.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        errors.print("[yellow]interrupted:[/] the sweep stopped; sweep.json records which variants ran", highlight=False)
+        raise typer.Exit(130) from None
+    finally:
+        stop_bars()
+        signal.signal(signal.SIGTERM, previous)
+    if json_:
+        print((result.out_dir / "sweep.json").read_text(), end="")
+    failed = result.failed
+    shown.print(
+        f"sweep of {escape(parsed.path)}: {len(result.variants) - len(failed)} of {len(result.variants)} variants finished; "
+        f"comparison in [bold]{escape(str(result.page))}[/]",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if failed:
+        raise typer.Exit(2 if all(v.user_error for v in failed) else 1)
+
+
 @app.command()
 def runs(
     folder: Annotated[Path, typer.Argument(help="The folder that holds run directories.")] = Path("runs"),
     json_: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
 ) -> None:
-    """The runs in FOLDER, newest first: finished, failed, interrupted or running, and where (from events and status.json)."""
+    """The runs in FOLDER, newest first: finished, failed, interrupted or running, and where (from events and status.json);
+    a sweep's runs as SWEEP/LABEL."""
     from rich.table import Table
 
-    from workbench.run_state import EVENTS_FILE, read_run
+    from workbench.run_state import EVENTS_FILE, read_run, run_folders
 
     if not folder.is_dir():
         errors.print(f"[red]error:[/] {folder} is not a folder of runs; pass the folder `workbench run` wrote into", highlight=False)
         raise typer.Exit(2)
-    found = sorted((p for p in folder.iterdir() if (p / EVENTS_FILE).is_file()), key=lambda p: (p / EVENTS_FILE).stat().st_mtime, reverse=True)
-    states = [(path, read_run(path)) for path in found]
+    found = sorted(((i, p) for i, p in run_folders(folder) if (p / EVENTS_FILE).is_file()), key=lambda f: (f[1] / EVENTS_FILE).stat().st_mtime, reverse=True)
+    states = [(run_id, read_run(path)) for run_id, path in found]
     if json_:
-        print(json.dumps([{"run": path.name, **state.model_dump(mode="json", exclude={"curves"})} for path, state in states], indent=2))
+        print(json.dumps([{"run": run_id, **state.model_dump(mode="json", exclude={"curves"})} for run_id, state in states], indent=2))
         return
     table = Table(box=None, pad_edge=False, padding=(0, 1))
     for column in ("run", "status", "step", "seconds"):
         table.add_column(column, no_wrap=column != "run", overflow="fold")
-    for path, state in states:
+    for run_id, state in states:
         index, steps = state.position
         where = f"{state.current} ({index}/{steps})" if state.current else f"{steps}/{steps}" if state.status.value == "finished" else "—"
-        table.add_row(path.name, state.status.value, where, "" if state.seconds is None else f"{state.seconds:.1f}")
+        table.add_row(run_id, state.status.value, where, "" if state.seconds is None else f"{state.seconds:.1f}")
     console.print(table if states else f"no runs in {folder}")
 
 

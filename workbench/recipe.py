@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -27,6 +27,7 @@ from workbench.parties import Role
 from workbench.recipe_problems import (
     Problem,
     RecipeError,
+    did_you_mean,
     locate_lines,
     parse_path,
     problems_from_validation,
@@ -82,11 +83,7 @@ class Recipe(BaseModel):
 
     def step_names(self) -> list[str]:
         """Each step's name: its own, or its kind numbered from the second use on."""
-        names, seen = [], dict[str, int]()
-        for spec in self.steps:
-            seen[spec.kind] = seen.get(spec.kind, 0) + 1
-            names.append(spec.name or (spec.kind if seen[spec.kind] == 1 else f"{spec.kind}_{seen[spec.kind]}"))
-        return names
+        return default_step_names((spec.kind, spec.name) for spec in self.steps)
 
     def step_parties(self, spec: StepSpec) -> list[str]:
         """The parties a step runs at: as listed, or all parties whose role the step accepts."""
@@ -107,6 +104,16 @@ class Recipe(BaseModel):
     def to_yaml(self) -> str:
         """The recipe with every default made explicit, as it ran."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def default_step_names(steps: Iterable[tuple[str, str | None]]) -> list[str]:
+    """Names of steps given as (kind, name or None): the one rule for the validated recipe and for a raw one, so that
+    `--set steps[NAME]...` finds the step the report and the runs list call NAME."""
+    names, seen = [], dict[str, int]()
+    for kind, name in steps:
+        seen[kind] = seen.get(kind, 0) + 1
+        names.append(name or (kind if seen[kind] == 1 else f"{kind}_{seen[kind]}"))
+    return names
 
 
 def _step_spec_model(step: type[Step[Any]]) -> type[StepSpec]:
@@ -143,7 +150,12 @@ def json_schema() -> dict[str, Any]:
     return recipe_model().model_json_schema()
 
 
-def parse_recipe(text: str, source: str = "<recipe>", overrides: Sequence[str] = (), base_dir: Path | None = None, *, check_chain: bool = True) -> Recipe:
+Override = str | tuple[str, Any]
+"""`path=value` as typed on the command line (the value read as YAML), or (path, value) with the value already read
+(a sweep's values): the path may name a step, `steps[evaluate].params.models`."""
+
+
+def parse_recipe(text: str, source: str = "<recipe>", overrides: Sequence[Override] = (), base_dir: Path | None = None, *, check_chain: bool = True) -> Recipe:
     """Validate recipe YAML and its chain of steps; raise RecipeError listing every problem with its path and line.
 
     `base_dir` is where relative data files are; without it their columns are not checked before running. `check_chain`
@@ -188,7 +200,7 @@ def non_finite_problems(node: Any, loc: tuple[str | int, ...] = ()) -> Iterator[
             yield from non_finite_problems(value, (*loc, index))
 
 
-def load_recipe(path: Path, overrides: Sequence[str] = ()) -> Recipe:
+def load_recipe(path: Path, overrides: Sequence[Override] = ()) -> Recipe:
     try:
         size = path.stat().st_size
         if size > safe_yaml.MAX_BYTES:  # refused before reading: a 50 MB file must not cost a minute of parsing
@@ -199,21 +211,40 @@ def load_recipe(path: Path, overrides: Sequence[str] = ()) -> Recipe:
     return parse_recipe(text, str(path), overrides, base_dir=path.parent)
 
 
-def apply_override(raw: dict[str, Any], override: str, source: str) -> None:
-    """Set `path=value` (value parsed as YAML) in the raw recipe, e.g. `steps[1].params.rounds=5`."""
-    path_text, sep, value_text = override.partition("=")
+def apply_override(raw: dict[str, Any], override: Override, source: str) -> None:
+    """Set `path=value` (value parsed as YAML) in the raw recipe, e.g. `steps[1].params.rounds=5` or
+    `steps[fl_dp].params.rounds=5`; or (path, value) with the value as it is."""
+    shown = override if isinstance(override, str) else f"{override[0]}={json.dumps(override[1], default=str)}"
     try:
-        if not sep:
-            raise ValueError("expected path=value, e.g. seed=3 or steps[0].params.l2=0.1")
-        path = parse_path(path_text)
-        value = safe_yaml.load(value_text, "the value")
+        if isinstance(override, str):
+            path_text, sep, value_text = override.partition("=")
+            if not sep:
+                raise ValueError("expected path=value, e.g. seed=3 or steps[0].params.l2=0.1")
+            path = resolve_step_names(raw, parse_path(path_text))
+            value = safe_yaml.load(value_text, "the value")
+        else:
+            path, value = resolve_step_names(raw, parse_path(override[0])), override[1]
         node: Any = raw
         for part in path[:-1]:
             node = _child(node, part)
         _check_slot(node, path[-1])
         node[path[-1]] = value
     except ValueError as error:  # YamlError included
-        raise RecipeError(source, [Problem((), f"--set {override!r}: {error}", None)]) from None
+        raise RecipeError(source, [Problem((), f"--set {shown!r}: {error}", None)]) from None
+
+
+def resolve_step_names(raw: dict[str, Any], loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """`("steps", "fl_dp", ...)` -> `("steps", 3, ...)`: the index of the step of that name (its own, or its kind numbered
+    as `Recipe.step_names` numbers it); a ValueError naming the steps when there is none."""
+    if len(loc) < 2 or loc[0] != "steps" or not isinstance(loc[1], str) or not isinstance(raw.get("steps"), list):
+        return loc
+    steps = raw["steps"]
+    names = default_step_names(
+        (str(step.get("kind")), step["name"] if isinstance(step.get("name"), str) else None) if isinstance(step, dict) else ("?", None) for step in steps
+    )
+    if loc[1] not in names:
+        raise ValueError(f"no step named {loc[1]!r}{did_you_mean(loc[1], names)}; the steps: {', '.join(names)} (or give its index, steps[0])")
+    return ("steps", names.index(loc[1]), *loc[2:])
 
 
 def _check_slot(node: Any, part: str | int) -> None:
@@ -234,10 +265,13 @@ __all__ = [
     "PartySpec",
     "Problem",
     "Recipe",
+    "Override",
     "RecipeError",
     "StepSpec",
+    "default_step_names",
     "json_schema",
     "load_recipe",
     "parse_recipe",
     "recipe_model",
+    "resolve_step_names",
 ]

@@ -56,11 +56,15 @@ def format_path(loc: Loc) -> str:
     return text
 
 
-_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
+_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]|\[([^\[\]]+)\]")
 
 
 def parse_path(text: str) -> Loc:
-    """`steps[1].params.rounds` -> ("steps", 1, "params", "rounds")."""
+    """`steps[1].params.rounds` -> ("steps", 1, "params", "rounds"); `steps[fl_dp].rounds` -> ("steps", "fl_dp", "rounds").
+
+    A bracketed name stays a string: `recipe.resolve_step_names` turns it into the index of the step of that name, so a
+    command line keeps working when a step is inserted before the one it sets.
+    """
     loc: list[str | int] = []
     position = 0
     while position < len(text):
@@ -68,8 +72,9 @@ def parse_path(text: str) -> Loc:
             position += 1
         match = _PATH_TOKEN.match(text, position)
         if not match:
-            raise ValueError(f"cannot read path {text!r} at {text[position:]!r}; write it like steps[1].params.rounds")
-        loc.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
+            raise ValueError(f"cannot read path {text!r} at {text[position:]!r}; write it like steps[1].params.rounds or steps[evaluate].params.models")
+        name, index, named = match.groups()
+        loc.append(int(index) if index is not None else name if name is not None else named)
         position = match.end()
     if not loc:
         raise ValueError("empty path")
@@ -98,18 +103,18 @@ def _message(detail: Mapping[str, Any], loc: Loc, model: type[BaseModel]) -> str
         allowed = _fields_at(model, loc[:-1])
         hint = ""
         if allowed:
-            hint = _did_you_mean(str(loc[-1]), allowed) or f"; expected one of: {', '.join(allowed)}"
+            hint = did_you_mean(str(loc[-1]), allowed) or f"; expected one of: {', '.join(allowed)}"
         return f"unknown field {loc[-1]!r}{hint}"
     if kind == "missing":
         return f"required field {loc[-1]!r} is missing"
     if kind == "union_tag_invalid":
         tag, expected = detail["ctx"]["discriminator"].strip("'"), detail["ctx"]["expected_tags"].replace("'", "").split(", ")
         wrote = detail["ctx"]["tag"]
-        return f"unknown {tag} {wrote!r}{_did_you_mean(wrote, expected)}; {tag}s: {', '.join(expected)}"
+        return f"unknown {tag} {wrote!r}{did_you_mean(wrote, expected)}; {tag}s: {', '.join(expected)}"
     return f"{detail['msg']}; got {_show(got)}"
 
 
-def _did_you_mean(wrote: str, names: list[str]) -> str:
+def did_you_mean(wrote: str, names: list[str]) -> str:
     close = get_close_matches(wrote, names, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -252,7 +257,7 @@ def _at_problems(index: int, step: Mapping[str, Any], step_class: Any, parties: 
             if not isinstance(party, str):
                 continue  # pydantic reports it: `at` is a list of party names
             if party not in parties:
-                problems.append(Problem(loc, f"unknown party {party!r}{_did_you_mean(party, list(parties))}; {_known('parties', parties)}"))
+                problems.append(Problem(loc, f"unknown party {party!r}{did_you_mean(party, list(parties))}; {_known('parties', parties)}"))
             elif accepted and roles.get(party) in {r.value for r in Role} and roles[party] not in accepted:
                 problems.append(Problem(loc, f"step {step['kind']!r} runs at parties with role {' or '.join(accepted)}; {party!r} is {roles[party]!r}"))
     elif at is None and accepted and parties and not any(role in accepted for role in roles.values()):

@@ -34,6 +34,8 @@ DATA_PHASE = "data"
 """The phase before the first step, while each party's data loads; events and errors name it like a step."""
 STATUS_FILE = "status.json"
 EVENTS_FILE = "events.jsonl"
+SWEEP_FILE = "sweep.json"
+"""Marks a folder of a sweep's runs (`workbench run --sweep`), one run directory a variant: runs lists look inside it."""
 
 
 class Status(StrEnum):
@@ -148,6 +150,29 @@ class RunState(BaseModel):
 
     def _step(self, name: str) -> StepState:
         return self.steps.setdefault(name, StepState(name=name))
+
+
+def run_folders(folder: Path) -> list[tuple[str, Path]]:
+    """(id, path) of every folder in `folder` that is or may become a run directory, and of every run directory inside a
+    sweep's folder, with id SWEEP/LABEL; hidden folders and links are left out, as is the sweep's folder itself.
+
+    One rule for `workbench runs` and the lab's runs list, so a sweep started from the command line into the lab's
+    runs/ shows there as its runs.
+    """
+    found: list[tuple[str, Path]] = []
+    for path in _subfolders(folder):
+        if (path / SWEEP_FILE).is_file():
+            found.extend((f"{path.name}/{run.name}", run) for run in _subfolders(path))
+        else:
+            found.append((path.name, path))
+    return found
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
+    except OSError:
+        return []
 
 
 def fold(events: list[Event]) -> RunState:

@@ -10,6 +10,7 @@ composes the node graph first, measures it, and only then builds Python data.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -52,6 +53,11 @@ class _Loader(yaml.SafeLoader):
                 )
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1 (PyYAML) reads `1e-5` as a string, since its floats need a dot; YAML 1.2 and every reader of a recipe read
+# a number. A delta or a learning rate is naturally written so: read it as the float it looks like.
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"), list("-+0123456789."))
 
 
 def load(text: str, what: str = "the recipe") -> Any:

@@ -56,3 +56,11 @@ def render_summary(console: Console, summary: dict[str, Any]) -> None:
     console.print(f"ledger: {ledger['messages']} messages, {human_bytes(ledger['bytes'])}{row_level}", highlight=False)
     console.print(summary["boundary"], highlight=False)
     console.print(f"run directory: [bold]{summary['out_dir']}[/] (full tables and figures in report.html)", highlight=False)
+
+
+def scoring_headline(recipe: Recipe, summary: dict[str, Any]) -> str:
+    """A run in one line, as a sweep prints each variant: the headlines of the steps that read models (they score what
+    was trained, so they differ from value to value), else the last headline there is."""
+    scoring = {name for name, contract in recipe.contracts() if contract.reads_models}
+    parts = [step["headline"] for step in summary["steps"] if step["name"] in scoring and step["headline"]]
+    return " · ".join(parts) or next((step["headline"] for step in reversed(summary["steps"]) if step["headline"]), "")

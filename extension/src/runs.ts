@@ -22,7 +22,39 @@ export function renderRuns(runs: IRunSummary[], actions: IRunActions): HTMLEleme
   if (!runs.length) {
     return h('p', { class: 'wb-empty' }, 'No runs yet. Press Run on a recipe.');
   }
-  return h('ul', { class: 'wb-runs' }, ...runs.map(run => renderRun(run, actions)));
+  return h('ul', { class: 'wb-runs' }, ...groupBySweep(runs).map(group => (Array.isArray(group) ? renderSweep(group, actions) : renderRun(group, actions))));
+}
+
+/** Runs in the server's order (newest first), a sweep's runs gathered where its newest run is. */
+function groupBySweep(runs: IRunSummary[]): (IRunSummary | IRunSummary[])[] {
+  const groups: (IRunSummary | IRunSummary[])[] = [];
+  const sweeps = new Map<string, IRunSummary[]>();
+  for (const run of runs) {
+    if (!run.sweep) {
+      groups.push(run);
+      continue;
+    }
+    let members = sweeps.get(run.sweep.id);
+    if (!members) {
+      members = [];
+      sweeps.set(run.sweep.id, members);
+      groups.push(members);
+    }
+    members.push(run);
+  }
+  return groups;
+}
+
+/** One sweep: its path and folder above its variants' runs, each labelled with its value. */
+function renderSweep(runs: IRunSummary[], actions: IRunActions): HTMLElement {
+  const sweep = runs[0].sweep!;
+  const finished = runs.filter(run => run.status === 'finished').length;
+  return h(
+    'li',
+    { class: 'wb-sweep', 'data-sweep': sweep.id },
+    h('div', { class: 'wb-sweep-head', title: sweep.id }, `Sweep of ${sweep.path ?? sweep.id} · ${finished}/${runs.length} finished`),
+    h('ul', { class: 'wb-runs wb-sweep-runs' }, ...runs.map(run => renderRun(run, actions)))
+  );
 }
 
 function renderRun(run: IRunSummary, actions: IRunActions): HTMLElement {
@@ -35,7 +67,7 @@ function renderRun(run: IRunSummary, actions: IRunActions): HTMLElement {
       'div',
       { class: 'wb-run-head' },
       h('span', { class: `wb-status wb-status-${run.status}` }, STATUS_LABELS[run.status]),
-      h('span', { class: 'wb-run-recipe' }, run.recipe),
+      h('span', { class: 'wb-run-recipe' }, run.sweep ? run.sweep.label : run.recipe),
       h('span', { class: 'wb-run-time', title: run.id }, [startedAt(run.started), run.seconds !== null ? `${run.seconds.toFixed(1)} s` : ''].filter(Boolean).join(' · '))
     ),
     run.status === 'running'

@@ -52,6 +52,16 @@ export interface IRunProgress {
   label: string;
 }
 
+/** The sweep a run belongs to (`workbench run --sweep`): runs of one sweep are shown as one group. */
+export interface IRunSweep {
+  /** The sweep's folder in runs/. */
+  id: string;
+  /** The variant, e.g. `epsilon=0.5`. */
+  label: string;
+  /** The swept path as given, e.g. `steps[fl_dp].params.epsilon`; null while sweep.json cannot be read. */
+  path: string | null;
+}
+
 export interface IRunSummary {
   id: string;
   recipe: string;
@@ -62,4 +72,5 @@ export interface IRunSummary {
   error: string | null;
   metrics: IKeyMetric[];
   report: boolean;
+  sweep: IRunSweep | null;
 }

@@ -29,7 +29,8 @@ def _site(path: Path, rng: np.random.Generator, train: int, held_out: int, featu
 @pytest.fixture(scope="module")
 def controls(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
     """Positive control: an unregularised MLP on a small site with 40 features, trained to convergence. Negative
-    control: a regularised logistic model on 3 features and many rows, which has nothing to memorise."""
+    controls: the same MLP trained by DP-SGD at epsilon 1, and a regularised logistic model on 3 features and many
+    rows, which has nothing to memorise."""
     folder = tmp_path_factory.mktemp("audit")
     rng = np.random.default_rng(11)
     _site(folder / "small.csv", rng, train=150, held_out=3000, features=40)
@@ -44,11 +45,15 @@ parties:
 steps:
   - kind: local_train
     at: [small]
-    params: {{label: y, features: {{numeric: {NOISE}}}, model: {{family: mlp, hidden: 32, l2: 0.0}}, save_as: memorised}}
+    params: {{label: y, features: {{numeric: {NOISE}}}, model: &mlp {{family: mlp, hidden: 32, l2: 0.0}}, save_as: memorised}}
+  - kind: local_train
+    name: local_dp
+    at: [small]
+    params: {{label: y, features: {{numeric: {NOISE}}}, model: *mlp, dp: {{epsilon: 1, delta: 1e-3, steps: 300}}, save_as: memorised_dp}}
   - kind: local_train
     at: [large]
     params: {{label: y, features: {{numeric: [x0, x1, x2]}}, model: {{l2: 1.0}}, save_as: general}}
-  - {{kind: audit, at: [small], params: {{label: y, models: [memorised]}}}}
+  - {{kind: audit, at: [small], params: {{label: y, models: [memorised, memorised_dp]}}}}
   - {{kind: audit, name: audit_general, at: [large], params: {{label: y, models: [general]}}}}
 """
     return run_recipe(parse_recipe(recipe, base_dir=folder), folder / "run", base_dir=folder)
@@ -76,6 +81,15 @@ def test_a_model_with_nothing_to_memorise_shows_attack_auc_of_one_half_within_it
         assert low <= 0.5 <= high and high - low < 0.1, (attack, auc)
 
 
+def test_the_same_model_trained_at_epsilon_1_shows_attack_auc_of_one_half_within_its_interval(controls: RunResult) -> None:
+    assert controls.metrics["steps"]["local_dp"]["small"]["dp"]["epsilon"] <= 1.0
+    for attack in ("loss", "rmia"):
+        figures = _figures(controls, "audit", "small", "memorised_dp", attack)
+        low, high = figures["auc"]["interval"]
+        assert low <= 0.5 <= high, (attack, figures["auc"])
+        assert figures["tpr_at_fpr_0.01"]["interval"][0] <= 0.01, (attack, figures["tpr_at_fpr_0.01"])
+
+
 def test_only_figures_leave_the_site_and_the_report_names_the_attacker(controls: RunResult) -> None:
     audits = [m for m in controls.ledger.messages if m.step in ("audit", "audit_general")]
     assert audits and not any(m.row_level for m in audits) and {m.receiver for m in audits} == {"coordinator"}
@@ -96,7 +110,7 @@ def test_the_flagship_audits_every_model_and_models_equal_to_1e6_get_equal_figur
     audit = flagship_run.metrics["steps"]["audit"]
     assert set(audit) == {"general_hospital", "county_hospital", "trauma_center"}
     for site, models in audit.items():
-        assert set(models) == {"local", "federated", "federated_ckks", "federated_key_holder", "pooled"}
+        assert set(models) == {"local", "federated", "federated_dp", "federated_ckks", "federated_key_holder", "pooled"}
         for attack in ("loss", "rmia"):
             aucs = [models[name][attack]["auc"]["value"] for name in ("federated", "federated_ckks", "federated_key_holder")]
             assert max(aucs) - min(aucs) < 1e-3, (site, attack, aucs)

@@ -15,7 +15,7 @@ from tests.conftest import uci_recipe
 from workbench.fl import runtimes
 from workbench.models import model_key
 from workbench.recipe import parse_recipe
-from workbench.runner import RunResult, run_recipe
+from workbench.runner import RunError, RunResult, run_recipe
 from workbench.steps.fl_train import FLTrainParams
 
 SITES = ("general_hospital", "county_hospital", "trauma_center")
@@ -137,3 +137,65 @@ def test_a_site_whose_held_out_rows_have_one_class_trains_and_reports_its_auc_as
     last = json.loads((result.out_dir / "metrics.json").read_text())["steps"]["fl_train"]["aggregator"]["rounds"]["2"]
     assert last["a"]["auc"] is not None and last["b"]["auc"] is None and last["b"]["eval-loss"] > 0
     assert "AUC is undefined at b: the held-out rows there hold a single class" in (result.out_dir / "report.html").read_text()
+
+
+DP_SITES = ("cleveland", "hungary", "va_long_beach")
+DP_RECIPE = uci_recipe(
+    "fl_dp",
+    """\
+  - kind: fl_train
+    params: &fl {label: heart_disease, features: {numeric: [age, sex_male, cp_asymptomatic, thalch, oldpeak, exang]},
+                 rounds: 20, batch_size: 64, learning_rate: 0.5}
+  - kind: fl_train
+    name: fl_dp
+    params: {<<: *fl, dp: {epsilon: 2, delta: 1e-4, clip: 1.0}, save_as: federated_dp}
+  - {kind: evaluate, params: {label: heart_disease, models: [federated, federated_dp]}}
+""",
+    DP_SITES,
+)
+
+
+@pytest.fixture(scope="module")
+def dp_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    return run_recipe(parse_recipe(DP_RECIPE), tmp_path_factory.mktemp("fl_dp") / "run")
+
+
+def test_each_site_trains_by_dp_sgd_within_its_budget_and_states_what_it_spent(dp_run: RunResult) -> None:
+    spent = dp_run.metrics["steps"]["fl_dp"]["aggregator"]["dp"]
+    assert set(spent) == set(DP_SITES)
+    for site, figures in spent.items():
+        assert 2.0 * 0.99 < figures["epsilon"] <= 2.0, site  # calibrated at the site, to its own rows
+        assert figures["rounds"] == 20 and figures["steps"] % 20 == 0 and figures["delta"] == 1e-4
+    small, large = (spent[site] for site in ("va_long_beach", "cleveland"))
+    assert small["sample_rate"] > large["sample_rate"] and small["noise_multiplier"] > large["noise_multiplier"]
+    manifest = dp_run.manifest["steps"]["fl_dp"]["dp"]
+    assert {site: {k: v for k, v in figures.items() if k != "noise_seed"} for site, figures in manifest.items()} == spent
+    assert "recipe seed 1" in manifest["cleveland"]["noise_seed"]
+
+
+def test_a_dp_model_differs_from_the_plain_one_and_still_learns(dp_run: RunResult) -> None:
+    scores = dp_run.metrics["steps"]["evaluate"]
+    for site in DP_SITES:
+        plain, private = (dp_run.stores[site].get(model_key(name)).params for name in ("federated", "federated_dp"))
+        assert np.abs(plain - private).max() > 1e-3, site
+        assert scores[site]["federated_dp"]["auc"] > 0.7, site
+
+
+def test_under_dp_the_training_loss_stays_at_the_site_and_epsilon_is_shown_per_round(dp_run: RunResult) -> None:
+    rounds = dp_run.metrics["steps"]["fl_dp"]["aggregator"]["rounds"]
+    assert all("train-loss" not in metrics for sites in rounds.values() for metrics in sites.values())
+    assert all("train-loss" in metrics for sites in dp_run.metrics["steps"]["fl_train"]["aggregator"]["rounds"].values() for metrics in sites.values())
+    events = [json.loads(line) for line in (dp_run.out_dir / "events.jsonl").read_text().splitlines()]
+    epsilons = [e for e in events if e["type"] == "metric" and e["name"] == "epsilon" and e["party"] == "cleveland"]
+    assert [e["round"] for e in epsilons] == list(range(1, 21))
+    assert all(a["value"] < b["value"] for a, b in zip(epsilons, epsilons[1:]))
+    html = (dp_run.out_dir / "report.html").read_text()
+    assert "Differential privacy spent, per site" in html and "does not cover: the standardization moments" in html
+
+
+def test_a_fixed_noise_over_budget_stops_the_run_before_the_round_that_would_exceed_it_naming_the_site(tmp_path: Path) -> None:
+    recipe = parse_recipe(DP_RECIPE, overrides=["steps[2].params.dp={epsilon: 1, noise_multiplier: 2, delta: 1e-4}"])
+    with pytest.raises(RunError, match=r"site 'va_long_beach': training round \d+ would bring its epsilon to 1\.\d+ .*over the budget epsilon 1"):
+        run_recipe(recipe, tmp_path / "run")
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["status"] == "failed" and status["step"] == "fl_dp"

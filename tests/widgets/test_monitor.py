@@ -22,6 +22,12 @@ def test_replaying_a_finished_run_fills_every_step_bar(flagship_run: RunResult, 
         assert monitor._rows[name].bar.value == 1.0 and monitor._rows[name].bar.bar_style == "success"
 
 
+def test_a_dp_run_draws_each_sites_epsilon_per_round(flagship_run: RunResult) -> None:
+    monitor = RunMonitor.replay(flagship_run.out_dir / "events.jsonl")
+    assert set(monitor.run.curves["epsilon"]) == {"general_hospital", "county_hospital", "trauma_center"}
+    assert "epsilon" in monitor.curves.value
+
+
 def test_round_progress_and_round_metrics_show_a_round_bar_and_curves() -> None:
     monitor = RunMonitor("fl")
     monitor(RunStarted(recipe="fl", recipe_hash="ab" * 32, out_dir="runs/x", steps=["fl_train"]))

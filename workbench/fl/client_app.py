@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import cast
 
+import numpy as np
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.clientapp.typing import Mod
@@ -18,8 +19,9 @@ from workbench.fl.aggregation import for_plan, kind
 from workbench.fl.plan import FLPlan
 from workbench.fl.site_data import SiteData, load_site
 from workbench.models.metrics import binary_metrics
-from workbench.models.model import sgd_epochs
+from workbench.models.model import Family, sgd_epochs
 from workbench.models.standardize import moments as feature_moments
+from workbench.privacy.dp_params import DP_METRIC_PREFIX, SPENT_FIELDS, DPParams
 
 
 def _site(msg: Message, context: Context) -> tuple[FLPlan, str, SiteData]:
@@ -62,22 +64,55 @@ def train(msg: Message, context: Context) -> Message:
     standardizer, total_rows = aggregation.site_standardizer(context.node_config, config)
     Z = standardizer.apply(data.X_train)
     start = aggregation.site_model(context.node_config, msg.content.array_records["arrays"])
-    rng = derive_rng(plan.seed, "fl", party, f"round-{int(cast(int, config['server-round']))}")
-    params = sgd_epochs(
+    server_round = int(cast(int, config["server-round"]))
+    rng = derive_rng(plan.seed, "fl", party, f"round-{server_round}")
+    proximal_mu = float(cast(float, config.get("proximal-mu", 0.0)))
+    if plan.dp is None:
+        params = sgd_epochs(
+            family,
+            start,
+            Z,
+            data.y_train,
+            l2=plan.model.l2,
+            learning_rate=plan.learning_rate,
+            epochs=plan.local_epochs,
+            batch_size=plan.batch_size,
+            rng=rng,
+            proximal_mu=proximal_mu,
+        )
+        loss, _ = family.loss_and_grad(params, Z, data.y_train, plan.model.l2)
+        reported = {"train-loss": loss}
+    else:  # the training loss reads the rows without noise, so under DP it stays at the site
+        params, reported = _dp_round(plan, party, family, start, Z, data.y_train, server_round, rng, proximal_mu)
+    content = aggregation.site_update(context.node_config, params, len(data.y_train), total_rows, reported)
+    return Message(content=content, reply_to=msg)
+
+
+def _dp_round(
+    plan: FLPlan, party: str, family: Family, start: np.ndarray, Z: np.ndarray, y: np.ndarray, server_round: int, rng: np.random.Generator, proximal_mu: float
+) -> tuple[np.ndarray, dict[str, float]]:
+    """One round of DP-SGD, once the site's own accountant allows it; what the site reports is what it has spent."""
+    from workbench.privacy.dp_sgd import dp_sgd_epochs
+    from workbench.privacy.site_account import open_account
+
+    dp = cast(DPParams, plan.dp)
+    account = open_account(party, dp, dp.schedule(len(y), plan.batch_size, plan.local_epochs, plan.rounds), len(y))
+    spent = account.allow(server_round)
+    params = dp_sgd_epochs(
         family,
         start,
         Z,
-        data.y_train,
+        y,
         l2=plan.model.l2,
         learning_rate=plan.learning_rate,
-        epochs=plan.local_epochs,
-        batch_size=plan.batch_size,
+        steps=account.schedule.steps_per_round,
+        sample_rate=account.schedule.sample_rate,
+        clip=dp.clip,
+        noise_multiplier=account.noise_multiplier,
         rng=rng,
-        proximal_mu=float(cast(float, config.get("proximal-mu", 0.0))),
+        proximal_mu=proximal_mu,
     )
-    loss, _ = family.loss_and_grad(params, Z, data.y_train, plan.model.l2)
-    content = aggregation.site_update(context.node_config, params, len(data.y_train), total_rows, {"train-loss": loss})
-    return Message(content=content, reply_to=msg)
+    return params, {DP_METRIC_PREFIX + name: float(getattr(spent, name)) for name in SPENT_FIELDS}
 
 
 def evaluate(msg: Message, context: Context) -> Message:

@@ -16,6 +16,7 @@ from workbench.fl.aggregation.plain import Plain
 from workbench.fl.strategies import StrategyFields
 from workbench.models.features import FeatureSpec
 from workbench.models.model import ModelSpec
+from workbench.privacy.dp_params import DPParams
 
 
 class FLPlan(StrategyFields):
@@ -35,6 +36,7 @@ class FLPlan(StrategyFields):
     seed: int
     node_timeout: float = Field(gt=0, description="Seconds to wait for a site that should be there before giving up on it.")
     aggregation: AggregationName = Field(Plain.name, description="How updates are combined (workbench.fl.aggregation): none, ckks, ...")
+    dp: DPParams | None = Field(None, description="Sample-level DP-SGD at every site, each with its own accountant; None: plain SGD.")
     key_holder: str | None = Field(
         None,
         description="A party that trains nothing but alone holds the secret key and decrypts masked sums (CKKS under custody key_holder); None: no such party.",

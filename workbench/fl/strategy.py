@@ -30,6 +30,7 @@ from workbench.fl.aggregation.base import Aggregated
 from workbench.fl.errors import FederationError, failure_reasons
 from workbench.fl.plan import FLPlan
 from workbench.fl.strategies import STRATEGIES
+from workbench.privacy.dp_params import DP_METRIC_PREFIX, SPENT_FIELDS
 
 RoundObserver = Callable[[int, dict[str, dict[str, float | None]]], None]
 Combine = Callable[[list[Message], "FlowerStep"], Aggregated]
@@ -74,7 +75,7 @@ class StudyRules(FedAvg):
         self.observer = observer
         self.combine = combine
         self.history: dict[int, dict[str, dict[str, float | None]]] = {}
-        """Round -> party -> metrics (train-loss, eval-loss, auc, num-examples)."""
+        """Round -> party -> metrics (train-loss, eval-loss, auc, num-examples; under DP, the site's privacy spent)."""
         self.dropped: dict[int, list[str]] = {}
         self._asked: list[int] = []
 
@@ -96,7 +97,7 @@ class StudyRules(FedAvg):
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> Aggregated:
         replies = self._check_quorum(server_round, list(replies), "training")
-        self._keep(server_round, replies, {"train-loss"})
+        self._keep(server_round, replies, {"train-loss", *(DP_METRIC_PREFIX + name for name in SPENT_FIELDS)})
         return self.combine(replies, FlowerStep(super().aggregate_train, server_round))
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:

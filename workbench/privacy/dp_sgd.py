@@ -33,7 +33,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from workbench.models.model import Family
+    from workbench.models.features import FeatureSpec
+    from workbench.models.model import Family, Model, ModelSpec
+    from workbench.privacy.dp_params import LocalDPParams
 
 CALIBRATION_TOLERANCE = 1e-4
 """Relative tolerance on sigma when calibrating it to a target epsilon.
@@ -51,7 +53,7 @@ converge slowly (seconds per evaluation) and log warnings, unless the target eps
 """
 
 
-def _accountant_name() -> str:
+def accountant_name() -> str:
     from importlib.metadata import version
 
     return f"RDP (dp-accounting {version('dp-accounting')})"
@@ -97,7 +99,7 @@ class PrivacySpent:
     clip: float
     sample_rate: float
     steps: int
-    accountant: str = field(default_factory=_accountant_name)
+    accountant: str = field(default_factory=accountant_name)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: an infinite epsilon (no noise, so no guarantee) becomes None, as metrics.json allows no Infinity."""
@@ -274,3 +276,33 @@ def dp_sgd_epochs(
             grad = grad + proximal_mu * (params - anchor)
         params -= learning_rate * grad
     return params
+
+
+def fit_dp_model(
+    X: np.ndarray, y: np.ndarray, features: FeatureSpec, spec: ModelSpec, dp: LocalDPParams, party: str, rng: np.random.Generator
+) -> tuple[Model, dict[str, Any]]:
+    """A site's model by DP-SGD on its own rows, within its budget; with the privacy spent, as the report states it.
+
+    The standardizer is fitted on the same rows without noise (as `fit_model`'s): the report says it is not covered.
+    """
+    from workbench.models.model import Model
+    from workbench.models.standardize import Standardizer
+    from workbench.privacy.site_account import open_account
+
+    standardizer, family = Standardizer.from_data(X), spec.build()
+    account = open_account(party, dp, dp.local_schedule(), len(y))
+    spent = account.allow(1)
+    params = dp_sgd_epochs(
+        family,
+        family.init_params(X.shape[1], rng),
+        standardizer.apply(X),
+        y,
+        l2=spec.l2,
+        learning_rate=dp.learning_rate,
+        steps=dp.steps,
+        sample_rate=account.schedule.sample_rate,
+        clip=dp.clip,
+        noise_multiplier=account.noise_multiplier,
+        rng=rng,
+    )
+    return Model(features, spec, standardizer, params), spent.to_dict()

@@ -36,6 +36,8 @@ class _Variant:
     nbytes: int
     by_protection: Counter[str]
     expansion: float | None
+    dp_epsilon: float | None
+    """The largest epsilon a site spent, for a step trained by DP-SGD."""
 
 
 def comparison_blocks(recipe: Recipe, metrics: dict[str, Any], manifest: dict[str, Any], ledger: Ledger) -> list[Block]:
@@ -43,13 +45,14 @@ def comparison_blocks(recipe: Recipe, metrics: dict[str, Any], manifest: dict[st
     variants = _variants(recipe, metrics, manifest, ledger)
     if len(variants) < 2:
         return []
-    plain = next((v for v in variants if not v.protected), variants[0])
+    plain = next((v for v in variants if not v.protected and v.dp_epsilon is None), variants[0])
     cost = Table(
         "Cost and ledger per federated training step",
         [
             "step",
             "aggregation",
             "custody",
+            "DP epsilon (largest site)",
             "wall time (s)",
             f"× {plain.step}",
             "messages",
@@ -63,6 +66,7 @@ def comparison_blocks(recipe: Recipe, metrics: dict[str, Any], manifest: dict[st
                 v.step,
                 v.aggregation,
                 v.custody,
+                "—" if v.dp_epsilon is None else round(v.dp_epsilon, 3),
                 round(v.seconds, 2),
                 _ratio(v.seconds, plain.seconds),
                 v.messages,
@@ -109,6 +113,7 @@ def _variants(recipe: Recipe, metrics: dict[str, Any], manifest: dict[str, Any],
                 nbytes=sum(m.nbytes for m in messages),
                 by_protection=Counter(m.protection.value for m in messages),
                 expansion=summary.get("ciphertext_expansion"),
+                dp_epsilon=max((site["epsilon"] for site in summary["dp"].values()), default=None) if summary.get("dp") else None,
             )
         )
     return variants
@@ -135,7 +140,8 @@ def _utility(metrics: dict[str, Any], variants: list[_Variant], plain: _Variant)
         "Held-out utility per federated training step",
         ["step", "model", *(f"AUC {site}" for site in sites), f"largest |ΔAUC| vs {plain.step}", f"largest |ΔBrier| vs {plain.step}"],
         [[v.step, v.model, *(auc(site, v.model) for site in sites), largest_change(v, "auc"), largest_change(v, "brier")] for v in variants],
-        note="Scored by each site on its own held-out rows (the evaluate step); differences in scientific notation, as they are tiny.",
+        note="Scored by each site on its own held-out rows (the evaluate step). Encryption changes a model by CKKS noise only "
+        "(tiny differences, hence scientific notation); DP-SGD changes it by the noise that buys its epsilon.",
     )
 
 

@@ -94,3 +94,39 @@ def roc_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, 
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return to_png(fig)
+
+
+def xy_chart(
+    series: Mapping[str, Sequence[tuple[float | None, float | None]]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    xticks: Sequence[tuple[float, str]] | None = None,
+    point_labels: Sequence[str] | None = None,
+    log_x: bool = False,
+) -> bytes:
+    """One line of points per series (e.g. a site's model across a sweep's variants), in the order given; a point with
+    None on either axis is left out. `xticks` names positions on the x axis (swept values that are no numbers, e.g.
+    null); `point_labels` writes the i-th label beside every series' i-th point (which variant a point is)."""
+    _use_agg()
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    for name, points in series.items():
+        shown = [(i, x, y) for i, (x, y) in enumerate(points) if x is not None and y is not None]
+        if not shown:
+            continue
+        ax.plot([x for _, x, _ in shown], [y for _, _, y in shown], marker="o", markersize=3.5, linewidth=1.2, label=name)
+        for i, x, y in shown:
+            if point_labels:
+                ax.annotate(point_labels[i], (x, y), textcoords="offset points", xytext=(4, 3), fontsize=6, color="#5b6578")
+    if log_x:
+        ax.set_xscale("log")
+    if xticks is not None:
+        ax.set_xticks([position for position, _ in xticks], [label for _, label in xticks], fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return to_png(fig)

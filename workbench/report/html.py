@@ -87,3 +87,8 @@ def write_report(path: Path, recipe: Recipe, metrics: dict[str, Any], manifest: 
         at={name: recipe.step_parties(spec) for name, spec in zip(recipe.step_names(), recipe.steps)},
     )
     path.write_text(html, encoding="utf-8")
+
+
+def write_blocks_page(path: Path, title: str, intro: list[str], blocks: list[Block]) -> None:
+    """A self-contained page of report blocks with the report's look, for what spans several runs (a sweep's comparison)."""
+    path.write_text(_env().get_template("sweep.html.j2").render(title=title, intro=intro, blocks=blocks), encoding="utf-8")

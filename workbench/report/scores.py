@@ -57,6 +57,41 @@ def key_metrics(metrics: Mapping[str, Any]) -> list[tuple[str, float]]:
     return [(label, value) for label, value in pairs if value is not None]
 
 
+@dataclass(frozen=True)
+class AttackFigure:
+    """One attack's estimate of a figure (e.g. TPR at 1 % FPR) against one model at one site, with its interval."""
+
+    attack: str
+    value: float
+    interval: tuple[float, float]
+
+
+def strongest_attacks(metrics: Mapping[str, Any], fpr: float = 0.01) -> dict[str, dict[str, AttackFigure]]:
+    """`[site][model]`: the attack with the highest TPR at `fpr`, over every step whose results look like a membership
+    audit's, site -> model -> {attack: {tpr_at_fpr_F: {value, interval}}} (found by shape, as `site_scores` finds scores).
+
+    The strongest attack is the one that matters: the audit's figures bound leakage from below.
+    """
+    from workbench.privacy.membership import tpr_name  # numpy comes with it; a runs list without audits need not load it
+
+    figure = tpr_name(fpr)
+    found: dict[str, dict[str, AttackFigure]] = {}
+    for results in metrics.get("steps", {}).values():
+        if not isinstance(results, Mapping):
+            continue
+        for site, models in results.items():
+            for model, attacks in models.items() if isinstance(models, Mapping) else ():
+                for attack, figures in attacks.items() if isinstance(attacks, Mapping) else ():
+                    estimate = figures.get(figure) if isinstance(figures, Mapping) else None
+                    if not (isinstance(estimate, Mapping) and isinstance(estimate.get("value"), int | float) and len(estimate.get("interval") or ()) == 2):
+                        continue
+                    best = found.setdefault(site, {}).get(model)
+                    if best is None or estimate["value"] > best.value:
+                        low, high = estimate["interval"]
+                        found[site][model] = AttackFigure(attack, float(estimate["value"]), (float(low), float(high)))
+    return found
+
+
 def _is_site_scores(results: Any) -> bool:
     if not isinstance(results, Mapping) or not results:
         return False

@@ -30,7 +30,7 @@ from workbench.events import read_events
 from workbench.recipe import RecipeError, parse_recipe
 from workbench.recipe_problems import locate_lines
 from workbench.report.scores import key_metrics
-from workbench.run_state import DATA_PHASE, EVENTS_FILE, RunState, Status, fold, read_run
+from workbench.run_state import DATA_PHASE, EVENTS_FILE, SWEEP_FILE, RunState, Status, fold, read_run, run_folders
 from workbench.runner import default_run_dir
 from workbench.server.limits import WorkbenchLimits, dataset_problems, how_to_raise
 from workbench.server.workspace import RecipeFile, Workspace, WorkspaceError
@@ -153,22 +153,22 @@ class RunManager:
         return process.wait(timeout) if process else None
 
     def run_dir(self, run_id: str) -> Path:
-        """runs/<run_id> as a real folder of the workspace's runs/: an id like ../.. or a link that leads elsewhere names no run."""
+        """runs/<run_id> as a real folder of the workspace's runs/, or runs/<sweep>/<label> inside a sweep's folder: an id
+        like ../.. or a link that leads elsewhere names no run."""
         folder: Path | None
         try:
             folder, runs = self.workspace.inside(self.runs_dir / run_id, run_id), self.workspace.inside(self.runs_dir)
         except WorkspaceError:
             folder = runs = None
-        if folder is None or folder.parent != runs or not folder.is_dir():
+        in_sweep = folder is not None and folder.parent.parent == runs and (folder.parent / SWEEP_FILE).is_file()
+        if folder is None or (folder.parent != runs and not in_sweep) or not folder.is_dir():
             raise FileNotFoundError(f"no run {run_id!r} in {self.runs_dir}")
         return folder
 
     def summaries(self) -> list[dict[str, Any]]:
-        """Every run under runs/, newest first; runs still starting up (no folder yet) included."""
-        ids = set()
-        if self.runs_dir.is_dir():
-            ids = {p.name for p in self.runs_dir.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")}
-        ids |= set(self._processes)
+        """Every run under runs/, newest first, a sweep's runs (runs/SWEEP/LABEL) among them; runs still starting up (no
+        folder yet) included."""
+        ids = {run_id for run_id, _ in run_folders(self.runs_dir)} | set(self._processes)
         summaries = [self.summary(run_id) for run_id in ids]
         return sorted(summaries, key=lambda s: s["started"], reverse=True)
 
@@ -203,6 +203,7 @@ class RunManager:
             "error": state.error,
             "metrics": [],
             "report": (folder / "report.html").is_file(),
+            "sweep": _sweep_of(self.runs_dir, run_id),
         }
         if state.status is Status.FINISHED and (folder / "metrics.json").is_file():
             metrics = json.loads((folder / "metrics.json").read_text())
@@ -223,6 +224,20 @@ class RunManager:
                 f"with `workbench run`, or raise the budget ({how_to_raise('memory_limit_gib')})"
             )
         return None
+
+
+def _sweep_of(runs_dir: Path, run_id: str) -> dict[str, Any] | None:
+    """For a run inside a sweep's folder (id SWEEP/LABEL): the sweep's id, the variant's label and the swept path, so the
+    sidebar shows a sweep's runs as one group; None for any other run."""
+    sweep_id, sep, label = run_id.partition("/")
+    if not sep:
+        return None
+    try:  # written whole by os.replace, but it may be gone or foreign: the grouping needs only the folder's name
+        record = json.loads((runs_dir / sweep_id / SWEEP_FILE).read_text())
+    except (OSError, ValueError):
+        record = {}
+    path = record.get("path") if isinstance(record, dict) and isinstance(record.get("path"), str) else None
+    return {"id": sweep_id, "label": label, "path": path}
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:

@@ -29,8 +29,10 @@ from workbench.models import model_key
 from workbench.models.features import FeatureError, TableRef
 from workbench.models.model import Model
 from workbench.parties import Role
+from workbench.privacy.dp_params import DP_METRIC_PREFIX, DPParams, dp_spent
 from workbench.report.blocks import Block, Figure, Table, Text
 from workbench.report.figures import line_chart
+from workbench.report.privacy import dp_block
 from workbench.scratch import private_file, private_folder
 from workbench.steps.base import Step, register
 from workbench.steps.training import TrainingParams
@@ -57,6 +59,11 @@ class FLTrainParams(StrategyFields, TrainingParams):
     runtime: RuntimeName = Field("embedded", description="embedded (in-process), simulation (Ray) or deployment (SuperLink and SuperNodes).")
     deployment: DeploymentSettings = Field(default_factory=DeploymentSettings, description="SuperLink to use (deployment only).")
     node_timeout: float = Field(60.0, gt=0.0, description="Seconds to wait for a site before counting it as gone.")
+    dp: DPParams | None = Field(
+        None,
+        description="Sample-level differential privacy: each site trains by DP-SGD (Poisson batches, per-row clipping, Gaussian "
+        "noise) and keeps its own accountant over every step of every round; null: plain SGD.",
+    )
     save_as: str = Field("federated", description="Name under which each site keeps the federated model, for `evaluate`.")
 
     def plan(self, server: str, sites: list[str], seed: int) -> FLPlan:
@@ -76,6 +83,7 @@ class FLTrainParams(StrategyFields, TrainingParams):
             seed=seed,
             node_timeout=self.node_timeout,
             aggregation=self.aggregation,
+            dp=self.dp,
             **self.model_dump(include=set(STRATEGY_FIELDS)),
         )
 
@@ -116,8 +124,8 @@ class FLTrain(Step[FLTrainParams]):
         def observe(server_round: int, metrics: dict[str, dict[str, float | None]]) -> None:
             ctx.progress(server_round, p.rounds, f"round {server_round}")
             for party, values in metrics.items():
-                for name in ("auc", "eval-loss"):
-                    if (value := values.get(name)) is not None:
+                for name, key in (("auc", "auc"), ("eval-loss", "eval-loss"), ("epsilon", DP_METRIC_PREFIX + "epsilon")):
+                    if (value := values.get(key)) is not None:
                         ctx.metric(name, value, party=party, round=server_round)
 
         def account(transfer: Transfer) -> None:
@@ -134,6 +142,12 @@ class FLTrain(Step[FLTrainParams]):
             ctx.manifest["federation_nodes"] = {
                 party: {"public_key_sha256": node.fingerprint, "flower_node_id": node.node_id} for party, node in federation.nodes.items()
             }
+        spent = dp_spent(outcome.history)
+        if spent:  # what reproduces a DP run: every site's mechanism and where its noise came from
+            ctx.manifest["dp"] = {
+                site: {**figures, "noise_seed": f"recipe seed {ctx.seed}, derived per site and round ('fl', {site!r}, 'round-N')"}
+                for site, figures in spent.items()
+            }
         standardizer, params = aggregation.final_model(ctx, outcome, sites[0])
         for site in sites:  # the last evaluation round broadcast the final global model to every site
             ctx.store(site).put(model_key(p.save_as), Model(p.features, p.model, standardizer, params))
@@ -146,6 +160,7 @@ class FLTrain(Step[FLTrainParams]):
                 "rounds": {str(r): sites_metrics for r, sites_metrics in sorted(outcome.history.items())},
                 "dropped": {str(r): parties for r, parties in sorted(outcome.dropped.items())},
                 **aggregation.summary(ctx),
+                **({"dp": spent} if spent else {}),
                 **({"refused_nodes": [asdict(attempt) for attempt in federation.refused]} if federation is not None else {}),
             },
         )
@@ -175,7 +190,8 @@ class FLTrain(Step[FLTrainParams]):
         last = summary["rounds"][rounds[-1]] if rounds else {}
         aucs = [values["auc"] for values in last.values() if values.get("auc") is not None]
         auc = f", mean held-out AUC {sum(aucs) / len(aucs):.3f}" if aucs else ""
-        return f"{len(rounds)} rounds of {summary.get('strategy', '?')}, updates {summary.get('update_protection', '?')}{auc}"
+        dp = f", DP epsilon <= {max(site['epsilon'] for site in summary['dp'].values()):.2f}" if summary.get("dp") else ""
+        return f"{len(rounds)} rounds of {summary.get('strategy', '?')}, updates {summary.get('update_protection', '?')}{dp}{auc}"
 
     @classmethod
     def summarize(cls, results: dict[str, Any]) -> list[Block]:
@@ -191,6 +207,8 @@ class FLTrain(Step[FLTrainParams]):
                 [f"{protection} Runtime: {summary['runtime']}, strategy: {summary['strategy']}{f' ({parameters})' if parameters else ''}."],
             )
         ]
+        if summary.get("dp"):
+            blocks.append(dp_block(summary["dp"]))
         for metric, label in (("auc", "held-out AUC"), ("eval-loss", "held-out log-loss")):
             series = {site: [summary["rounds"][r].get(site, {}).get(metric) for r in rounds] for site in sites}
             blocks.append(Figure(f"Federated {label} per round", line_chart([int(r) for r in rounds], series, ylabel=label)))

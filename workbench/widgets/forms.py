@@ -111,8 +111,8 @@ class FieldWidget:
         """The field's value as the model expects it, or OMIT when left empty."""
         if self.kind == "object":
             data = {child.name: v for child in self.children if (v := child.value()) is not OMIT}
-            if self.nullable and not any(child.required and child.name in data for child in self.children):
-                return OMIT  # an optional section with none of its required fields filled is absent, not half-filled
+            if self.nullable and not any(child.given(data) for child in self.children):
+                return OMIT  # an optional section with nothing filled beyond its defaults is absent, not half-filled
             return data if data or self.required else OMIT
         raw = self.widget.value
         if self.kind in ("boolean", "enum"):
@@ -128,6 +128,13 @@ class FieldWidget:
             except safe_yaml.YamlError:
                 return raw  # left as text: validation reports it against this field
         return _scalar(raw.strip(), self.kind)
+
+    def given(self, data: Mapping[str, Any]) -> bool:
+        """Whether the section's `data` holds this field as the user set it: a required one filled, or any other away
+        from its default (an optional section whose fields all have defaults, like `dp`, is present only when changed)."""
+        if self.name not in data:
+            return False
+        return self.required or data[self.name] != self.schema.get("default", OMIT)
 
     def fields(self) -> list[FieldWidget]:
         return [self, *(f for child in self.children for f in child.fields())]

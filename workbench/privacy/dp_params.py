@@ -1,0 +1,112 @@
+"""What a recipe says about differentially private training (`dp:` of fl_train and local_train), and the schedule it implies.
+
+Kept apart from `dp_sgd` (numpy and the accountant) so `workbench validate` reads these fields without loading either.
+The guarantee is per site: each hospital runs DP-SGD on its own rows and keeps its own accountant, so a site's
+epsilon depends on its own sampling rate, and a small site, whose batches are a larger share of its rows, spends
+more of the same budget. Calibrating the noise to a target is therefore done at each site, from its row count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SPENT_FIELDS = ("epsilon", "delta", "noise_multiplier", "clip", "sample_rate", "steps")
+"""What a DP site states with every update, from its accountant after the round: enough to recompute its epsilon."""
+DP_METRIC_PREFIX = "dp-"
+"""Where those figures travel among a site's training metrics (`dp-epsilon`, ...)."""
+
+
+class DPParams(BaseModel):
+    """Sample-level DP-SGD at each site, with a budget its accountant enforces."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    epsilon: float | None = Field(
+        None,
+        gt=0.0,
+        le=1000.0,
+        description="The budget: the epsilon no site may exceed over this step's training. A site refuses the round that would "
+        "exceed it, and the run stops naming the site. Null: no budget (noise_multiplier must then be given).",
+    )
+    target_epsilon: float | None = Field(
+        None,
+        gt=0.0,
+        le=1000.0,
+        description="Calibrate each site's noise so that its whole training spends this epsilon (default: the budget).",
+    )
+    noise_multiplier: float | None = Field(
+        None,
+        gt=0.0,
+        le=1e4,
+        description="sigma, the noise standard deviation in units of clip, instead of calibrating it; the epsilon spent is then "
+        "what the accountant says, and the budget (if any) stops training when the next round would exceed it.",
+    )
+    delta: float = Field(1e-5, gt=0.0, le=0.01, description="delta of the (epsilon, delta) guarantee; it must lie below 1 / (a site's rows).")
+    clip: float = Field(1.0, gt=0.0, le=1e4, description="C: each row's gradient is clipped to this L2 norm, so one row moves a sum by at most C.")
+    sampling: Literal["poisson"] = Field("poisson", description="How batches are drawn: every row independently with probability q, as the accountant assumes.")
+    sample_rate: float | None = Field(
+        None, gt=0.0, le=1.0, description="q; null: batch_size / (the site's training rows), or 1 (every row, every step) without a batch size."
+    )
+
+    @model_validator(mode="after")
+    def _one_way_to_noise(self) -> Self:
+        if self.noise_multiplier is not None and self.target_epsilon is not None:
+            raise ValueError("give noise_multiplier or target_epsilon, not both: the one fixes the other")
+        if self.noise_multiplier is None and self.target_epsilon is None and self.epsilon is None:
+            raise ValueError("dp needs a budget (epsilon), a target_epsilon or a noise_multiplier")
+        if self.target_epsilon is not None and self.epsilon is not None and self.target_epsilon > self.epsilon:
+            raise ValueError(f"target_epsilon {self.target_epsilon:g} exceeds the budget epsilon {self.epsilon:g}")
+        return self
+
+    @property
+    def calibrate_to(self) -> float | None:
+        """The epsilon a site's noise is calibrated to, or None when the recipe fixes the noise."""
+        return None if self.noise_multiplier is not None else (self.target_epsilon or self.epsilon)
+
+    def schedule(self, rows: int, batch_size: int | None, epochs_per_round: int, rounds: int) -> DPSchedule:
+        """A site's sampling rate and step counts, from its training rows: the same passes over the data non-private SGD makes."""
+        q = self.sample_rate if self.sample_rate is not None else min(1.0, batch_size / rows) if batch_size else 1.0
+        return DPSchedule(sample_rate=q, steps_per_round=epochs_per_round * math.ceil(1.0 / q - 1e-9), rounds=rounds)
+
+
+class LocalDPParams(DPParams):
+    """local_train fits by L-BFGS without DP; with DP it runs DP-SGD, so it needs a schedule of its own."""
+
+    steps: int = Field(300, ge=1, le=1_000_000, description="DP-SGD steps (each over one Poisson batch).")
+    learning_rate: float = Field(0.5, gt=0.0, le=100.0, description="DP-SGD step size.")
+
+    def local_schedule(self) -> DPSchedule:
+        """All of local training as one 'round' of `steps` steps, at q = sample_rate or 1."""
+        return DPSchedule(sample_rate=self.sample_rate or 1.0, steps_per_round=self.steps, rounds=1)
+
+
+@dataclass(frozen=True)
+class DPSchedule:
+    sample_rate: float
+    steps_per_round: int
+    rounds: int
+
+    @property
+    def steps(self) -> int:
+        return self.steps_per_round * self.rounds
+
+
+def dp_spent(history: Mapping[int, Mapping[str, Mapping[str, float | None]]]) -> dict[str, dict[str, Any]]:
+    """Each DP site's privacy spent, as it stated with its last update (rounds -> party -> metrics); {} without DP."""
+    spent: dict[str, dict[str, Any]] = {}
+    for server_round in sorted(history):
+        for party, metrics in history[server_round].items():
+            if metrics.get(DP_METRIC_PREFIX + "epsilon") is not None:
+                spent[party] = {name: metrics[DP_METRIC_PREFIX + name] for name in SPENT_FIELDS} | {"rounds": server_round}
+    if spent:
+        from workbench.privacy.dp_sgd import accountant_name
+
+        for figures in spent.values():
+            figures["steps"] = int(figures["steps"])
+            figures["accountant"] = accountant_name()
+    return spent
