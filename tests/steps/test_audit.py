@@ -115,3 +115,83 @@ def test_the_flagship_audits_every_model_and_models_equal_to_1e6_get_equal_figur
             aucs = [models[name][attack]["auc"]["value"] for name in ("federated", "federated_ckks", "federated_key_holder")]
             assert max(aucs) - min(aucs) < 1e-3, (site, attack, aucs)
     assert "Membership inference per site and model" in (flagship_run.out_dir / "report.html").read_text()
+
+
+# Update leakage: what the aggregator reconstructs from what it read of round 1.
+
+
+@pytest.fixture(scope="module")
+def federated_sites(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    """A hospital with a single training row (its update is that row's gradient) beside one with 400, trained together by
+    full-batch FedAvg under plain updates and under CKKS with either custody, then audited at both."""
+    folder = tmp_path_factory.mktemp("update_leakage")
+    rng = np.random.default_rng(3)
+    _site(folder / "single.csv", rng, train=1, held_out=300, features=4)
+    _site(folder / "many.csv", rng, train=400, held_out=300, features=4)
+    recipe = f"""
+name: update_leakage
+seed: 2
+datasets: {{single: {{kind: file, path: single.csv}}, many: {{kind: file, path: many.csv}}}}
+parties:
+  single: {{role: hospital, data: {{dataset: single}}}}
+  many: {{role: hospital, data: {{dataset: many}}}}
+  aggregator: {{role: aggregator}}
+  key_holder: {{role: key_holder}}
+steps:
+  - kind: fl_train
+    params: &fl {{label: y, features: {{numeric: {NOISE[:4]}}}, rounds: 2, batch_size: null, learning_rate: 0.5}}
+  - {{kind: ckks_keys, name: keys_clients, at: [single, many, aggregator], params: {{custody: clients}}}}
+  - {{kind: fl_train, name: fl_ckks, at: [single, many, aggregator], params: {{<<: *fl, aggregation: ckks, save_as: federated_ckks}}}}
+  - {{kind: ckks_keys, name: keys_key_holder, params: {{custody: key_holder}}}}
+  - {{kind: fl_train, name: fl_key_holder, params: {{<<: *fl, aggregation: ckks, save_as: federated_key_holder}}}}
+  - {{kind: audit, at: [single, many], params: {{label: y, models: [federated, federated_ckks, federated_key_holder], resamples: 20}}}}
+"""
+    return run_recipe(parse_recipe(recipe, base_dir=folder), folder / "run", base_dir=folder)
+
+
+def _leak(run: RunResult, site: str, model: str) -> dict[str, Any]:
+    leak: dict[str, Any] = run.metrics["steps"]["audit"][site][model]["update_leakage"]
+    return leak
+
+
+def test_the_aggregator_recovers_a_lone_training_row_from_its_plain_update_and_nothing_from_400(federated_sites: RunResult) -> None:
+    single, many = _leak(federated_sites, "single", "federated"), _leak(federated_sites, "many", "federated")
+    assert single["read"] == "each site's update" and single["attacked"] and single["local_steps"] == 1
+    assert (single["records"], single["recovered"], single["share"], single["tolerance"]) == (1, 1, 1.0, 0.01)
+    assert single["by_attack"]["ratio"] == 1
+    assert (many["records"], many["recovered"], many["share"]) == (400, 0, 0.0), many
+
+
+def test_under_ckks_the_aggregator_read_no_update_and_the_attack_on_what_it_read_recovers_nothing(federated_sites: RunResult) -> None:
+    for site in ("single", "many"):
+        clients, holder = _leak(federated_sites, site, "federated_ckks"), _leak(federated_sites, site, "federated_key_holder")
+        assert clients["read"].startswith("ciphertexts only") and not clients["attacked"] and clients["recovered"] == 0
+        assert holder["read"].startswith("the weighted average") and holder["attacked"], holder  # the average is attacked
+        assert holder["recovered"] == 0 and holder["share"] == 0.0, (site, holder)
+    report = (federated_sites.out_dir / "report.html").read_text()
+    assert "Training records the aggregator recovered from round 1" in report and "ciphertexts only" in report
+
+
+def test_the_replayed_first_updates_are_what_the_aggregator_averaged(federated_sites: RunResult) -> None:
+    """The sites' replays, weighted by their rows, equal the round-1 global model the aggregator kept: the attack runs on
+    the update that was sent, not on a re-implementation of training. A replay one row or one draw off would miss."""
+    from workbench.data.splits import split_part
+    from workbench.fl.plan import training_key
+    from workbench.fl.replay import first_round
+    from workbench.models import model_key
+    from workbench.models.features import TableRef, design_matrix, label_vector
+
+    updates, rows = [], []
+    for site in ("single", "many"):
+        store = federated_sites.stores[site]
+        training, model = store.get(training_key("federated")), store.get(model_key("federated"))
+        members = split_part(store.table("data"), TableRef(site, "data"), test=False)
+        X, y = design_matrix(members, training.plan.features, TableRef(site, "data")), label_vector(members, "y", TableRef(site, "data"))
+        view = first_round(training, model.standardizer, X, y, site).view
+        assert view is not None
+        updates.append(view.end)
+        rows.append(len(y))
+    average = np.average(updates, axis=0, weights=rows)
+    np.testing.assert_allclose(average, training.first_global, rtol=0, atol=1e-12)
+    ledger = [m for m in federated_sites.ledger.messages if m.step == "audit"]
+    assert ledger and not any(m.row_level for m in ledger) and {m.receiver for m in ledger} == {"coordinator"}

@@ -60,19 +60,32 @@ def statistics(msg: Message, context: Context) -> Message:
 def train(msg: Message, context: Context) -> Message:
     plan, party, data = _site(msg, context)
     aggregation, config = for_plan(plan), msg.content.config_records["config"]
-    family = plan.model.build()
     standardizer, total_rows = aggregation.site_standardizer(context.node_config, config)
     Z = standardizer.apply(data.X_train)
     start = aggregation.site_model(context.node_config, msg.content.array_records["arrays"])
     server_round = int(cast(int, config["server-round"]))
-    rng = derive_rng(plan.seed, "fl", party, f"round-{server_round}")
     proximal_mu = float(cast(float, config.get("proximal-mu", 0.0)))
+    params, reported = local_update(plan, party, start, Z, data.y_train, server_round, proximal_mu)
+    content = aggregation.site_update(context.node_config, params, len(data.y_train), total_rows, reported)
+    return Message(content=content, reply_to=msg)
+
+
+def local_update(
+    plan: FLPlan, party: str, start: np.ndarray, Z: np.ndarray, y: np.ndarray, server_round: int, proximal_mu: float
+) -> tuple[np.ndarray, dict[str, float]]:
+    """The parameters a site sends after training `server_round` from the global model `start`, and what it reports.
+
+    One function for the ClientApp and for the audit, which replays a site's first round at the site to attack the
+    update as the aggregator received it: a replay that re-implemented training could drift from what was sent.
+    """
+    family = plan.model.build()
+    rng = derive_rng(plan.seed, "fl", party, f"round-{server_round}")
     if plan.dp is None:
         params = sgd_epochs(
             family,
             start,
             Z,
-            data.y_train,
+            y,
             l2=plan.model.l2,
             learning_rate=plan.learning_rate,
             epochs=plan.local_epochs,
@@ -80,12 +93,10 @@ def train(msg: Message, context: Context) -> Message:
             rng=rng,
             proximal_mu=proximal_mu,
         )
-        loss, _ = family.loss_and_grad(params, Z, data.y_train, plan.model.l2)
-        reported = {"train-loss": loss}
-    else:  # the training loss reads the rows without noise, so under DP it stays at the site
-        params, reported = _dp_round(plan, party, family, start, Z, data.y_train, server_round, rng, proximal_mu)
-    content = aggregation.site_update(context.node_config, params, len(data.y_train), total_rows, reported)
-    return Message(content=content, reply_to=msg)
+        loss, _ = family.loss_and_grad(params, Z, y, plan.model.l2)
+        return params, {"train-loss": loss}
+    # the training loss reads the rows without noise, so under DP it stays at the site
+    return _dp_round(plan, party, family, start, Z, y, server_round, rng, proximal_mu)
 
 
 def _dp_round(

@@ -7,6 +7,7 @@ what they train.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 from pydantic import ConfigDict, Field
@@ -52,3 +53,18 @@ def _param_count(model: ModelSpec, n_inputs: int) -> int:
     import numpy as np  # loads when a plan is sized, not when a recipe is validated
 
     return len(model.build().init_params(n_inputs, np.random.default_rng(0)))
+
+
+def training_key(model: str) -> str:
+    """The store item under which a site keeps how federated model `model` was trained (a `FederatedTraining`)."""
+    return f"fl_training/{model}"
+
+
+@dataclass(frozen=True)
+class FederatedTraining:
+    """What a site knows of the federation that trained one of its models: the plan every node was told, and the global
+    model after round 1 as the aggregator read it (empty where it read only ciphertexts). It is kept so that the audit can
+    reproduce, at the site, the first update the aggregator received and what it read of the round."""
+
+    plan: FLPlan
+    first_global: tuple[float, ...]

@@ -25,7 +25,7 @@ from flwr.serverapp import Grid, ServerApp
 from workbench.context import derive_rng
 from workbench.fl.accounting_grid import AccountingGrid, Transfer
 from workbench.fl.aggregation import Aggregation, for_plan
-from workbench.fl.aggregation.base import AggregatorEnd, FinalAggregate, PooledMoments
+from workbench.fl.aggregation.base import Aggregated, AggregatorEnd, FinalAggregate, FlowerAggregate, PooledMoments
 from workbench.fl.errors import FederationError, failure_reasons
 from workbench.fl.plan import FLPlan
 from workbench.fl.strategy import RoundObserver, build_strategy
@@ -39,6 +39,9 @@ class FLOutcome(FinalAggregate):
     history: dict[int, dict[str, dict[str, float | None]]] = field(kw_only=True)
     dropped: dict[int, list[str]] = field(kw_only=True)
     transfers: list[Transfer] = field(default_factory=list, kw_only=True)
+    first_global: list[float] = field(default_factory=list, kw_only=True)
+    """The global model after round 1 as the aggregator read it (empty where it reads only ciphertexts): under FedAvg the
+    average of the first updates, which an update-leakage audit attacks where no single update was in the clear."""
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -57,6 +60,7 @@ class FLOutcome(FinalAggregate):
             history={int(r): sites for r, sites in data["history"].items()},
             dropped={int(r): sites for r, sites in data["dropped"].items()},
             transfers=[Transfer(**t) for t in data["transfers"]],
+            first_global=data.get("first_global", []),
         )
 
 
@@ -74,7 +78,15 @@ def serve(grid: Grid, plan: FLPlan, observer: RoundObserver, on_transfer: Callab
     end = aggregation.open(public_context, partial(_ask, accounting, plan))
     family = plan.model.build()
     initial = family.init_params(len(plan.features.names()), derive_rng(plan.seed, "fl", "init"))
-    strategy = build_strategy(plan, accounting, observer, partial(aggregation.combine, end))
+    first: list[ArrayRecord] = []
+
+    def combine(replies: list[Message], flower: FlowerAggregate) -> Aggregated:
+        aggregated = aggregation.combine(end, replies, flower)
+        if not first and aggregated[0] is not None:
+            first.append(aggregated[0])
+        return aggregated
+
+    strategy = build_strategy(plan, accounting, observer, combine)
     pooled = federated_standardizer(accounting, plan, aggregation, end)
     config = ConfigRecord({"plan": plan.model_dump_json(), **aggregation.round_config(pooled)})
     logging.getLogger("flwr").setLevel(logging.WARNING)
@@ -86,7 +98,10 @@ def serve(grid: Grid, plan: FLPlan, observer: RoundObserver, on_transfer: Callab
         train_config=config,
         evaluate_config=ConfigRecord(dict(config)),
     )
-    return FLOutcome(**vars(aggregation.final(result.arrays, pooled)), history=strategy.history, dropped=strategy.dropped, transfers=transfers)
+    first_global = aggregation.final(first[0], pooled).params if first else []
+    return FLOutcome(
+        **vars(aggregation.final(result.arrays, pooled)), history=strategy.history, dropped=strategy.dropped, transfers=transfers, first_global=first_global
+    )
 
 
 def _ask(grid: AccountingGrid, plan: FLPlan, party: str, request: dict[str, Any], failure: str) -> RecordDict:

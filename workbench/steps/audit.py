@@ -13,6 +13,12 @@ reference models, half as the population its scores are compared against), and t
 non-members. Figures follow Carlini et al. 2022: attack AUC, TPR at FPR 0.1 % and 1 %, and the advantage
 max |TPR − FPR|, each with a stratified bootstrap interval. They bound leakage from below: a weak attack is no proof
 of privacy, and the intervals cover the choice of audited rows, not a retraining of the model.
+
+For a model fl_train trained, the audit also asks what the aggregator could reconstruct of the site's training rows from
+what it read of the first round (`workbench.privacy.update_leakage`): the site replays its round-1 update with the
+ClientApp's own training code (`workbench.fl.replay`) and runs the aggregator's attacks on its update where updates
+travel in the clear, on the average where only that is decrypted, and on nothing where the aggregator holds only
+ciphertexts. Only the counts of recovered rows are published.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pydantic import Field
 from workbench.context import StepContext
 from workbench.contracts import Contract, Randomness, RoleNeed
 from workbench.data.splits import split_part, stratified_mask
+from workbench.fl.plan import training_key
 from workbench.models import model_key
 from workbench.models.features import TableRef, design_matrix, label_vector
 from workbench.parties import Role
@@ -34,9 +41,12 @@ if TYPE_CHECKING:  # numpy and the attacks load when the step runs, not when a r
     import numpy as np
     import polars as pl
 
+    from workbench.fl.plan import FederatedTraining
     from workbench.models.model import Model
 
 ATTACKS = {"loss": "LOSS", "rmia": "RMIA (offline)"}
+UPDATE_LEAKAGE = "update_leakage"
+"""A federated model's entry for what the aggregator reconstructed from the first round (workbench.privacy.update_leakage)."""
 FPRS = (0.001, 0.01)
 
 
@@ -48,6 +58,13 @@ class AuditParams(ScoringParams):
     )
     resamples: int = Field(200, ge=20, le=10_000, description="Bootstrap resamples for the confidence intervals.")
     level: float = Field(0.95, gt=0.5, lt=1.0, description="Confidence level of the intervals.")
+    update_tolerance: float = Field(
+        0.01,
+        gt=0.0,
+        le=1.0,
+        description="Federated models: a training record counts as reconstructed from the first round's update when a reconstruction "
+        "has its label and every feature within this many pooled standard deviations.",
+    )
 
 
 @register
@@ -89,7 +106,26 @@ class Audit(SiteStep[AuditParams]):
         halves = [stratified_mask(y_reference, 0.5, rng) for _ in range(p.reference_models)]
         # The same reference halves and bootstrap resamples for every model (common random numbers): models that are
         # equal (plain and CKKS aggregation, to 1e-6) get equal figures, and differences between models are theirs.
-        return {name: self._attack(store.get(model_key(name)), rows, halves, where, ctx.rng("audit", party, "bootstrap")) for name in p.models}
+        results = {name: self._attack(store.get(model_key(name)), rows, halves, where, ctx.rng("audit", party, "bootstrap")) for name in p.models}
+        for name in p.models:  # models that fl_train trained: what the aggregator could reconstruct of the site's rows
+            if store.has(training_key(name)):
+                results[name][UPDATE_LEAKAGE] = self._update_leakage(store.get(training_key(name)), store.get(model_key(name)), members, party)
+        return results
+
+    def _update_leakage(self, training: FederatedTraining, model: Model, members: pl.DataFrame, party: str) -> dict[str, Any]:
+        """The aggregator's attacks on what it read of round 1, scored against the site's training rows, at the site."""
+        from workbench.fl.replay import first_round
+        from workbench.privacy.update_leakage import attack_update
+
+        plan, where = training.plan, TableRef(party, self.params.table)
+        X, y = design_matrix(members, plan.features, where), label_vector(members, plan.label, where)
+        seen = first_round(training, model.standardizer, X, y, party)
+        figures: dict[str, Any] = {"read": seen.sight.value, "records": len(y), "tolerance": self.params.update_tolerance}
+        if seen.view is None:
+            return {**figures, "attacked": False, "reason": seen.reason, "recovered": 0, "share": 0.0}
+        leakage = attack_update(seen.view, model.standardizer.apply(X), y, self.params.update_tolerance)
+        attacked = {"attacked": True, "local_steps": seen.view.steps, "by_attack": leakage.by_attack}
+        return {**figures, **attacked, "recovered": leakage.recovered, "share": leakage.share}
 
     def _attack(self, model: Model, rows: dict[str, pl.DataFrame], halves: list[np.ndarray], where: TableRef, rng: np.random.Generator) -> dict[str, Any]:
         """Both attacks on one model: their figures, intervals and a thinned ROC, for members against non-members."""
@@ -188,6 +224,7 @@ class Audit(SiteStep[AuditParams]):
                 note="AUC 0.5, TPR equal to the FPR and advantage 0 are what guessing achieves.",
             ),
         ]
+        blocks.extend(_update_leakage_blocks(results))
         for site, models in results.items():
             curves = {f"{model} ({ATTACKS[attack]})": (r[attack]["roc"]["fpr"], r[attack]["roc"]["tpr"]) for model, r in models.items() for attack in ("rmia",)}
             blocks.append(Figure(f"RMIA ROC at {site}, log scale", roc_chart(curves)))
@@ -198,3 +235,40 @@ def _tpr(fpr: float) -> str:
     from workbench.privacy.membership import tpr_name
 
     return tpr_name(fpr)
+
+
+def _update_leakage_blocks(results: dict[str, Any]) -> list[Block]:
+    """What the aggregator could reconstruct of each site's training rows from round 1, for each federated model."""
+    found = [(site, model, r[UPDATE_LEAKAGE]) for site, models in results.items() for model, r in models.items() if UPDATE_LEAKAGE in r]
+    if not found:
+        return []
+    tolerance = found[0][2]["tolerance"]
+
+    def attacked(leak: dict[str, Any]) -> str:
+        if not leak["attacked"]:
+            return f"nothing: {leak['reason']}"
+        return ", ".join(f"{name} {count}" for name, count in leak["by_attack"].items()) + f" ({leak['local_steps']} local step(s))"
+
+    rows = [[site, model, leak["read"], leak["records"], leak["recovered"], f"{leak['share']:.3f}", attacked(leak)] for site, model, leak in found]
+    return [
+        Text(
+            "Update leakage: what the aggregator reconstructs from the first round",
+            [
+                "The attacker is the aggregator, honest but curious: it knows the plan, the global model it sent and what it read "
+                "back, so for one local step it reads the gradient, and a logistic (or first-layer) gradient is a weighted sum of "
+                "the records behind it. Its attacks: the ratio of weight to bias gradient (the record itself when one record is "
+                "behind the update) and, from a zero-weight start, the mean record of each class (a class with one record at the "
+                "site gives it away). Each site replayed its own round-1 update with the training code and ran the attacks on "
+                "what the aggregator read of it: its update where updates travel in the clear, the average of all sites' updates "
+                "where only that is decrypted, nothing where it holds only ciphertexts. Only the counts left the site.",
+                f"A training record counts as recovered when a reconstruction has its label and every standardized feature within "
+                f"{tolerance:g} pooled standard deviations. These are lower bounds: optimisation attacks on small batches, or on "
+                "many rounds, may recover more.",
+            ],
+        ),
+        Table(
+            "Training records the aggregator recovered from round 1",
+            ["site", "model", "the aggregator read", "records", "recovered", "share", "recovered by attack"],
+            rows,
+        ),
+    ]

@@ -21,7 +21,7 @@ from workbench.data.splits import SPLIT_COLUMN
 from workbench.errors import RoleError
 from workbench.fl.aggregation import AggregationName, for_summary, kind
 from workbench.fl.aggregation.plain import Plain
-from workbench.fl.plan import FLPlan
+from workbench.fl.plan import FederatedTraining, FLPlan, training_key
 from workbench.fl.settings import DeploymentSettings, RuntimeName
 from workbench.fl.strategies import STRATEGY_FIELDS, StrategyFields
 from workbench.ledger import Protection
@@ -149,8 +149,10 @@ class FLTrain(Step[FLTrainParams]):
                 for site, figures in spent.items()
             }
         standardizer, params = aggregation.final_model(ctx, outcome, sites[0])
+        training = FederatedTraining(plan, tuple(outcome.first_global))  # the plan every site was told, and the round-2 model it received
         for site in sites:  # the last evaluation round broadcast the final global model to every site
             ctx.store(site).put(model_key(p.save_as), Model(p.features, p.model, standardizer, params))
+            ctx.store(site).put(training_key(p.save_as), training)
         ctx.publish(
             plan.server,
             {

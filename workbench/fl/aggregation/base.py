@@ -14,6 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
@@ -40,6 +41,16 @@ Ask = Callable[[str, dict[str, Any], str], "RecordDict"]
 """The aggregator asks a helper party (by name) a request and gets its answer; the third argument says, for the error,
 what the helper failed to do."""
 Aggregated = tuple["ArrayRecord | None", "MetricRecord | None"]
+
+
+class UpdateSight(StrEnum):
+    """What the aggregator reads in the clear of the sites' updates: what an update-leakage audit attacks."""
+
+    EACH = "each site's update"
+    """Every site's update, and every site's feature moments (so each site's mean record)."""
+    AVERAGE = "the weighted average of the sites' updates, never one site's"
+    """The average of the updates and the pooled moments only."""
+    NOTHING = "ciphertexts only: no site's update and no average"
 
 
 class AggregationError(WorkbenchError, ValueError):
@@ -101,6 +112,8 @@ class Aggregation(ABC):
     """Whether messages carry randomness drawn afresh each run (keys, encryption, masks), so their bytes differ run to run."""
     needs_keys: ClassVar[tuple[Role, ...]] = ()
     """Roles at which an earlier `ckks_keys` step must have provisioned keys (the step's contract)."""
+    reads_updates: ClassVar[UpdateSight]
+    """What the aggregator reads of the updates in the clear (the audit attacks exactly that)."""
 
     def __init__(self, plan: FLPlan) -> None:
         self.plan = plan

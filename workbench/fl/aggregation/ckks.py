@@ -33,6 +33,7 @@ from workbench.fl.aggregation.base import (
     FlowerAggregate,
     NodeConfig,
     PooledMoments,
+    UpdateSight,
     float_array,
     register,
 )
@@ -230,6 +231,7 @@ class Clients(CKKS):
     """The hospitals hold the secret key; the aggregator adds and broadcasts ciphertexts it cannot read."""
 
     custody = "clients"
+    reads_updates = UpdateSight.NOTHING
     sees = (
         "the aggregator never saw a site's update or statistics, the aggregate model or the pooled feature "
         "means and deviations (the sites decrypted those themselves)"
@@ -288,6 +290,7 @@ class KeyHolder(CKKS):
     """A key holder alone holds the secret key and decrypts only sums the aggregator masked."""
 
     custody = "key_holder"
+    reads_updates = UpdateSight.AVERAGE
     sees = (
         "the key holder decrypted only masked sums, so the aggregator saw the aggregate model and the pooled "
         "feature means and deviations, but no site's update or statistics"

@@ -9,7 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from workbench.fl.aggregation.base import Aggregated, Aggregation, AggregatorEnd, FlowerAggregate, NodeConfig, PooledMoments, float_array, register
+from workbench.fl.aggregation.base import (
+    Aggregated,
+    Aggregation,
+    AggregatorEnd,
+    FlowerAggregate,
+    NodeConfig,
+    PooledMoments,
+    UpdateSight,
+    float_array,
+    register,
+)
 from workbench.ledger import Protection
 from workbench.models.standardize import Standardizer
 
@@ -23,6 +33,7 @@ class Plain(Aggregation):
     name = "none"
     title = "plain updates"
     update_protection = Protection.NONE
+    reads_updates = UpdateSight.EACH
 
     @classmethod
     def describe(cls, server: str, summary: Mapping[str, Any]) -> str:
