@@ -16,6 +16,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 HELPERS = {"smoke.py"}
 """Modules the benchmarks share, not benchmarks."""
 PRINTS = {
+    "client_dp.py": ("Held-out AUC on the UCI heart study's 3 sites", "plain FedAvg", "sample-level", "client-level DP over 2 runs"),
     "cli.py": ("CLI wall time", "python -c pass", "workbench validate recipes/flagship.yaml", "workbench schema", "workbench run --help"),
     "fl.py": ("Federated rounds", "plain loop (no Flower)", "embedded"),
     "he.py": ("CKKS aggregation, custody clients", "CKKS aggregation, custody key_holder", "Flagship federated part", "ckks, custody key_holder"),

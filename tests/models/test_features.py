@@ -71,3 +71,17 @@ def test_declared_fills_stand_in_for_missing_values_and_must_name_numeric_column
 def test_bad_labels_are_named(frame: pl.DataFrame, message: str) -> None:
     with pytest.raises(FeatureError, match=message):
         label_vector(frame, "death_30d", WHERE)
+
+
+@pytest.mark.parametrize(
+    ("bounds", "message"),
+    [
+        ({"age": (18, 100)}, "bounds must cover every numeric column or none .*add bounds for smoker"),
+        ({"age": (18, 100), "smoker": (0, 1), "height": (1, 2)}, "bounds names height, which are not among the numeric columns"),
+        ({"age": (100, 18), "smoker": (0, 1)}, r"bounds need low < high; got age \[100, 18\]"),
+    ],
+)
+def test_bounds_cover_every_numeric_column_each_with_low_below_high(bounds: dict[str, tuple[float, float]], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        FeatureSpec(numeric=["age", "smoker"], bounds=bounds)
+    assert FeatureSpec(numeric=["age", "smoker"], bounds={"age": (18, 100), "smoker": (0, 1)}).public_scaling

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from workbench.privacy.dp_params import DPParams, LocalDPParams, dp_spent
+from workbench.privacy.dp_params import DPParams, LocalDPParams, dp_spent, is_client_level, largest_epsilon
 
 
 @pytest.mark.parametrize(
@@ -66,3 +66,21 @@ def test_what_each_site_spent_is_read_from_its_last_update() -> None:
     assert spent["b"]["epsilon"] == 0.7 and spent["b"]["rounds"] == 1
     assert spent["a"]["accountant"].startswith("RDP (dp-accounting ")
     assert dp_spent({1: {"a": {"train-loss": 0.3}}}) == {}
+
+
+def test_client_level_takes_its_rounds_from_fl_train_and_local_train_refuses_it() -> None:
+    dp = DPParams(level="client", epsilon=2.0)
+    assert DPParams(epsilon=2.0).level == "sample", "sample level is the default"
+    schedule = dp.client_schedule(rounds=20)
+    assert (schedule.sample_rate, schedule.steps_per_round, schedule.steps) == (1.0, 1, 20), "each round charged in full"
+    with pytest.raises(ValidationError, match="sample_rate is the share of a site's rows"):
+        DPParams(level="client", epsilon=2.0, sample_rate=0.5)
+    with pytest.raises(ValidationError, match="local_train protects rows: dp.level must be sample"):
+        LocalDPParams(level="client", epsilon=2.0)
+
+
+def test_the_largest_epsilon_is_read_from_either_shape() -> None:
+    assert largest_epsilon({"a": {"epsilon": 1.5}, "b": {"epsilon": 2.0}}) == 2.0 and not is_client_level({"a": {"epsilon": 1.5}})
+    client = {"level": "client", "epsilon": 3.0, "delta": 1e-5, "noise_multiplier": 2.0}
+    assert largest_epsilon(client) == 3.0 and is_client_level(client)
+    assert largest_epsilon({"a": {"epsilon": None}}) is None

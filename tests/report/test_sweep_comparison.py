@@ -50,3 +50,11 @@ def test_rows_take_auc_the_strongest_attack_and_a_dp_epsilon_published_at_the_ag
     assert tables[0].rows[2] == ["epsilon=-1", "-1", "failed", "", "steps[1].params.epsilon: must be > 0"]
     assert tables[1].columns[-1] == "DP ε" and tables[1].rows[0][-1] == 1.0
     assert [block.title for block in blocks if isinstance(block, Figure)] == ["Held-out AUC against epsilon", "Utility against measured leakage"]
+
+
+def test_a_client_level_epsilon_published_at_the_aggregator_stands_beside_every_site() -> None:
+    metrics = _metrics(0.6, {"loss": 0.02}, None)
+    client = {"level": "client", "epsilon": 2.0, "delta": 1e-4, "noise_multiplier": 8.5, "clip": 1.0, "rounds": 20}
+    metrics["steps"]["fl_dp"]["aggregator"]["dp"] = client
+    rows = comparison_rows([VariantMetrics("level=client", "client", "client", metrics, {"fl_dp": "federated"})])
+    assert {row["site"]: row["dp_epsilon"] for row in rows} == {"north": 2.0, "south": 2.0}

@@ -14,7 +14,10 @@ from pydantic import ValidationError
 from tests.conftest import uci_recipe
 from workbench.fl import runtimes
 from workbench.models import model_key
+from workbench.privacy.dp_params import DPParams
+from workbench.privacy.dp_sgd import epsilon
 from workbench.recipe import parse_recipe
+from workbench.recipe_problems import RecipeError
 from workbench.runner import RunError, RunResult, run_recipe
 from workbench.steps.fl_train import FLTrainParams
 
@@ -68,6 +71,13 @@ def test_report_says_plainly_that_updates_were_unprotected(flagship_run: RunResu
         ({"strategy": "fedyogi", "server_learning_rate": 0}, "server_learning_rate", "greater than 0"),
         ({"strategy": "fedsgd"}, "strategy", "fedavg.*fedyogi"),
         ({"runtime": "cloud"}, "runtime", "runtime|embedded"),
+        (
+            {"aggregation": "ckks", "dp": {"level": "client", "epsilon": 1}},
+            "dp",
+            "dp.level client cannot run under aggregation ckks: client-level DP has the aggregator clip each site's update.*Use dp.level: sample",
+        ),
+        ({"strategy": "fedadam", "dp": {"level": "client", "epsilon": 1}}, "dp", "strategy fedadam takes its server step .*use strategy fedavg or fedprox"),
+        ({"dp": {"level": "client", "epsilon": 1, "sample_rate": 0.5}}, "dp", "at level client the sites sampled each round are fraction_train's"),
     ],
 )
 def test_bad_parameters_are_named(changes: dict[str, object], field: str, message: str) -> None:
@@ -75,6 +85,20 @@ def test_bad_parameters_are_named(changes: dict[str, object], field: str, messag
     with pytest.raises(ValidationError, match=message) as refused:
         FLTrainParams.model_validate({**base, **changes})
     assert [error["loc"] for error in refused.value.errors()] == [(field,)], "the error points at the field at fault"
+
+
+def test_client_level_dp_runs_with_plain_updates_under_fedavg_and_fedprox() -> None:
+    base = {"label": "y", "features": {"numeric": ["x"]}, "dp": {"level": "client", "epsilon": 1}}
+    for strategy in ({}, {"strategy": "fedprox", "proximal_mu": 0.01}):
+        params = FLTrainParams.model_validate({**base, **strategy})
+        assert params.plan("aggregator", ["a", "b"], 1).client_dp == params.dp and params.plan("aggregator", ["a", "b"], 1).sample_dp is None
+    assert FLTrainParams.model_validate({**base, "dp": {"epsilon": 1}}).dp == DPParams(epsilon=1, level="sample"), "sample level is the default"
+
+
+def test_validate_refuses_client_level_dp_under_ckks_at_the_field_saying_what_to_use() -> None:
+    recipe = UCI_CKKS.replace("aggregation: ckks}", "aggregation: ckks, dp: {level: client, epsilon: 1}}")
+    with pytest.raises(RecipeError, match=r"steps\[2\]\.params\.dp: .*never reads an update.*Use dp\.level: sample, which runs under CKKS"):
+        parse_recipe(recipe)
 
 
 def test_each_strategy_takes_its_parameters() -> None:
@@ -149,7 +173,10 @@ DP_RECIPE = uci_recipe(
   - kind: fl_train
     name: fl_dp
     params: {<<: *fl, dp: {epsilon: 2, delta: 1e-4, clip: 1.0}, save_as: federated_dp}
-  - {kind: evaluate, params: {label: heart_disease, models: [federated, federated_dp]}}
+  - kind: fl_train
+    name: fl_client_dp
+    params: {<<: *fl, dp: {level: client, epsilon: 2, delta: 1e-4, clip: 1.0}, save_as: federated_client_dp}
+  - {kind: evaluate, params: {label: heart_disease, models: [federated, federated_dp, federated_client_dp]}}
 """,
     DP_SITES,
 )
@@ -190,7 +217,7 @@ def test_under_dp_the_training_loss_stays_at_the_site_and_epsilon_is_shown_per_r
     assert [e["round"] for e in epsilons] == list(range(1, 21))
     assert all(a["value"] < b["value"] for a, b in zip(epsilons, epsilons[1:]))
     html = (dp_run.out_dir / "report.html").read_text()
-    assert "Differential privacy spent, per site" in html and "does not cover: the standardization moments" in html
+    assert "Differential privacy spent, per site (sample level)" in html and "It does not cover the standardization" in html
 
 
 def test_a_fixed_noise_over_budget_stops_the_run_before_the_round_that_would_exceed_it_naming_the_site(tmp_path: Path) -> None:
@@ -199,3 +226,54 @@ def test_a_fixed_noise_over_budget_stops_the_run_before_the_round_that_would_exc
         run_recipe(recipe, tmp_path / "run")
     status = json.loads((tmp_path / "run" / "status.json").read_text())
     assert status["status"] == "failed" and status["step"] == "fl_dp"
+
+
+def test_client_level_dp_is_the_aggregators_one_account_and_equals_the_accountants_figure(dp_run: RunResult) -> None:
+    summary = dp_run.metrics["steps"]["fl_client_dp"]["aggregator"]
+    spent = summary["dp"]
+    assert spent["level"] == "client" and 2.0 * 0.99 < spent["epsilon"] <= 2.0
+    assert (spent["rounds"], spent["sites"], spent["sites_per_round"], spent["sample_rate"], spent["clip"]) == (20, 3, 3, 1.0, 1.0)
+    assert spent["epsilon"] == epsilon(spent["noise_multiplier"], spent["sample_rate"], spent["rounds"], spent["delta"])
+    assert spent["noise_std"] == pytest.approx(spent["noise_multiplier"] * spent["clip"] / 3)
+    assert all("dp-epsilon" not in metrics for sites in summary["rounds"].values() for metrics in sites.values()), "no site keeps an account"
+    assert {k: v for k, v in dp_run.manifest["steps"]["fl_client_dp"]["dp"].items() if k != "noise_seed"} == spent
+    assert "unseeded" in dp_run.manifest["steps"]["fl_client_dp"]["dp"]["noise_seed"]
+    html = (dp_run.out_dir / "report.html").read_text()
+    assert "Differential privacy spent, client level" in html and "covers each site&#39;s whole participation" in html
+    assert "it suits federations of hundreds of sites" in html
+
+
+def test_on_three_sites_client_level_noise_dwarfs_sample_level_noise_at_the_same_epsilon(dp_run: RunResult) -> None:
+    """Client level adds sigma * C / 3 to every coordinate of the average each round; sample level's noise on the average
+    is each site's DP-SGD noise over its steps, lr * sigma * C * sqrt(steps) / (q n), averaged with weights n / N."""
+    steps = dp_run.metrics["steps"]
+    client = steps["fl_client_dp"]["aggregator"]["dp"]
+    sample = steps["fl_dp"]["aggregator"]["dp"]
+    rows = {site: 64 / f["sample_rate"] for site, f in sample.items()}  # q = batch_size / rows
+    per_site = {site: 0.5 * f["noise_multiplier"] * f["clip"] * np.sqrt(f["steps"] / f["rounds"]) / 64 for site, f in sample.items()}
+    on_average = np.sqrt(sum((rows[s] / sum(rows.values())) ** 2 * per_site[s] ** 2 for s in sample))
+    assert client["noise_std"] > 20 * on_average  # 2.82 against 0.050 on these sites
+    for site in DP_SITES:  # so the model moves far further from plain FedAvg's under client level than under sample level
+        plain, private, client_model = (dp_run.stores[site].get(model_key(name)).params for name in ("federated", "federated_dp", "federated_client_dp"))
+        assert np.abs(client_model - plain).max() > 5 * np.abs(private - plain).max(), site
+    print({model: {s: round(steps["evaluate"][s][model]["auc"], 3) for s in DP_SITES} for model in ("federated", "federated_dp", "federated_client_dp")})
+
+
+def test_with_public_bounds_the_sites_send_no_moments_of_their_rows_and_the_report_says_the_scaling_is_covered(tmp_path: Path) -> None:
+    bounds = {"age": [18, 100], "sex_male": [0, 1], "thalch": [50, 220], "oldpeak": [-3, 7]}
+    recipe = uci_recipe(
+        "public_scaling",
+        f"""\
+  - kind: fl_train
+    params: {{label: heart_disease, features: {{numeric: {list(bounds)}, bounds: {bounds}}}, rounds: 5, batch_size: null,
+             learning_rate: 1.0, dp: {{epsilon: 2, delta: 1e-3}}}}
+""".replace("'", ""),
+        DP_SITES,
+    )
+    run = run_recipe(parse_recipe(recipe), tmp_path / "run")
+    for site in DP_SITES:
+        scaler = run.stores[site].get(model_key("federated")).standardizer
+        assert np.allclose(scaler.center, [59.0, 0.5, 135.0, 2.0], atol=1e-9) and np.allclose(scaler.scale, [41.0, 0.5, 85.0, 5.0], atol=1e-9)
+    spent = run.metrics["steps"]["fl_train"]["aggregator"]["dp"]
+    assert {figures["scaling"] for figures in spent.values()} == {"public bounds"}
+    assert "scaled by public bounds, so the scaling read no row and is covered too" in (run.out_dir / "report.html").read_text()

@@ -20,6 +20,7 @@ from workbench.fl.plan import FLPlan
 from workbench.fl.site_data import SiteData, load_site
 from workbench.models.metrics import binary_metrics
 from workbench.models.model import Family, sgd_epochs
+from workbench.models.standardize import Standardizer
 from workbench.models.standardize import moments as feature_moments
 from workbench.privacy.dp_params import DP_METRIC_PREFIX, SPENT_FIELDS, DPParams
 
@@ -52,7 +53,11 @@ def statistics(msg: Message, context: Context) -> Message:
     How they travel (in the clear, encrypted as exact fixed-point limbs, ...) is the aggregation kind's to say.
     """
     plan, party, data = _site(msg, context)
-    content = for_plan(plan).site_moments(context.node_config, party, *feature_moments(data.X_train))
+    if plan.features.public_scaling:  # the public scaling, as moments: no statistic of the rows but their count leaves
+        moments = Standardizer.from_bounds(plan.features).moments_for(float(len(data.X_train)))
+    else:
+        moments = feature_moments(data.X_train)
+    content = for_plan(plan).site_moments(context.node_config, party, *moments)
     content["identity"] = ConfigRecord({"party": party})
     return Message(content=content, reply_to=msg)
 
@@ -80,7 +85,7 @@ def local_update(
     """
     family = plan.model.build()
     rng = derive_rng(plan.seed, "fl", party, f"round-{server_round}")
-    if plan.dp is None:
+    if plan.sample_dp is None:  # no DP, or client level's, which the aggregator adds to the average
         params = sgd_epochs(
             family,
             start,
@@ -106,7 +111,7 @@ def _dp_round(
     from workbench.privacy.dp_sgd import dp_sgd_epochs
     from workbench.privacy.site_account import open_account
 
-    dp = cast(DPParams, plan.dp)
+    dp = cast(DPParams, plan.sample_dp)
     account = open_account(party, dp, dp.schedule(len(y), plan.batch_size, plan.local_epochs, plan.rounds), len(y))
     spent = account.allow(server_round)
     params = dp_sgd_epochs(

@@ -37,11 +37,25 @@ class FLPlan(StrategyFields):
     seed: int
     node_timeout: float = Field(gt=0, description="Seconds to wait for a site that should be there before giving up on it.")
     aggregation: AggregationName = Field(Plain.name, description="How updates are combined (workbench.fl.aggregation): none, ckks, ...")
-    dp: DPParams | None = Field(None, description="Sample-level DP-SGD at every site, each with its own accountant; None: plain SGD.")
+    dp: DPParams | None = Field(
+        None,
+        description="Level sample: DP-SGD at every site, each with its own accountant. Level client: the aggregator clips and "
+        "noises the updates (Flower's server-side fixed clipping), the sites train by plain SGD. None: no DP.",
+    )
     key_holder: str | None = Field(
         None,
         description="A party that trains nothing but alone holds the secret key and decrypts masked sums (CKKS under custody key_holder); None: no such party.",
     )
+
+    @property
+    def sample_dp(self) -> DPParams | None:
+        """The DP-SGD each site trains with (level sample); None: the sites train by plain SGD."""
+        return self.dp if self.dp is not None and self.dp.level == "sample" else None
+
+    @property
+    def client_dp(self) -> DPParams | None:
+        """The aggregator's clipping and noise (level client); None: it averages the updates as they came."""
+        return self.dp if self.dp is not None and self.dp.level == "client" else None
 
     def param_count(self) -> int:
         """Length of the flat parameter vector, known to every site without seeing one."""

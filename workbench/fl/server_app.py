@@ -21,14 +21,18 @@ from typing import Any
 
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import Strategy
 
 from workbench.context import derive_rng
+from workbench.errors import WorkbenchError
 from workbench.fl.accounting_grid import AccountingGrid, Transfer
 from workbench.fl.aggregation import Aggregation, for_plan
 from workbench.fl.aggregation.base import Aggregated, AggregatorEnd, FinalAggregate, FlowerAggregate, PooledMoments
+from workbench.fl.client_dp import ClientLevelDP
 from workbench.fl.errors import FederationError, failure_reasons
 from workbench.fl.plan import FLPlan
 from workbench.fl.strategy import RoundObserver, build_strategy
+from workbench.privacy.client_account import open_client_account
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class FLOutcome(FinalAggregate):
     first_global: list[float] = field(default_factory=list, kw_only=True)
     """The global model after round 1 as the aggregator read it (empty where it reads only ciphertexts): under FedAvg the
     average of the first updates, which an update-leakage audit attacks where no single update was in the clear."""
+    client_dp: dict[str, Any] | None = field(default=None, kw_only=True)
+    """Under client-level DP, the aggregator's account (`ClientLevelDP.spent`); None otherwise."""
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -61,6 +67,7 @@ class FLOutcome(FinalAggregate):
             dropped={int(r): sites for r, sites in data["dropped"].items()},
             transfers=[Transfer(**t) for t in data["transfers"]],
             first_global=data.get("first_global", []),
+            client_dp=data.get("client_dp"),
         )
 
 
@@ -73,6 +80,7 @@ def serve(grid: Grid, plan: FLPlan, observer: RoundObserver, on_transfer: Callab
         transfers.append(transfer)
         on_transfer(transfer)
 
+    account = None if plan.client_dp is None else open_client_account(plan.client_dp, plan.rounds, len(plan.parties))  # before any message
     aggregation = for_plan(plan)
     accounting = AccountingGrid(grid, plan.server, plan.node_timeout, keep, aggregation.label)
     end = aggregation.open(public_context, partial(_ask, accounting, plan))
@@ -86,7 +94,8 @@ def serve(grid: Grid, plan: FLPlan, observer: RoundObserver, on_transfer: Callab
             first.append(aggregated[0])
         return aggregated
 
-    strategy = build_strategy(plan, accounting, observer, combine)
+    rules = build_strategy(plan, accounting, observer, combine)
+    strategy: Strategy = rules if account is None else ClientLevelDP(rules, account)
     pooled = federated_standardizer(accounting, plan, aggregation, end)
     config = ConfigRecord({"plan": plan.model_dump_json(), **aggregation.round_config(pooled)})
     logging.getLogger("flwr").setLevel(logging.WARNING)
@@ -100,7 +109,12 @@ def serve(grid: Grid, plan: FLPlan, observer: RoundObserver, on_transfer: Callab
     )
     first_global = aggregation.final(first[0], pooled).params if first else []
     return FLOutcome(
-        **vars(aggregation.final(result.arrays, pooled)), history=strategy.history, dropped=strategy.dropped, transfers=transfers, first_global=first_global
+        **vars(aggregation.final(result.arrays, pooled)),
+        history=rules.history,
+        dropped=rules.dropped,
+        transfers=transfers,
+        first_global=first_global,
+        client_dp=strategy.spent() if isinstance(strategy, ClientLevelDP) else None,
     )
 
 
@@ -181,7 +195,7 @@ def main(grid: Grid, context: Context) -> None:
         public = str(context.run_config.get("workbench-ckks", ""))
         try:
             outcome = serve(grid, plan, observe, lambda transfer: None, base64.b64decode(public) if public else None)
-        except FederationError as error:
+        except WorkbenchError as error:  # a federation that failed, or a budget the recipe's rounds overspend
             handle.write(json.dumps({"error": str(error)}) + "\n")
             return
         handle.write(outcome.to_json() + "\n")

@@ -96,12 +96,12 @@ class StudyRules(FedAvg):
         return sorted(messages, key=lambda message: order[message.metadata.dst_node_id])
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> Aggregated:
-        replies = self._check_quorum(server_round, list(replies), "training")
+        replies = self.check_quorum(server_round, list(replies), "training")
         self._keep(server_round, replies, {"train-loss", *(DP_METRIC_PREFIX + name for name in SPENT_FIELDS)})
         return self.combine(replies, FlowerStep(super().aggregate_train, server_round))
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
-        replies = self._check_quorum(server_round, list(replies), "evaluation")
+        replies = self.check_quorum(server_round, list(replies), "evaluation")
         self._keep(server_round, replies, {"eval-loss", "auc", "num-examples"})
         self.observer(server_round, self.history.get(server_round, {}))
         return self.evaluate_metrics_aggr_fn(_shared_metrics(replies), self.weighted_by_key) if replies else None
@@ -120,7 +120,7 @@ class StudyRules(FedAvg):
             )
         return nodes
 
-    def _check_quorum(self, server_round: int, replies: list[Message], phase: str) -> list[Message]:
+    def check_quorum(self, server_round: int, replies: list[Message], phase: str) -> list[Message]:
         """Sites asked but without a good answer (an error reply, or none before the timeout) are dropped or fatal."""
         good = [r for r in replies if not r.has_error()]
         errors = failure_reasons(replies)  # a site's bug fails the run even when enough sites answered

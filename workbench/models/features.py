@@ -39,12 +39,42 @@ class FeatureSpec(BaseModel):
         "Declared, not learned from data, so every site fills alike without pooling anything; pair it with an indicator column.",
     )
 
+    bounds: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="Numeric column -> [low, high]: public bounds (a clinical range, not the data's minimum and maximum). Given for "
+        "every numeric column, models scale by them (low to -1, high to 1) instead of standardizing by the rows' moments, so no "
+        "site's feature sums leave it and the scaling reads no row (differential privacy then covers it). Values outside stay as they are.",
+    )
+
     @model_validator(mode="after")
     def _fills_numeric_columns(self) -> FeatureSpec:
         stray = sorted(set(self.fill_missing) - set(self.numeric))
         if stray:
             raise ValueError(f"fill_missing names {', '.join(stray)}, which are not among the numeric columns {self.numeric}")
         return self
+
+    @model_validator(mode="after")
+    def _bounds_every_numeric_column(self) -> FeatureSpec:
+        if not self.bounds:
+            return self
+        stray = sorted(set(self.bounds) - set(self.numeric))
+        if stray:
+            raise ValueError(f"bounds names {', '.join(stray)}, which are not among the numeric columns {self.numeric}")
+        missing = [column for column in self.numeric if column not in self.bounds]
+        if missing:
+            raise ValueError(
+                f"bounds must cover every numeric column or none (a scaling half public, half from the rows' moments would still "
+                f"send the moments); add bounds for {', '.join(missing)}"
+            )
+        empty = [f"{column} [{low:g}, {high:g}]" for column, (low, high) in self.bounds.items() if not low < high]
+        if empty:
+            raise ValueError(f"bounds need low < high; got {', '.join(empty)}")
+        return self
+
+    @property
+    def public_scaling(self) -> bool:
+        """Whether models scale by the declared bounds, so no statistic of the rows is needed (or sent) to standardize."""
+        return bool(self.bounds)
 
     def names(self) -> list[str]:
         """Model input names in matrix order."""

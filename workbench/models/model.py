@@ -90,7 +90,7 @@ def fit_model(X: np.ndarray, y: np.ndarray, features: FeatureSpec, spec: ModelSp
     """Train on one table (a site's own rows, or the pooled oracle's) with its own standardization."""
     from workbench.models.standardize import Standardizer
 
-    standardizer = Standardizer.from_data(X)
+    standardizer = Standardizer.for_features(features, X)
     family = spec.build()
     params = fit_full(family, standardizer.apply(X), y, spec.l2, family.init_params(X.shape[1], rng))
     return Model(features, spec, standardizer, params)

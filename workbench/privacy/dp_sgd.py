@@ -283,13 +283,15 @@ def fit_dp_model(
 ) -> tuple[Model, dict[str, Any]]:
     """A site's model by DP-SGD on its own rows, within its budget; with the privacy spent, as the report states it.
 
-    The standardizer is fitted on the same rows without noise (as `fit_model`'s): the report says it is not covered.
+    Without public bounds the standardizer is fitted on the same rows without noise (as `fit_model`'s): the report then
+    says it is not covered.
     """
     from workbench.models.model import Model
     from workbench.models.standardize import Standardizer
+    from workbench.privacy.dp_params import PUBLIC_SCALING
     from workbench.privacy.site_account import open_account
 
-    standardizer, family = Standardizer.from_data(X), spec.build()
+    standardizer, family = Standardizer.for_features(features, X), spec.build()
     account = open_account(party, dp, dp.local_schedule(), len(y))
     spent = account.allow(1)
     params = dp_sgd_epochs(
@@ -305,4 +307,5 @@ def fit_dp_model(
         noise_multiplier=account.noise_multiplier,
         rng=rng,
     )
-    return Model(features, spec, standardizer, params), spent.to_dict()
+    scaling = {"scaling": PUBLIC_SCALING if features.public_scaling else "the site's own moments"}
+    return Model(features, spec, standardizer, params), spent.to_dict() | scaling

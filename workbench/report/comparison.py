@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.ledger import Ledger, Protection
+from workbench.privacy.dp_params import largest_epsilon
 from workbench.recipe import Recipe
 from workbench.report.blocks import Block, Table, Text
 from workbench.report.scores import site_scores
@@ -37,7 +38,7 @@ class _Variant:
     by_protection: Counter[str]
     expansion: float | None
     dp_epsilon: float | None
-    """The largest epsilon a site spent, for a step trained by DP-SGD."""
+    """The largest epsilon a site spent, for a step trained by DP-SGD; the federation's, under client-level DP."""
 
 
 def comparison_blocks(recipe: Recipe, metrics: dict[str, Any], manifest: dict[str, Any], ledger: Ledger) -> list[Block]:
@@ -113,7 +114,7 @@ def _variants(recipe: Recipe, metrics: dict[str, Any], manifest: dict[str, Any],
                 nbytes=sum(m.nbytes for m in messages),
                 by_protection=Counter(m.protection.value for m in messages),
                 expansion=summary.get("ciphertext_expansion"),
-                dp_epsilon=max((site["epsilon"] for site in summary["dp"].values()), default=None) if summary.get("dp") else None,
+                dp_epsilon=largest_epsilon(summary["dp"]) if summary.get("dp") else None,
             )
         )
     return variants

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.privacy.dp_params import is_client_level, largest_epsilon
 from workbench.report.blocks import Block, Figure, Table
 from workbench.report.scores import AttackFigure, site_scores, strongest_attacks
 
@@ -69,8 +70,9 @@ def comparison_rows(variants: Sequence[VariantMetrics]) -> list[dict[str, Any]]:
 
 def _dp_epsilons(metrics: Mapping[str, Any], models_by_step: Mapping[str, str]) -> dict[tuple[str | None, str], float]:
     """`(site, model)` -> epsilon, from every step that published `dp`: a site's own `dp: {epsilon: ...}` (local_train),
-    or, at the aggregator, `dp: {site: {epsilon: ...}}` for every training site (fl_train, whose sites keep their own
-    accountants and state what they spent with their updates); `(None, model)` too when all sites spent the same."""
+    or, at the aggregator, `dp: {site: {epsilon: ...}}` for every training site (fl_train at sample level, whose sites
+    keep their own accountants and state what they spent with their updates); `(None, model)` too when all sites spent
+    the same, and only that for fl_train at client level (`dp: {level: client, epsilon: ...}`), one account for every site."""
     found: dict[tuple[str | None, str], float] = {}
     for step, results in metrics.get("steps", {}).items():
         if not isinstance(results, Mapping):
@@ -80,6 +82,10 @@ def _dp_epsilons(metrics: Mapping[str, Any], models_by_step: Mapping[str, str]) 
         for party, summary in results.items():
             dp = summary.get("dp") if isinstance(summary, Mapping) else None
             if not isinstance(dp, Mapping):
+                continue
+            if is_client_level(dp):
+                if (epsilon := largest_epsilon(dp)) is not None:
+                    found[(None, model)] = epsilon
                 continue
             per_site = dp if "epsilon" not in dp else {party: dp}
             for site, spent in per_site.items():

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from workbench.context import StepContext
 from workbench.contracts import Contract, Randomness, RoleNeed, Technique
@@ -23,13 +23,13 @@ from workbench.fl.aggregation import AggregationName, for_summary, kind
 from workbench.fl.aggregation.plain import Plain
 from workbench.fl.plan import FederatedTraining, FLPlan, training_key
 from workbench.fl.settings import DeploymentSettings, RuntimeName
-from workbench.fl.strategies import STRATEGY_FIELDS, StrategyFields
+from workbench.fl.strategies import STRATEGIES, STRATEGY_FIELDS, StrategyFields
 from workbench.ledger import Protection
 from workbench.models import model_key
 from workbench.models.features import FeatureError, TableRef
 from workbench.models.model import Model
 from workbench.parties import Role
-from workbench.privacy.dp_params import DP_METRIC_PREFIX, DPParams, dp_spent
+from workbench.privacy.dp_params import DP_METRIC_PREFIX, PUBLIC_SCALING, DPParams, dp_spent, is_client_level, largest_epsilon
 from workbench.report.blocks import Block, Figure, Table, Text
 from workbench.report.figures import line_chart
 from workbench.report.privacy import dp_block
@@ -61,10 +61,29 @@ class FLTrainParams(StrategyFields, TrainingParams):
     node_timeout: float = Field(60.0, gt=0.0, description="Seconds to wait for a site before counting it as gone.")
     dp: DPParams | None = Field(
         None,
-        description="Sample-level differential privacy: each site trains by DP-SGD (Poisson batches, per-row clipping, Gaussian "
-        "noise) and keeps its own accountant over every step of every round; null: plain SGD.",
+        description="Differential privacy. level sample (the default): each site trains by DP-SGD (Poisson batches, per-row "
+        "clipping, Gaussian noise) and keeps its own accountant over every step of every round. level client: the aggregator "
+        "clips each site's update and noises their average (Flower's DifferentialPrivacyServerSideFixedClipping), for "
+        "federations of hundreds of sites; aggregation none and strategies fedavg or fedprox only. null: plain SGD.",
     )
     save_as: str = Field("federated", description="Name under which each site keeps the federated model, for `evaluate`.")
+
+    @field_validator("dp")
+    @classmethod
+    def _client_level_fits(cls, dp: DPParams | None, info: ValidationInfo) -> DPParams | None:
+        """Client-level DP needs an aggregator that reads each update (to clip it) and a server step that is the noised
+        average itself (a server optimizer's moments would carry un-noised averages into later rounds)."""
+        if dp is None or dp.level != "client":
+            return dp
+        combined, strategy = info.data.get("aggregation"), info.data.get("strategy")  # absent: refused as invalid themselves
+        if combined and (hidden := kind(combined).hides_updates):
+            raise ValueError(f"dp.level client cannot run under aggregation {combined}: {hidden}")
+        if strategy and STRATEGIES[strategy].server_step:
+            raise ValueError(
+                f"dp.level client noises the average, and strategy {strategy} takes its server step from it with state "
+                "(momentum or adaptive moments) that Flower's DP wrapper does not noise; use strategy fedavg or fedprox"
+            )
+        return dp
 
     def plan(self, server: str, sites: list[str], seed: int) -> FLPlan:
         """What every node of the federation is told about this training: the step's parameters, its parties, the seed."""
@@ -98,14 +117,16 @@ class FLTrain(Step[FLTrainParams]):
 
     def contract(self) -> Contract:
         p, aggregation = self.params, kind(self.params.aggregation)
+        client_dp = p.dp is not None and p.dp.level == "client"
         return Contract(
             needs=(RoleNeed(Role.HOSPITAL, 2), RoleNeed(Role.AGGREGATOR, 1, 1)),
             reads=p.reads(),
             saves_models=(p.save_as,),
             needs_keys=aggregation.needs_keys,
             refuses_custody=aggregation.refuses_strategy(p.strategy),
-            randomness=Randomness.SEED_AND_SYSTEM if aggregation.fresh_randomness else Randomness.SEED,
-            exact=aggregation.exact,
+            # client-level DP noise is Flower's, drawn afresh from numpy's unseeded generator at the aggregator
+            randomness=Randomness.SEED_AND_SYSTEM if aggregation.fresh_randomness or client_dp else Randomness.SEED,
+            exact=aggregation.exact and not client_dp,
             technique=Technique("federated training", aggregation.name, aggregation.title, aggregation.update_protection),
         )
 
@@ -118,6 +139,10 @@ class FLTrain(Step[FLTrainParams]):
         if len(servers) != 1 or not sites:
             raise RoleError(f"fl_train needs one aggregator and at least one hospital among its parties; got {list(ctx.parties)}")
         plan = p.plan(servers[0], sites, ctx.seed)
+        if plan.client_dp is not None:  # the aggregator's account needs no data: an overspending recipe stops before any message
+            from workbench.privacy.client_account import open_client_account
+
+            open_client_account(plan.client_dp, plan.rounds, len(sites))
         aggregation = kind(p.aggregation).prepare(ctx, plan)
         plan = aggregation.plan
 
@@ -142,8 +167,14 @@ class FLTrain(Step[FLTrainParams]):
             ctx.manifest["federation_nodes"] = {
                 party: {"public_key_sha256": node.fingerprint, "flower_node_id": node.node_id} for party, node in federation.nodes.items()
             }
-        spent = dp_spent(outcome.history)
-        if spent:  # what reproduces a DP run: every site's mechanism and where its noise came from
+        spent: dict[str, Any] = outcome.client_dp or dp_spent(outcome.history)
+        scaling = PUBLIC_SCALING if p.features.public_scaling else "pooled moments"
+        if outcome.client_dp:  # one account, the aggregator's: the mechanism, and where its noise came from
+            spent["scaling"] = scaling
+            ctx.manifest["dp"] = {**spent, "noise_seed": f"fresh at {plan.server!r} (numpy's unseeded global generator, as Flower draws it)"}
+        elif spent:  # what reproduces a DP run: every site's mechanism and where its noise came from
+            for figures in spent.values():
+                figures["scaling"] = scaling
             ctx.manifest["dp"] = {
                 site: {**figures, "noise_seed": f"recipe seed {ctx.seed}, derived per site and round ('fl', {site!r}, 'round-N')"}
                 for site, figures in spent.items()
@@ -192,7 +223,9 @@ class FLTrain(Step[FLTrainParams]):
         last = summary["rounds"][rounds[-1]] if rounds else {}
         aucs = [values["auc"] for values in last.values() if values.get("auc") is not None]
         auc = f", mean held-out AUC {sum(aucs) / len(aucs):.3f}" if aucs else ""
-        dp = f", DP epsilon <= {max(site['epsilon'] for site in summary['dp'].values()):.2f}" if summary.get("dp") else ""
+        dp = ""
+        if summary.get("dp") and (epsilon := largest_epsilon(summary["dp"])) is not None:
+            dp = f", {'client' if is_client_level(summary['dp']) else 'sample'}-level DP epsilon <= {epsilon:.2f}"
         return f"{len(rounds)} rounds of {summary.get('strategy', '?')}, updates {summary.get('update_protection', '?')}{dp}{auc}"
 
     @classmethod

@@ -114,6 +114,9 @@ class Aggregation(ABC):
     """Roles at which an earlier `ckks_keys` step must have provisioned keys (the step's contract)."""
     reads_updates: ClassVar[UpdateSight]
     """What the aggregator reads of the updates in the clear (the audit attacks exactly that)."""
+    hides_updates: ClassVar[str | None] = None
+    """Why the aggregator never reads a site's update under this kind, and what to use instead; None if it reads them.
+    Client-level DP (`dp.level: client`) has the aggregator clip each update, so a kind that hides them refuses it."""
 
     def __init__(self, plan: FLPlan) -> None:
         self.plan = plan

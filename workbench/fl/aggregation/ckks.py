@@ -65,6 +65,12 @@ class CKKS(Aggregation):
     exact = False
     fresh_randomness = True
     needs_keys = (Role.HOSPITAL, Role.AGGREGATOR)
+    hides_updates = (
+        "client-level DP has the aggregator clip each site's update to dp.clip before it noises their average, and under "
+        "aggregation ckks the aggregator never reads an update (it adds ciphertexts; with custody key_holder it reads only "
+        "the average). Use dp.level: sample, which runs under CKKS since each site noises its own update before encrypting "
+        "it, or aggregation: none to trust the aggregator with the updates"
+    )
     custody: ClassVar[Custody]
     hides_aggregate: ClassVar[str | None] = None
     """Why the aggregator cannot read the weighted average of the updates under this custody; None if it can."""
