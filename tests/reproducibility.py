@@ -28,22 +28,29 @@ def encrypted_names(recipe: Recipe) -> set[str]:
     return {name for step, contract in recipe.contracts() if not contract.exact for name in (step, *contract.saves_models)}
 
 
+def noisy_names(recipe: Recipe) -> set[str]:
+    """Names under which values that carry fresh DP noise are published: the steps and the models they saved. They
+    differ from run to run by design (noise every party could recompute would hide nothing), so only their shape repeats."""
+    return {name for step, contract in recipe.contracts() if contract.randomness is Randomness.NOISE for name in (step, *contract.saves_models)}
+
+
 def fresh_randomness_steps(recipe: Recipe) -> set[str]:
-    """Steps whose messages carry fresh keys or encryption randomness, so their bytes differ from run to run."""
-    return {step for step, contract in recipe.contracts() if contract.randomness is Randomness.SEED_AND_SYSTEM}
+    """Steps whose messages carry fresh keys, encryption randomness or privacy noise, so their bytes differ from run to run."""
+    return {step for step, contract in recipe.contracts() if contract.randomness in (Randomness.SEED_AND_SYSTEM, Randomness.NOISE)}
 
 
 def assert_same_metrics(first: Path, second: Path, recipe: Recipe) -> None:
-    """metrics.json of two runs: every value equal, except values that came through CKKS, equal to CKKS precision."""
-    _same(json.loads(first.read_text()), json.loads(second.read_text()), (), encrypted_names(recipe))
+    """metrics.json of two runs: every value equal, except values that came through CKKS, equal to CKKS precision, and
+    values that carry fresh DP noise, of the same shape."""
+    _same(json.loads(first.read_text()), json.loads(second.read_text()), (), encrypted_names(recipe), noisy_names(recipe))
 
 
 def assert_same_ledger(first: Path, second: Path, recipe: Recipe) -> None:
     """ledger.jsonl of two runs: the same messages in the same order; the same bytes wherever no fresh randomness is involved
     (in the step itself, or in the encrypted models an evaluate step scores)."""
-    encrypted = encrypted_names(recipe)
-    scoring_encrypted = {step for step, contract in recipe.contracts() if encrypted & set(contract.reads_models)}
-    randomized = fresh_randomness_steps(recipe) | scoring_encrypted
+    varying = encrypted_names(recipe) | noisy_names(recipe)
+    scoring_varying = {step for step, contract in recipe.contracts() if varying & set(contract.reads_models)}
+    randomized = fresh_randomness_steps(recipe) | scoring_varying
     a, b = ([json.loads(line) for line in path.read_text().splitlines()] for path in (first, second))
     assert len(a) == len(b)
     shape = ("seq", "step", "sender", "receiver", "kind", "protection", "row_level")
@@ -53,15 +60,17 @@ def assert_same_ledger(first: Path, second: Path, recipe: Recipe) -> None:
             assert x == y
 
 
-def _same(a: Any, b: Any, path: tuple[str, ...], encrypted: set[str]) -> None:
+def _same(a: Any, b: Any, path: tuple[str, ...], encrypted: set[str], noisy: set[str]) -> None:
     if isinstance(a, dict):
         assert isinstance(b, dict) and a.keys() == b.keys(), path
         for key in a:
-            _same(a[key], b[key], (*path, key), encrypted)
+            _same(a[key], b[key], (*path, key), encrypted, noisy)
     elif isinstance(a, list):
         assert isinstance(b, list) and len(a) == len(b), path
         for index, (x, y) in enumerate(zip(a, b)):
-            _same(x, y, (*path, str(index)), encrypted)
+            _same(x, y, (*path, str(index)), encrypted, noisy)
+    elif isinstance(a, int | float) and not isinstance(a, bool) and noisy & set(path):
+        assert isinstance(b, int | float), path
     elif isinstance(a, float) and encrypted & set(path):
         assert b == pytest.approx(a, **CKKS_TOLERANCE), path
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -124,6 +125,8 @@ def test_tutorial_runs_top_to_bottom(path: Path, tmp_path: Path, light_flagship_
     if path.stem == "intro":  # its words: "every one has fewer than 100 non-members to test against"
         assert len(nonmembers) == 4 and max(nonmembers) < 100, nonmembers
         assert "row-level data" in printed and "oracle" in printed, "its words: the boundary statement names the oracle's rows"
+        sweep = json.loads((tmp_path / "run-sweep" / "sweep.json").read_text())
+        assert [v["status"] for v in sweep["variants"]] == ["finished", "finished"], "its words: the recipe at l2 0.05 and 100"
 
 
 def test_there_are_tutorials() -> None:

@@ -197,3 +197,10 @@ def test_json_schema_covers_every_step_kind_and_documents_fields() -> None:
     assert {"SplitStep", "LocalTrainStep", "EvaluateStep"} <= set(defs)
     assert defs["SplitParams"]["properties"]["test_fraction"]["description"]
     assert schema["properties"]["steps"]["items"]["discriminator"]["propertyName"] == "kind"
+
+
+def test_an_override_of_one_step_leaves_the_steps_that_share_its_yaml_anchor_alone() -> None:
+    """`model: *model` shares one mapping: --set of the local model's l2 changed the federated and pooled ones too."""
+    recipe = load_recipe(Path(__file__).parents[1] / "recipes" / "uci_heart.yaml", ["steps[local_train].params.model.l2=100"])
+    l2 = {name: step.params.model.l2 for name, step in zip(recipe.step_names(), recipe.steps) if hasattr(step.params, "model")}
+    assert l2 == {"local_train": 100.0, "pooled_train": 0.05, "fl_train": 0.05}

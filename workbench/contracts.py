@@ -28,6 +28,7 @@ class Randomness(StrEnum):
     NONE = "none"
     SEED = "recipe seed"
     SEED_AND_SYSTEM = "recipe seed, and the operating system for keys and encryption"
+    NOISE = "recipe seed, and the operating system for privacy noise, which changes the results from run to run"
 
 
 @dataclass(frozen=True)

@@ -167,6 +167,8 @@ def parse_recipe(text: str, source: str = "<recipe>", overrides: Sequence[Overri
         raise RecipeError(source, [Problem((), error.message, error.line)]) from None
     if not isinstance(raw, dict):
         raise RecipeError(source, [Problem((), f"a recipe is a YAML mapping with name, parties and steps; got {type(raw).__name__}", 1)])
+    if overrides:
+        raw = _unshared(raw)
     for override in overrides:
         apply_override(raw, override, source)
     model = recipe_model()
@@ -245,6 +247,16 @@ def resolve_step_names(raw: dict[str, Any], loc: tuple[str | int, ...]) -> tuple
     if loc[1] not in names:
         raise ValueError(f"no step named {loc[1]!r}{did_you_mean(loc[1], names)}; the steps: {', '.join(names)} (or give its index, steps[0])")
     return ("steps", names.index(loc[1]), *loc[2:])
+
+
+def _unshared(node: Any) -> Any:
+    """The raw recipe with every YAML alias made a copy of its own: `model: *model` shares one mapping among the steps that
+    name it, so an override of one step's `model.l2` would otherwise change them all."""
+    if isinstance(node, dict):
+        return {key: _unshared(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_unshared(value) for value in node]
+    return node
 
 
 def _check_slot(node: Any, part: str | int) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -28,6 +28,9 @@ from workbench.recipe import Override, Recipe, RecipeError, parse_recipe, resolv
 from workbench.recipe_problems import did_you_mean, format_path, parse_path
 from workbench.run_state import EVENTS_FILE, SWEEP_FILE
 from workbench.runner import RunError, RunResult, run_recipe
+
+if TYPE_CHECKING:
+    from workbench.report.sweep_comparison import VariantMetrics
 
 SWEEP_PAGE = "sweep.html"
 MAX_VALUES = 20
@@ -290,23 +293,39 @@ def _run_variant(
     variant.status = "finished"
 
 
+def _measured(variant: Variant, metrics: dict[str, Any] | None) -> VariantMetrics:
+    """What the comparison reads of a variant: its metrics, and the model each of its training steps saved."""
+    from workbench.report.sweep_comparison import VariantMetrics
+
+    models = {} if variant.recipe is None else {name: c.saves_models[0] for name, c in variant.recipe.contracts() if c.saves_models}
+    return VariantMetrics(variant.label, variant.value, value_text(variant.value), metrics, models, variant.status, variant.error, variant.run_dir)
+
+
+def load_sweep(out_dir: Path) -> tuple[str, list[VariantMetrics]]:
+    """A sweep's path and its variants as the comparison reads them, from its folder (sweep.json and each variant's run
+    directory): what a notebook shows of a sweep that ran elsewhere, or is still running."""
+    from workbench.recipe import load_recipe
+
+    try:
+        record = json.loads((out_dir / SWEEP_FILE).read_text())
+    except (OSError, ValueError) as error:
+        raise SweepError(f"{out_dir}: no readable {SWEEP_FILE} ({error}); pass the folder `workbench run --sweep` wrote") from None
+    variants = []
+    for entry in record["variants"]:
+        variant = Variant(entry["label"], entry["value"], entry["status"], entry.get("error"), run_dir=entry.get("run_dir"))
+        run, metrics = out_dir / variant.label, None
+        if variant.status == "finished":
+            variant.recipe = load_recipe(run / "recipe.yaml")
+            metrics = json.loads((run / "metrics.json").read_text())
+        variants.append(_measured(variant, metrics))
+    return str(record["path"]), variants
+
+
 def _finish(out_dir: Path, sweep: Sweep, path: str, record: dict[str, Any], variants: list[Variant]) -> SweepResult:
     from workbench.report.html import write_blocks_page
-    from workbench.report.sweep_comparison import VariantMetrics, comparison_rows, sweep_blocks
+    from workbench.report.sweep_comparison import comparison_rows, sweep_blocks
 
-    measured = [
-        VariantMetrics(
-            v.label,
-            v.value,
-            value_text(v.value),
-            None if v.result is None else v.result.metrics,
-            {} if v.recipe is None else {name: c.saves_models[0] for name, c in v.recipe.contracts() if c.saves_models},
-            v.status,
-            v.error,
-            v.run_dir,
-        )
-        for v in variants
-    ]
+    measured = [_measured(v, None if v.result is None else v.result.metrics) for v in variants]
     rows = comparison_rows(measured)
     failed = any(v.status != "finished" for v in variants)
     _write_record(out_dir, record | {"status": "failed" if failed else "finished", "variants": [v.record() for v in variants], "comparison": rows})

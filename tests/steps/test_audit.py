@@ -49,7 +49,7 @@ steps:
   - kind: local_train
     name: local_dp
     at: [small]
-    params: {{label: y, features: {{numeric: {NOISE}}}, model: *mlp, dp: {{epsilon: 1, delta: 1e-3, steps: 300}}, save_as: memorised_dp}}
+    params: {{label: y, features: {{numeric: {NOISE}}}, model: *mlp, dp: {{epsilon: 1, delta: 1e-3, steps: 300, noise: seeded}}, save_as: memorised_dp}}
   - kind: local_train
     at: [large]
     params: {{label: y, features: {{numeric: [x0, x1, x2]}}, model: {{l2: 1.0}}, save_as: general}}

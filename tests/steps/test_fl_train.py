@@ -277,3 +277,19 @@ def test_with_public_bounds_the_sites_send_no_moments_of_their_rows_and_the_repo
     spent = run.metrics["steps"]["fl_train"]["aggregator"]["dp"]
     assert {figures["scaling"] for figures in spent.values()} == {"public bounds"}
     assert "scaled by public bounds, so the scaling read no row and is covered too" in (run.out_dir / "report.html").read_text()
+
+
+def test_training_that_diverges_stops_naming_round_site_and_what_to_lower(tmp_path: Path) -> None:
+    """It used to end as an internal error when the infinite loss reached metrics.json."""
+    recipe = parse_recipe(
+        uci_recipe(
+            "diverges",
+            "  - {kind: fl_train, params: {label: heart_disease, features: {numeric: [age, chol]}, rounds: 100, "
+            "batch_size: null, learning_rate: 1.0, model: {l2: 10000}}}\n",
+        )
+    )
+    with pytest.raises(
+        RunError, match=r"training diverged: .* at '(cleveland|hungary)' is (inf|nan) in round \d+\. Lower learning_rate \(1\) or the model's l2 \(10000\)"
+    ) as error:
+        run_recipe(recipe, tmp_path / "run")
+    assert error.value.user_error

@@ -43,3 +43,18 @@ def test_a_fixed_noise_that_would_exceed_the_budget_trains_nothing_and_names_the
     recipe = parse_recipe(RECIPE, overrides=["steps[2].params.dp={epsilon: 1, noise_multiplier: 1, delta: 1e-3}"])
     with pytest.raises(RunError, match=r"site 'cleveland': training round 1 would bring its epsilon to \d+\.\d+ .*over the budget epsilon 1"):
         run_recipe(recipe, tmp_path / "run")
+
+
+def test_dp_noise_is_secret_by_default_and_repeats_only_when_the_recipe_seeds_it(tmp_path: Path) -> None:
+    """Noise every party could recompute from the recipe's seed could be subtracted: by default a rerun draws other noise."""
+
+    def params(noise: str, run: str) -> np.ndarray:
+        recipe = parse_recipe(RECIPE, overrides=[f"steps[2].params.dp.noise={noise}"])
+        result = run_recipe(recipe, tmp_path / run)
+        assert ("fresh at 'hungary'" if noise == "secret" else "recipe seed 1") in result.manifest["steps"]["local_dp"]["dp"]["hungary"]["noise_seed"]
+        assert ("dp.noise: seeded" in (result.out_dir / "report.html").read_text()) is (noise == "seeded")
+        return result.stores["hungary"].get(model_key("local_dp")).params
+
+    first, second = params("secret", "a"), params("secret", "b")
+    assert np.abs(first - second).max() > 1e-3
+    assert np.array_equal(params("seeded", "c"), params("seeded", "d"))

@@ -108,7 +108,7 @@ def _dp_round(
     plan: FLPlan, party: str, family: Family, start: np.ndarray, Z: np.ndarray, y: np.ndarray, server_round: int, rng: np.random.Generator, proximal_mu: float
 ) -> tuple[np.ndarray, dict[str, float]]:
     """One round of DP-SGD, once the site's own accountant allows it; what the site reports is what it has spent."""
-    from workbench.privacy.dp_sgd import dp_sgd_epochs
+    from workbench.privacy.dp_sgd import dp_sgd_epochs, noise_rng
     from workbench.privacy.site_account import open_account
 
     dp = cast(DPParams, plan.sample_dp)
@@ -125,7 +125,7 @@ def _dp_round(
         sample_rate=account.schedule.sample_rate,
         clip=dp.clip,
         noise_multiplier=account.noise_multiplier,
-        rng=rng,
+        rng=noise_rng(dp, rng),
         proximal_mu=proximal_mu,
     )
     return params, {DP_METRIC_PREFIX + name: float(getattr(spent, name)) for name in SPENT_FIELDS}

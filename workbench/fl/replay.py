@@ -8,6 +8,10 @@ stream (`derive_rng(seed, "fl", party, "round-1")`). So the site replays its rou
 to say (`Aggregation.reads_updates`): each update, only the average (kept by fl_train as the round-2 global model, which
 every site received anyway), or nothing in the clear.
 
+Under DP with secret noise (`dp.noise`, the default) the replay draws its batches and noise afresh: it is an update of
+the same mechanism, not the one sent, which no party can reproduce; its leakage is the mechanism's, which is what the
+site's epsilon bounds.
+
 Round 1 is the round attacked: it is the one every site can replay exactly, and with a zero-weight logistic start it is
 where the class-means attack applies. With `fraction_train` below 1 a site may not have trained in round 1; the replay is
 then the update it would have sent.

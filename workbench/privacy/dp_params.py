@@ -70,6 +70,13 @@ class DPParams(BaseModel):
         description="C: each row's gradient is clipped to this L2 norm, so one row moves a sum by at most C; at level client, each "
         "site's update (its model minus the global model it started from) is clipped to it, so one site moves the sum by at most C.",
     )
+    noise: Literal["secret", "seeded"] = Field(
+        "secret",
+        description="Where the batches and noise come from. secret: the operating system's randomness at each site (at the "
+        "aggregator, for level client), so no party can recompute the noise from the recipe and subtract it; a rerun gives "
+        "another model. seeded: the recipe seed, so a run repeats exactly, for teaching and tests; then every party that "
+        "knows the recipe can remove the noise, and the guarantee holds only against outsiders who do not know the seed.",
+    )
     sampling: Literal["poisson"] = Field("poisson", description="How batches are drawn: every row independently with probability q, as the accountant assumes.")
     sample_rate: float | None = Field(
         None,
@@ -87,12 +94,19 @@ class DPParams(BaseModel):
             raise ValueError("dp needs a budget (epsilon), a target_epsilon or a noise_multiplier")
         if self.target_epsilon is not None and self.epsilon is not None and self.target_epsilon > self.epsilon:
             raise ValueError(f"target_epsilon {self.target_epsilon:g} exceeds the budget epsilon {self.epsilon:g}")
+        if self.level == "client" and self.noise == "seeded":
+            raise ValueError("at level client Flower's wrapper draws the noise itself, from the operating system: dp.noise must be secret")
         if self.level == "client" and self.sample_rate is not None:
             raise ValueError(
                 "sample_rate is the share of a site's rows in one DP-SGD batch (level sample); at level client the sites sampled "
                 "each round are fraction_train's, and the accountant charges every round in full (see docs/privacy.md)"
             )
         return self
+
+    @property
+    def seeded(self) -> bool:
+        """Whether batches and noise are drawn from the recipe seed (reproducible, and recomputable by every party)."""
+        return self.noise == "seeded"
 
     @property
     def calibrate_to(self) -> float | None:

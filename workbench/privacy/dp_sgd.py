@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:
     from workbench.models.features import FeatureSpec
     from workbench.models.model import Family, Model, ModelSpec
-    from workbench.privacy.dp_params import LocalDPParams
+    from workbench.privacy.dp_params import DPParams, LocalDPParams
 
 CALIBRATION_TOLERANCE = 1e-4
 """Relative tolerance on sigma when calibrating it to a target epsilon.
@@ -194,6 +194,16 @@ def noise_for_epsilon(target_epsilon: float, sample_rate: float, steps: int, del
 # Training.
 
 
+def noise_rng(dp: DPParams, seeded: np.random.Generator) -> np.random.Generator:
+    """The generator DP-SGD draws its batches and noise from: the operating system's unless the recipe asks for `seeded`.
+
+    Noise that every party can recompute from the recipe's seed can be subtracted from the update it hides, and a Poisson
+    sample every party can recompute gives no amplification: the guarantee would hold against outsiders only. So by
+    default the randomness is fresh, as PSI keys and CKKS randomness are, and a rerun trains another model.
+    """
+    return seeded if dp.seeded else np.random.default_rng()
+
+
 def poisson_batch(n_rows: int, sample_rate: float, rng: np.random.Generator) -> np.ndarray:
     """Row indices of one Poisson-sampled batch: each row in with probability q, independently.
 
@@ -296,7 +306,7 @@ def fit_dp_model(
     spent = account.allow(1)
     params = dp_sgd_epochs(
         family,
-        family.init_params(X.shape[1], rng),
+        family.init_params(X.shape[1], rng),  # data-free: from the seed, even when the noise is secret
         standardizer.apply(X),
         y,
         l2=spec.l2,
@@ -305,7 +315,7 @@ def fit_dp_model(
         sample_rate=account.schedule.sample_rate,
         clip=dp.clip,
         noise_multiplier=account.noise_multiplier,
-        rng=rng,
+        rng=noise_rng(dp, rng),
     )
-    scaling = {"scaling": PUBLIC_SCALING if features.public_scaling else "the site's own moments"}
+    scaling = {"scaling": PUBLIC_SCALING if features.public_scaling else "the site's own moments", "noise": dp.noise}
     return Model(features, spec, standardizer, params), spent.to_dict() | scaling

@@ -19,6 +19,12 @@ def _scaling(public: bool) -> str:
     return "It does not cover the standardization: the feature moments left the sites exact (declare features.bounds to scale by public bounds instead)."
 
 
+SEEDED = (
+    " The batches and noise were drawn from the recipe's seed (dp.noise: seeded), so that the run repeats: every party that "
+    "knows the recipe can recompute the noise and remove it, and the guarantee holds only against outsiders who do not know the seed."
+)
+
+
 def covers(scaling_public: bool) -> str:
     """What each site's (epsilon, delta) covers at sample level, and what it does not, for the note under the DP table."""
     return (
@@ -60,5 +66,6 @@ def dp_block(spent: Mapping[str, Any]) -> Table:
         ["site", "epsilon", "delta", "noise multiplier σ", "clip C", "sample rate q", "steps"],
         [[site, f["epsilon"], f["delta"], f["noise_multiplier"], f["clip"], f["sample_rate"], f["steps"]] for site, f in sorted(spent.items())],
         note=f"Sample-level DP: DP-SGD with Poisson sampling; accountant {', '.join(accountants)}. "
-        + covers(all(figures.get("scaling") == PUBLIC_SCALING for figures in spent.values())),
+        + covers(all(figures.get("scaling") == PUBLIC_SCALING for figures in spent.values()))
+        + (SEEDED if any(figures.get("noise") == "seeded" for figures in spent.values()) else ""),
     )

@@ -8,6 +8,7 @@ message is in the ledger with its size. Plain updates are unprotected
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -18,7 +19,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from workbench.context import StepContext
 from workbench.contracts import Contract, Randomness, RoleNeed, Technique
 from workbench.data.splits import SPLIT_COLUMN
-from workbench.errors import RoleError
+from workbench.errors import RoleError, WorkbenchError
 from workbench.fl.aggregation import AggregationName, for_summary, kind
 from workbench.fl.aggregation.plain import Plain
 from workbench.fl.plan import FederatedTraining, FLPlan, training_key
@@ -117,16 +118,16 @@ class FLTrain(Step[FLTrainParams]):
 
     def contract(self) -> Contract:
         p, aggregation = self.params, kind(self.params.aggregation)
-        client_dp = p.dp is not None and p.dp.level == "client"
+        noisy = p.dp is not None and not p.dp.seeded
         return Contract(
             needs=(RoleNeed(Role.HOSPITAL, 2), RoleNeed(Role.AGGREGATOR, 1, 1)),
             reads=p.reads(),
             saves_models=(p.save_as,),
             needs_keys=aggregation.needs_keys,
             refuses_custody=aggregation.refuses_strategy(p.strategy),
-            # client-level DP noise is Flower's, drawn afresh from numpy's unseeded generator at the aggregator
-            randomness=Randomness.SEED_AND_SYSTEM if aggregation.fresh_randomness or client_dp else Randomness.SEED,
-            exact=aggregation.exact and not client_dp,
+            # DP noise is drawn afresh (at the sites; at level client, Flower's at the aggregator) unless the recipe seeds it
+            randomness=Randomness.NOISE if noisy else Randomness.SEED_AND_SYSTEM if aggregation.fresh_randomness else Randomness.SEED,
+            exact=aggregation.exact,
             technique=Technique("federated training", aggregation.name, aggregation.title, aggregation.update_protection),
         )
 
@@ -163,6 +164,7 @@ class FLTrain(Step[FLTrainParams]):
             node_configs += aggregation.helper_configs(ctx, private)
             outcome = runtimes.run_federated(p.runtime, plan, node_configs, observe, account, p.deployment, private, aggregation.server_material(ctx))
             federation = FederationRecord.read(private)  # a local federation's members and refusals (deployment on loopback only)
+        _check_converging(p, outcome.history)
         if federation is not None:  # keys and node ids change every run: provenance, not results
             ctx.manifest["federation_nodes"] = {
                 party: {"public_key_sha256": node.fingerprint, "flower_node_id": node.node_id} for party, node in federation.nodes.items()
@@ -174,11 +176,8 @@ class FLTrain(Step[FLTrainParams]):
             ctx.manifest["dp"] = {**spent, "noise_seed": f"fresh at {plan.server!r} (numpy's unseeded global generator, as Flower draws it)"}
         elif spent:  # what reproduces a DP run: every site's mechanism and where its noise came from
             for figures in spent.values():
-                figures["scaling"] = scaling
-            ctx.manifest["dp"] = {
-                site: {**figures, "noise_seed": f"recipe seed {ctx.seed}, derived per site and round ('fl', {site!r}, 'round-N')"}
-                for site, figures in spent.items()
-            }
+                figures |= {"scaling": scaling, "noise": p.dp.noise if p.dp else "secret"}
+            ctx.manifest["dp"] = {site: {**figures, "noise_seed": _noise_source(p.dp, ctx.seed, site)} for site, figures in spent.items()}
         standardizer, params = aggregation.final_model(ctx, outcome, sites[0])
         training = FederatedTraining(plan, tuple(outcome.first_global))  # the plan every site was told, and the round-2 model it received
         for site in sites:  # the last evaluation round broadcast the final global model to every site
@@ -271,6 +270,29 @@ class FLTrain(Step[FLTrainParams]):
         if summary["dropped"]:
             blocks.append(Text("Sites that dropped out", [f"round {r}: {', '.join(p)}" for r, p in summary["dropped"].items()]))
         return blocks
+
+
+class TrainingDiverged(WorkbenchError, ArithmeticError):
+    """Federated training ran off to infinity: a user's learning rate or penalty, not a bug; the message says which."""
+
+
+def _check_converging(p: FLTrainParams, history: Mapping[int, Mapping[str, Mapping[str, float | None]]]) -> None:
+    """Stop with the round, site and figure where training diverged, before an infinite loss reaches the report."""
+    for server_round in sorted(history):
+        for site, metrics in history[server_round].items():
+            for name, value in metrics.items():
+                if value is not None and not math.isfinite(value):
+                    raise TrainingDiverged(
+                        f"training diverged: {name} at {site!r} is {value} in round {server_round}. Lower "
+                        f"learning_rate ({p.learning_rate:g}) or the model's l2 ({p.model.l2:g}): gradient descent overshoots "
+                        "once learning_rate times the loss's curvature (at least l2) passes 2"
+                    )
+
+
+def _noise_source(dp: DPParams | None, seed: int, site: str) -> str:
+    if dp is not None and dp.seeded:
+        return f"recipe seed {seed}, derived per site and round ('fl', {site!r}, 'round-N')"
+    return f"fresh at {site!r} each round (the operating system's; not kept, so no party can subtract it)"
 
 
 def _undefined_auc(sites: list[str]) -> str:

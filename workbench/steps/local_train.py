@@ -38,7 +38,13 @@ class LocalTrain(SiteStep[LocalTrainParams]):
     roles = (Role.HOSPITAL,)
 
     def contract(self) -> Contract:
-        return Contract(needs=(RoleNeed(Role.HOSPITAL),), reads=self.params.reads(), saves_models=(self.params.save_as,), randomness=Randomness.SEED)
+        noisy = self.params.dp is not None and not self.params.dp.seeded
+        return Contract(
+            needs=(RoleNeed(Role.HOSPITAL),),
+            reads=self.params.reads(),
+            saves_models=(self.params.save_as,),
+            randomness=Randomness.NOISE if noisy else Randomness.SEED,
+        )
 
     @classmethod
     def headline(cls, results: dict[str, Any]) -> str:
@@ -58,7 +64,8 @@ class LocalTrain(SiteStep[LocalTrainParams]):
 
         model, spent = fit_dp_model(X, y, p.features, p.model, p.dp, party, ctx.rng(party))
         store.put(model_key(p.save_as), model)
-        ctx.manifest.setdefault("dp", {})[party] = {**spent, "noise_seed": f"recipe seed {ctx.seed}, derived for {party!r}"}
+        source = f"recipe seed {ctx.seed}, derived for {party!r}" if p.dp.seeded else f"fresh at {party!r} (the operating system's; not kept)"
+        ctx.manifest.setdefault("dp", {})[party] = {**spent, "noise_seed": source}
         return {"train_rows": len(y), "dp": spent}  # the positives count reads the rows without noise: not published under DP
 
     @classmethod
