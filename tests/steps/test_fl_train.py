@@ -197,7 +197,7 @@ def test_each_site_trains_by_dp_sgd_within_its_budget_and_states_what_it_spent(d
     assert small["sample_rate"] > large["sample_rate"] and small["noise_multiplier"] > large["noise_multiplier"]
     manifest = dp_run.manifest["steps"]["fl_dp"]["dp"]
     assert {site: {k: v for k, v in figures.items() if k != "noise_seed"} for site, figures in manifest.items()} == spent
-    assert "recipe seed 1" in manifest["cleveland"]["noise_seed"]
+    assert "fresh at 'cleveland'" in manifest["cleveland"]["noise_seed"], "secret noise by default: no party can recompute it"
 
 
 def test_a_dp_model_differs_from_the_plain_one_and_still_learns(dp_run: RunResult) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:  # matplotlib and numpy load with the first figure: `workbench validate` draws none
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 
@@ -40,7 +41,12 @@ def grouped_bars(
     ax.set_ylabel(ylabel)
     if ylim:
         ax.set_ylim(*ylim)
-    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    return _finished(fig, ax, loc="lower right")
+
+
+def _finished(fig: Figure, ax: Axes, *, legend: int = 8, loc: Literal["best", "lower right"] = "best") -> bytes:
+    """Every figure's last strokes, alike: a frameless legend, no top or right spine, a tight layout, PNG bytes."""
+    ax.legend(fontsize=legend, frameon=False, loc=loc)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return to_png(fig)
@@ -66,10 +72,7 @@ def line_chart(x: Sequence[int], series: Mapping[str, Sequence[float | None]], *
         ax.plot(x, [np.nan if value is None else value for value in values], marker="o", markersize=2.5, linewidth=1.4, label=name)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8, frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    return to_png(fig)
+    return _finished(fig, ax)
 
 
 def roc_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, floor: float = 1e-3) -> bytes:
@@ -90,10 +93,7 @@ def roc_chart(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, 
     ax.set_ylim(floor, 1)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
-    ax.legend(fontsize=7, frameon=False, loc="lower right")
-    ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    return to_png(fig)
+    return _finished(fig, ax, legend=7, loc="lower right")
 
 
 def xy_chart(
@@ -126,7 +126,4 @@ def xy_chart(
         ax.set_xticks([position for position, _ in xticks], [label for _, label in xticks], fontsize=8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7, frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    return to_png(fig)
+    return _finished(fig, ax, legend=7)
