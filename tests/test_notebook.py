@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -27,6 +25,7 @@ from workbench.notebook import (
     write_recipe_notebook,
 )
 from workbench.recipe import Recipe, RecipeError, load_recipe
+from workbench.runner import RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE_FILES = sorted((ROOT / "recipes").glob("*.yaml"))
@@ -93,9 +92,10 @@ def test_a_notebook_without_a_recipe_cell_is_refused_by_name() -> None:
         notebook_to_recipe(nbformat.v4.new_notebook(), "plain.ipynb")
 
 
-def test_the_notebook_run_headless_writes_the_same_run_directory_as_workbench_run(tmp_path: Path, light_flagship_path: Path, light_flagship: Recipe) -> None:
-    cli_out = tmp_path / "cli-run"
-    subprocess.run([sys.executable, "-m", "workbench", "run", str(light_flagship_path), "--out", str(cli_out)], check=True, capture_output=True)
+def test_the_notebook_run_headless_writes_the_same_run_directory_as_workbench_run(
+    tmp_path: Path, light_flagship_path: Path, light_flagship: Recipe, light_flagship_run: RunResult
+) -> None:
+    cli_out = light_flagship_run.out_dir  # run_recipe, as `workbench run` calls it (tests/test_cli.py runs the command itself)
     notebook_path = write_recipe_notebook(light_flagship, light_flagship_path, tmp_path / "nb" / "flagship.ipynb")
     executed = execute_notebook(notebook_path, {"out_dir": "nb-run"})
     nb_out = tmp_path / "nb" / "nb-run"

@@ -147,7 +147,7 @@ def test_a_path_resolves_to_indices() -> None:
 
 @pytest.mark.slow
 def test_the_privacy_frontier_recipe_sweeps_epsilon_with_the_non_private_model_beside_each_variant(tmp_path: Path) -> None:
-    """recipes/privacy_frontier.yaml as its header says to run it (on the light cohort): one row per epsilon, site and
+    """recipes/privacy_frontier.yaml as its header says to run it (on the light cohort, at one epsilon): one row per epsilon, site and
     model, each DP row with the epsilon its site spent, never above the target, and the audit's leakage beside it."""
     from tests.conftest import light_overrides
     from workbench.recipe import load_recipe
@@ -155,12 +155,12 @@ def test_the_privacy_frontier_recipe_sweeps_epsilon_with_the_non_private_model_b
 
     path = Path(__file__).parents[1] / "recipes" / "privacy_frontier.yaml"
     assert "--sweep 'steps[fl_dp].params.dp.epsilon=0.5,1,2,4,8'" in path.read_text()
-    result = run_sweep(path, Sweep.parse("steps[fl_dp].params.dp.epsilon=1,8"), tmp_path / "frontier", overrides=light_overrides(load_recipe(path)))
+    result = run_sweep(path, Sweep.parse("steps[fl_dp].params.dp.epsilon=1"), tmp_path / "frontier", overrides=light_overrides(load_recipe(path)))
     assert not result.failed
     rows = {(row["variant"], row["site"], row["model"]): row for row in result.rows}
     sites = {"general_hospital", "county_hospital", "trauma_center"}
     assert {key[1] for key in rows} == sites and {key[2] for key in rows} == {"federated", "federated_dp"}
-    for epsilon in (1, 8):
+    for epsilon in (1,):  # one value keeps the test light; the sweep of several values is tested above
         for site in sites:
             private, plain = rows[f"epsilon={epsilon}", site, "federated_dp"], rows[f"epsilon={epsilon}", site, "federated"]
             assert epsilon * 0.99 < private["dp_epsilon"] <= epsilon and "dp_epsilon" not in plain

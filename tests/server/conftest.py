@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.server.live import JupyterProcess, private_dir
+from workbench.recipe import Recipe
 
 BROKEN_RECIPE = """\
 name: broken
@@ -63,12 +64,17 @@ def scratch() -> Iterator[Path]:
         yield folder
 
 
+LIGHT_REF = "workspace/lab/light.recipe.yaml"
+"""The light flagship (tests/conftest.py), for a whole run through the server at a fraction of the full one's cost."""
+
+
 @pytest.fixture(scope="session")
-def workspace(scratch: Path) -> Path:
+def workspace(scratch: Path, light_flagship: Recipe) -> Path:
     root = scratch / "workspace"
     (root / "lab").mkdir(parents=True)
     (root / "lab" / "broken.recipe.yaml").write_text(BROKEN_RECIPE)
     (root / "lab" / "slow.recipe.yaml").write_text(SLOW_RECIPE)
+    (root / "lab" / "light.recipe.yaml").write_text(light_flagship.to_yaml())
     return root
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests.server.conftest import LIGHT_REF
 from tests.server.live import JupyterProcess
 from workbench.notebook import HEADER_TAG, STEP_TAG
 from workbench.recipe import load_recipe
@@ -105,7 +106,7 @@ def test_export_of_a_plain_notebook_names_the_file(server: JupyterProcess, works
 
 
 def test_a_headless_run_goes_from_running_to_finished_with_metrics_and_report(server: JupyterProcess, workspace: Path) -> None:
-    status, started = server.request("POST", f"{API}/runs", {"ref": "package/flagship.yaml"})
+    status, started = server.request("POST", f"{API}/runs", {"ref": LIGHT_REF})
     assert status == 201 and started["status"] == "running"
     deadline = time.monotonic() + RUN_LIMIT_S
     seen = set()
