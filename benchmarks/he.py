@@ -150,6 +150,11 @@ def flagship(rounds: int, repeats: int, console: Console, overrides: list[str], 
         "ckks, custody clients": variants.encrypted(plain, "clients"),
         "ckks, custody key_holder": variants.encrypted(plain, "key_holder"),
     }
+    compare_runs(variants_, rounds, repeats, console, warm_up)
+
+
+def compare_runs(variants_: dict[str, Recipe], rounds: int, repeats: int, console: Console, warm_up: bool = True) -> None:
+    """Whole-run and fl_train wall time of each variant, alternating, against the first (the unprotected one)."""
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants_}
     with tempfile.TemporaryDirectory() as scratch:
         for name, recipe in variants_.items() if warm_up else ():  # imports, caches and TenSEAL's first contexts, paid by no side
@@ -157,19 +162,22 @@ def flagship(rounds: int, repeats: int, console: Console, overrides: list[str], 
         for repeat in range(repeats):
             for index, (name, recipe) in enumerate(variants_.items()):
                 times[name].append(timed_run(recipe, Path(scratch) / f"{repeat}-{index}"))
+    base = next(iter(times))
     table = Table(title=f"Flagship federated part (split → fl_train → evaluate), {rounds} rounds, embedded runtime, median of {repeats} alternating runs")
-    for column in ("aggregation", "whole run s", "fl_train s", "whole run × none", "fl_train × none"):
+    for column in ("aggregation", "whole run s", "fl_train s", f"whole run × {base}", f"fl_train × {base}"):
         table.add_column(column, justify="right")
     for name, samples in times.items():
         whole = statistics.median(run for run, _ in samples)
         step = statistics.median(fl for _, fl in samples)
-        ratios = [(run / base_run, fl / base_fl) for (run, fl), (base_run, base_fl) in zip(samples, times["none"])]
+        ratios = [(run / base_run, fl / base_fl) for (run, fl), (base_run, base_fl) in zip(samples, times[base])]
         table.add_row(name, f"{whole:.2f}", f"{step:.2f}", f"{statistics.median(r for r, _ in ratios):.2f}", f"{statistics.median(f for _, f in ratios):.2f}")
     console.print(table)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def aggregation_arguments(description: str) -> argparse.Namespace:
+    """The options of the aggregation benchmarks (this one and secagg.py): sizes, client counts, the flagship's rounds and
+    repeats, and --smoke, which shrinks them all. Sizes and client counts come back as lists of ints."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--sizes", default="1e3,1e4,1e5,1e6")
     parser.add_argument("--clients", default="3,10")
     parser.add_argument("--flagship-rounds", type=int, default=150)
@@ -180,9 +188,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.sizes, args.clients, args.flagship_rounds, args.repeats = "1e3", "3", 2, 1
+    args.sizes, args.clients = [int(float(size)) for size in args.sizes.split(",")], [int(c) for c in args.clients.split(",")]
+    return args
+
+
+def main() -> None:
+    args = aggregation_arguments(__doc__.splitlines()[0])
     console = Console(width=180)
     for custody in ("clients", "key_holder"):
-        primitives(custody, [int(float(size)) for size in args.sizes.split(",")], [int(c) for c in args.clients.split(",")], console)
+        primitives(custody, args.sizes, args.clients, console)
     flagship(args.flagship_rounds, args.repeats, console, small_cohort() if args.smoke else [], warm_up=not args.smoke)
 
 

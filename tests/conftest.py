@@ -58,12 +58,6 @@ def flagship(flagship_path: Path) -> Recipe:
 
 
 @pytest.fixture(scope="session")
-def flagship_run(flagship: Recipe, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    """One flagship run for tests that only read its outputs."""
-    return run_recipe(flagship, tmp_path_factory.mktemp("flagship") / "run", base_dir=RECIPES)
-
-
-@pytest.fixture(scope="session")
 def light_flagship(flagship_path: Path, flagship: Recipe) -> Recipe:
     return load_recipe(flagship_path, light_overrides(flagship))
 

@@ -122,6 +122,9 @@ def test_tutorial_runs_top_to_bottom(path: Path, tmp_path: Path, light_flagship_
     if path.stem == "flagship":  # its words: each hospital "spends the budget and no more"
         spent = [(float(e), float(b)) for e, b in re.findall(r": epsilon (\d+\.\d+) of budget (\d+(?:\.\d+)?) ", printed)]
         assert len(spent) == 3 and all(0.99 * budget < epsilon <= budget for epsilon, budget in spent), spent
+        differences = [float(d) for d in re.findall(r"largest parameter difference from plain FedAvg (\S+)", printed)]
+        assert len(differences) == 3 and all(0 < d < 1e-4 for d in differences), "its words: far below 1e-4, not exact"
+        assert "Shamir-shared among 3 sites with threshold 2" in printed, "its words: the trust model for three hospitals"
     if path.stem == "intro":  # its words: "every one has fewer than 100 non-members to test against"
         assert len(nonmembers) == 4 and max(nonmembers) < 100, nonmembers
         assert "row-level data" in printed and "oracle" in printed, "its words: the boundary statement names the oracle's rows"

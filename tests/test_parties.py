@@ -66,25 +66,25 @@ def test_scoped_view_lists_only_allowed_parties() -> None:
         view["b"]
 
 
-def test_each_party_holds_only_its_own_part(flagship_run: RunResult) -> None:
-    stores = flagship_run.stores
+def test_each_party_holds_only_its_own_part(light_flagship_run: RunResult) -> None:
+    stores = light_flagship_run.stores
     assert set(stores["general_hospital"].tables()) == {"ehr", "linked"}
     assert set(stores["vendor"].tables()) == {"vitals"}
     assert stores["aggregator"].tables() == {} and stores["key_holder"].tables() == {}
-    sizes = {name: fp["rows"] for name, fp in flagship_run.manifest["data"].items()}
+    sizes = {name: fp["rows"] for name, fp in light_flagship_run.manifest["data"].items()}
     assert {name: store.tables().get("ehr", store.tables().get("vitals")).height for name, store in stores.items() if store.tables()} == sizes
 
 
-def test_ground_truth_never_enters_a_store(flagship_run: RunResult) -> None:
-    for store in flagship_run.stores.values():
+def test_ground_truth_never_enters_a_store(light_flagship_run: RunResult) -> None:
+    for store in light_flagship_run.stores.values():
         for name, table in store.tables().items():
             assert "person_key" not in table.columns or store.role is Role.DATA_PROVIDER, (store.name, name)
             assert not {"hospital", "frailty", "noise"} & set(table.columns), (store.name, name)
 
 
-def test_only_the_declared_oracle_moves_rows_in_the_clear(flagship_run: RunResult) -> None:
+def test_only_the_declared_oracle_moves_rows_in_the_clear(light_flagship_run: RunResult) -> None:
     """The pooled oracle is declared in the recipe; linkage moves per-record messages, but only blinded ones."""
-    row_level = [m for m in flagship_run.ledger.messages if m.row_level]
+    row_level = [m for m in light_flagship_run.ledger.messages if m.row_level]
     clear = [m for m in row_level if m.protection is Protection.NONE]
     assert {(m.step, m.receiver, m.kind) for m in clear} == {("pooled_train", "oracle", "oracle.training_rows")}
     assert {m.sender for m in clear} == {"general_hospital", "county_hospital", "trauma_center"}
@@ -95,6 +95,6 @@ def test_only_the_declared_oracle_moves_rows_in_the_clear(flagship_run: RunResul
     }
 
 
-def test_baseline_steps_send_only_summaries_to_the_coordinator(flagship_run: RunResult) -> None:
-    baseline = [m for m in flagship_run.ledger.messages if m.step in ("split", "local_train", "evaluate")]
+def test_baseline_steps_send_only_summaries_to_the_coordinator(light_flagship_run: RunResult) -> None:
+    baseline = [m for m in light_flagship_run.ledger.messages if m.step in ("split", "local_train", "evaluate")]
     assert baseline and {(m.receiver, m.kind, m.row_level) for m in baseline} == {(COORDINATOR, "metrics.summary", False)}

@@ -23,6 +23,8 @@ class Protection(StrEnum):
     BLINDED = "blinded"
     CKKS = "ckks"
     MASKED = "masked"
+    ENCRYPTED = "encrypted"
+    """Sealed for another party (authenticated encryption): the relaying receiver cannot open it."""
     DP = "dp"
 
 

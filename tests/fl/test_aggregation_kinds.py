@@ -193,7 +193,7 @@ def _plan(**changes: object) -> FLPlan:
     )
 
 
-@pytest.mark.parametrize("changes", [{}, {"aggregation": "ckks"}, {"aggregation": "ckks", "key_holder": "holder"}])
+@pytest.mark.parametrize("changes", [{}, {"aggregation": "ckks"}, {"aggregation": "ckks", "key_holder": "holder"}, {"aggregation": "secagg"}])
 def test_every_kind_as_a_plan_binds_it_implements_the_whole_protocol(changes: dict[str, object]) -> None:
     aggregation = for_plan(_plan(**changes))
     assert not inspect.isabstract(type(aggregation)) and aggregation.name == changes.get("aggregation", "none")

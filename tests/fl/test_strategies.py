@@ -35,7 +35,7 @@ def test_every_strategy_is_flowers_own_with_the_keywords_it_is_given() -> None:
 
 def test_the_study_rules_go_in_front_of_flowers_strategy(make_plan: Callable[..., FLPlan]) -> None:
     plan = make_plan(strategy="fedadam", server_learning_rate=0.05, tau=0.01)
-    strategy = build_strategy(plan, None, lambda r, m: None, lambda replies, step: (None, None))  # type: ignore[arg-type]
+    strategy = build_strategy(plan, None, lambda r, m: None, lambda replies, step: (None, None), lambda r, sites: {})  # type: ignore[arg-type]
     assert type(strategy).__mro__[1:3] == (StudyRules, flower.FedAdam)
     assert (strategy.eta, strategy.tau, strategy.beta_1) == (0.05, 0.01, 0.9), "unset parameters keep Flower's defaults"
 

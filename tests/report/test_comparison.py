@@ -7,7 +7,7 @@ from workbench.report.blocks import Table, Text
 from workbench.report.comparison import comparison_blocks
 from workbench.runner import RunResult
 
-STEPS = ["fl_plain", "fl_dp", "fl_ckks", "fl_ckks_key_holder"]
+STEPS = ["fl_plain", "fl_dp", "fl_secagg", "fl_ckks", "fl_ckks_key_holder"]
 
 
 def test_each_training_step_has_a_row_computed_from_the_manifest_and_ledger(light_flagship_run: RunResult) -> None:
@@ -23,6 +23,7 @@ def test_each_training_step_has_a_row_computed_from_the_manifest_and_ledger(ligh
         assert row["× fl_plain"] == round(timings[step] / timings["fl_plain"], 2)
     assert rows["fl_plain"]["messages by protection"] == f"none {rows['fl_plain']['messages']}"
     assert "ckks" in rows["fl_ckks"]["messages by protection"] and "masked" in rows["fl_ckks_key_holder"]["messages by protection"]
+    assert {"masked", "encrypted"} <= set(rows["fl_secagg"]["messages by protection"].split()), "masked updates, sealed shares"
     assert (rows["fl_ckks"]["custody"], rows["fl_ckks_key_holder"]["custody"]) == ("clients", "key_holder")
     assert rows["fl_ckks"]["bytes × fl_plain"] > 1, "ciphertexts are larger than plain updates"
     epsilon = max(site["epsilon"] for site in run.metrics["steps"]["fl_dp"]["aggregator"]["dp"].values())
@@ -34,7 +35,7 @@ def test_utility_rows_show_each_model_and_its_difference_from_plain(light_flagsh
     *_, utility = comparison_blocks(_recipe(run), run.metrics, run.manifest, run.ledger)
     rows = {row[0]: dict(zip(utility.columns, row)) for row in utility.rows}
     scores = run.metrics["steps"]["evaluate"]
-    for step, model in zip(STEPS, ("federated", "federated_dp", "federated_ckks", "federated_key_holder")):
+    for step, model in zip(STEPS, ("federated", "federated_dp", "federated_secagg", "federated_ckks", "federated_key_holder")):
         assert rows[step]["model"] == model
         assert rows[step]["AUC trauma_center"] == scores["trauma_center"][model]["auc"]
     assert rows["fl_plain"]["largest |ΔAUC| vs fl_plain"] == "0.0e+00"
@@ -47,10 +48,10 @@ def test_the_report_has_the_section(light_flagship_run: RunResult) -> None:
     assert "Federated training side by side" in html and "Cost and ledger per federated training step" in html
 
 
-def test_a_recipe_with_one_training_step_gets_no_section(flagship_run: RunResult) -> None:
-    recipe = _recipe(flagship_run)
+def test_a_recipe_with_one_training_step_gets_no_section(light_flagship_run: RunResult) -> None:
+    recipe = _recipe(light_flagship_run)
     only_plain = recipe.model_copy(update={"steps": [s for s in recipe.steps if s.kind != "fl_train" or s.name == "fl_plain"]})
-    assert comparison_blocks(only_plain, flagship_run.metrics, flagship_run.manifest, flagship_run.ledger) == []
+    assert comparison_blocks(only_plain, light_flagship_run.metrics, light_flagship_run.manifest, light_flagship_run.ledger) == []
 
 
 def _recipe(run: RunResult) -> Recipe:

@@ -7,8 +7,8 @@ from workbench.report.html import boundary_statement, human_bytes, number_cell
 from workbench.runner import RunResult
 
 
-def test_report_is_self_contained_and_complete(flagship_run: RunResult) -> None:
-    html = (flagship_run.out_dir / "report.html").read_text()
+def test_report_is_self_contained_and_complete(light_flagship_run: RunResult) -> None:
+    html = (light_flagship_run.out_dir / "report.html").read_text()
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "no external resources"
     assert html.count("data:image/png;base64,") >= 1
     for text in (
@@ -17,7 +17,7 @@ def test_report_is_self_contained_and_complete(flagship_run: RunResult) -> None:
         "Held-out performance per site",
         "What crossed each boundary",
         "carried row-level data, as the recipe declares",
-        flagship_run.manifest["recipe"]["hash"][:16],
+        light_flagship_run.manifest["recipe"]["hash"][:16],
     ):
         assert text in html
 

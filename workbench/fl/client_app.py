@@ -16,6 +16,7 @@ from flwr.clientapp.typing import Mod
 
 from workbench.context import derive_rng
 from workbench.fl.aggregation import for_plan, kind
+from workbench.fl.aggregation.base import PROTOCOL_OP, ROUND_RECORD, SiteNode
 from workbench.fl.plan import FLPlan
 from workbench.fl.site_data import SiteData, load_site
 from workbench.models.metrics import binary_metrics
@@ -37,6 +38,10 @@ def query(msg: Message, context: Context) -> Message:
     it is, and answers what the aggregator asks of it."""
     if "aggregation" in context.node_config:
         return _helper(msg, context)
+    config = msg.content.config_records["config"]
+    if PROTOCOL_OP in config:  # a step of the aggregation kind's own protocol (e.g. secure aggregation's key sharing)
+        answer = kind(str(config["aggregation"])).serve_site(SiteNode(context.node_config, context.state, config))
+        return Message(content=answer, reply_to=msg)
     return statistics(msg, context)
 
 
@@ -57,7 +62,8 @@ def statistics(msg: Message, context: Context) -> Message:
         moments = Standardizer.from_bounds(plan.features).moments_for(float(len(data.X_train)))
     else:
         moments = feature_moments(data.X_train)
-    content = for_plan(plan).site_moments(context.node_config, party, *moments)
+    site = SiteNode(context.node_config, context.state, msg.content.config_records["config"])
+    content = for_plan(plan).site_moments(site, *moments)
     content["identity"] = ConfigRecord({"party": party})
     return Message(content=content, reply_to=msg)
 
@@ -71,7 +77,8 @@ def train(msg: Message, context: Context) -> Message:
     server_round = int(cast(int, config["server-round"]))
     proximal_mu = float(cast(float, config.get("proximal-mu", 0.0)))
     params, reported = local_update(plan, party, start, Z, data.y_train, server_round, proximal_mu)
-    content = aggregation.site_update(context.node_config, params, len(data.y_train), total_rows, reported)
+    site = SiteNode(context.node_config, context.state, msg.content.config_records.get(ROUND_RECORD, ConfigRecord()))
+    content = aggregation.site_update(site, params, len(data.y_train), total_rows, reported)
     return Message(content=content, reply_to=msg)
 
 

@@ -12,6 +12,7 @@ from functools import lru_cache
 
 from pydantic import ConfigDict, Field
 
+from workbench.crypto.secagg import SecAggParams
 from workbench.fl.aggregation import AggregationName
 from workbench.fl.aggregation.plain import Plain
 from workbench.fl.strategies import StrategyFields
@@ -42,6 +43,7 @@ class FLPlan(StrategyFields):
         description="Level sample: DP-SGD at every site, each with its own accountant. Level client: the aggregator clips and "
         "noises the updates (Flower's server-side fixed clipping), the sites train by plain SGD. None: no DP.",
     )
+    secagg: SecAggParams | None = Field(None, description="Shares, threshold and quantization of aggregation secagg; None: its defaults.")
     key_holder: str | None = Field(
         None,
         description="A party that trains nothing but alone holds the secret key and decrypts masked sums (CKKS under custody key_holder); None: no such party.",

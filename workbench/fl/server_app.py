@@ -13,13 +13,14 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.common.constant import ErrorCode
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import Strategy
 
@@ -83,7 +84,7 @@ def serve(grid: Grid, plan: FLPlan, observer: RoundObserver, on_transfer: Callab
     account = None if plan.client_dp is None else open_client_account(plan.client_dp, plan.rounds, len(plan.parties))  # before any message
     aggregation = for_plan(plan)
     accounting = AccountingGrid(grid, plan.server, plan.node_timeout, keep, aggregation.label)
-    end = aggregation.open(public_context, partial(_ask, accounting, plan))
+    end = aggregation.open(public_context, partial(_ask, accounting, plan), partial(_ask_sites, accounting, plan))
     family = plan.model.build()
     initial = family.init_params(len(plan.features.names()), derive_rng(plan.seed, "fl", "init"))
     first: list[ArrayRecord] = []
@@ -94,7 +95,7 @@ def serve(grid: Grid, plan: FLPlan, observer: RoundObserver, on_transfer: Callab
             first.append(aggregated[0])
         return aggregated
 
-    rules = build_strategy(plan, accounting, observer, combine)
+    rules = build_strategy(plan, accounting, observer, combine, lambda server_round, sites: aggregation.train_requests(end, sites, server_round))
     strategy: Strategy = rules if account is None else ClientLevelDP(rules, account)
     pooled = federated_standardizer(accounting, plan, aggregation, end)
     config = ConfigRecord({"plan": plan.model_dump_json(), **aggregation.round_config(pooled)})
@@ -127,6 +128,17 @@ def _ask(grid: AccountingGrid, plan: FLPlan, party: str, request: dict[str, Any]
         reason = "; ".join(failure_reasons(replies)) or "no answer"
         raise FederationError(f"{failure} ({reason})")
     return replies[0].content
+
+
+def _ask_sites(grid: AccountingGrid, plan: FLPlan, requests: Mapping[str, dict[str, Any]], failure: str) -> dict[str, RecordDict]:
+    """Send each named site its request at once; the answers of those that answered in time, by site (see `AskSites`)."""
+    nodes = {name: node for node, name in grid.parties.items()}
+    messages = [Message(RecordDict({"config": ConfigRecord(request)}), nodes[site], "query") for site, request in requests.items() if site in nodes]
+    replies = list(grid.send_and_receive(messages, timeout=plan.node_timeout))
+    refused = [reply for reply in replies if reply.has_error() and reply.error.code == ErrorCode.CLIENT_APP_RAISED_EXCEPTION]
+    if errors := failure_reasons(refused):  # a site that refuses a step of the protocol stops it: that is no dropout
+        raise FederationError(f"{failure}: {'; '.join(errors)}")
+    return {grid.party(reply.metadata.src_node_id): reply.content for reply in replies if not reply.has_error()}
 
 
 def _identified_replies(grid: AccountingGrid, plan: FLPlan, aggregation: Aggregation, query: RecordDict) -> list[Message]:

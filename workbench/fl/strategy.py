@@ -13,9 +13,9 @@ encrypted sum itself.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import Any, cast
 
 import flwr.serverapp.strategy as flower_strategies
@@ -26,7 +26,7 @@ from flwr.serverapp.strategy import FedAvg
 
 from workbench.context import derive_rng
 from workbench.fl.accounting_grid import AccountingGrid
-from workbench.fl.aggregation.base import Aggregated
+from workbench.fl.aggregation.base import ROUND_RECORD, Aggregated
 from workbench.fl.errors import FederationError, failure_reasons
 from workbench.fl.plan import FLPlan
 from workbench.fl.strategies import STRATEGIES
@@ -35,6 +35,9 @@ from workbench.privacy.dp_params import DP_METRIC_PREFIX, SPENT_FIELDS
 RoundObserver = Callable[[int, dict[str, dict[str, float | None]]], None]
 Combine = Callable[[list[Message], "FlowerStep"], Aggregated]
 """A round's good training replies, and Flower's strategy to hand them (or their aggregate) to, into the next model."""
+TrainRequests = Callable[[int, list[str]], dict[str, dict[str, Any]]]
+"""The round and the sites sampled for it -> what each site's training message carries of its own (the aggregation
+kind's `train_requests`); a site left out is not asked."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class FlowerStep:
 
     aggregate_train: Callable[[int, Iterable[Message]], Aggregated]
     server_round: int
+    drop: Callable[[Sequence[str]], None]
 
     def average(self, replies: list[Message]) -> Aggregated:
         return self.aggregate_train(self.server_round, replies)
@@ -67,13 +71,14 @@ class _Only:
 class StudyRules(FedAvg):
     """Put in front of a Flower strategy (a FedAvg subclass) in the MRO; see the module docstring."""
 
-    def __init__(self, plan: FLPlan, grid: AccountingGrid, observer: RoundObserver, combine: Combine, **flower: Any) -> None:
+    def __init__(self, plan: FLPlan, grid: AccountingGrid, observer: RoundObserver, combine: Combine, train_requests: TrainRequests, **flower: Any) -> None:
         # Flower samples every node of the view `_Only` gives it; whom to ask, and how many must answer, is decided here.
         super().__init__(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=1, min_evaluate_nodes=1, min_available_nodes=1, **flower)
         self.plan = plan
         self.accounting = grid
         self.observer = observer
         self.combine = combine
+        self.train_requests = train_requests
         self.history: dict[int, dict[str, dict[str, float | None]]] = {}
         """Round -> party -> metrics (train-loss, eval-loss, auc, num-examples; under DP, the site's privacy spent)."""
         self.dropped: dict[int, list[str]] = {}
@@ -84,7 +89,9 @@ class StudyRules(FedAvg):
         rng = derive_rng(self.plan.seed, "fl", "sample", str(server_round))
         size = max(math.ceil(self.plan.fraction_train * len(nodes)), min(self.plan.min_available_clients, len(nodes)))
         self._asked = [nodes[i] for i in sorted(rng.choice(len(nodes), size=size, replace=False))]
-        return self._in_order(super().configure_train(server_round, arrays, config, cast(Grid, _Only(self._asked))))
+        own = self.train_requests(server_round, [self.accounting.party(node) for node in self._asked])
+        messages = self._in_order(super().configure_train(server_round, arrays, config, cast(Grid, _Only(self._asked))))
+        return [_with_round_record(m, own[party]) for m in messages if (party := self.accounting.party(m.metadata.dst_node_id)) in own]
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         self._asked = self._alive(server_round)
@@ -98,7 +105,11 @@ class StudyRules(FedAvg):
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> Aggregated:
         replies = self.check_quorum(server_round, list(replies), "training")
         self._keep(server_round, replies, {"train-loss", *(DP_METRIC_PREFIX + name for name in SPENT_FIELDS)})
-        return self.combine(replies, FlowerStep(super().aggregate_train, server_round))
+        return self.combine(replies, FlowerStep(super().aggregate_train, server_round, partial(self._drop, server_round)))
+
+    def _drop(self, server_round: int, sites: Sequence[str]) -> None:
+        if sites:
+            self.dropped[server_round] = sorted(set(self.dropped.get(server_round, [])) | set(sites))
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         replies = self.check_quorum(server_round, list(replies), "evaluation")
@@ -110,9 +121,7 @@ class StudyRules(FedAvg):
         """Connected nodes in party order; too few for the quorum is a failure, not a wait."""
         nodes = sorted((n for n in self.accounting.get_node_ids() if self.accounting.party(n) in self.plan.parties), key=self.accounting.party)
         missing = sorted(set(self.plan.parties) - {self.accounting.party(n) for n in nodes})
-        if missing:
-            self.dropped.setdefault(server_round, [])
-            self.dropped[server_round] = sorted(set(self.dropped[server_round]) | set(missing))
+        self._drop(server_round, missing)
         if len(nodes) < self.plan.min_available_clients:
             raise FederationError(
                 f"round {server_round}: site(s) {', '.join(missing)} disconnected; {len(nodes)} remain and the recipe "
@@ -126,8 +135,7 @@ class StudyRules(FedAvg):
         errors = failure_reasons(replies)  # a site's bug fails the run even when enough sites answered
         answered = {self.accounting.party(r.metadata.src_node_id) for r in good}
         silent = sorted({self.accounting.party(n) for n in self._asked} - answered)
-        if silent:
-            self.dropped[server_round] = sorted(set(self.dropped.get(server_round, [])) | set(silent))
+        self._drop(server_round, silent)
         if len(good) < self.plan.min_available_clients:
             raise FederationError(
                 f"round {server_round} {phase}: site(s) {', '.join(silent)} did not answer"
@@ -146,6 +154,15 @@ class StudyRules(FedAvg):
                 entry["auc"] = None  # the site's held-out rows hold one class: AUC is undefined there, and said so
 
 
+def _with_round_record(message: Message, own: dict[str, Any]) -> Message:
+    """A training message with the site's own record (ROUND_RECORD) beside the shared model and config; Flower builds
+    every site's message around one content, so a site's own entries go into a copy."""
+    if not own:
+        return message
+    content = RecordDict({**message.content, ROUND_RECORD: ConfigRecord(own)})
+    return Message(content, dst_node_id=message.metadata.dst_node_id, message_type=message.metadata.message_type)
+
+
 def _shared_metrics(replies: list[Message]) -> list[RecordDict]:
     """The metrics every site reported: a site whose held-out rows have one class has no AUC (kept as undefined in the
     history), and Flower averages only records with the same keys."""
@@ -155,9 +172,9 @@ def _shared_metrics(replies: list[Message]) -> list[RecordDict]:
     return [RecordDict({"metrics": MetricRecord({key: record[key] for key in sorted(shared)})}) for record in records]
 
 
-def build_strategy(plan: FLPlan, grid: AccountingGrid, observer: RoundObserver, combine: Combine) -> StudyRules:
+def build_strategy(plan: FLPlan, grid: AccountingGrid, observer: RoundObserver, combine: Combine, train_requests: TrainRequests) -> StudyRules:
     """The plan's Flower strategy, with its parameters, under the study's rules."""
-    return _under_study_rules(STRATEGIES[plan.strategy].flower)(plan, grid, observer, combine, **plan.flower_arguments())
+    return _under_study_rules(STRATEGIES[plan.strategy].flower)(plan, grid, observer, combine, train_requests, **plan.flower_arguments())
 
 
 @cache

@@ -14,13 +14,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from workbench.context import StepContext
 from workbench.contracts import Contract, Randomness, RoleNeed, Technique
+from workbench.crypto.secagg import SecAggParams
 from workbench.data.splits import SPLIT_COLUMN
 from workbench.errors import RoleError, WorkbenchError
-from workbench.fl.aggregation import AggregationName, for_summary, kind
+from workbench.fl.aggregation import KINDS, AggregationName, for_summary, kind
 from workbench.fl.aggregation.plain import Plain
 from workbench.fl.plan import FederatedTraining, FLPlan, training_key
 from workbench.fl.settings import DeploymentSettings, RuntimeName
@@ -55,7 +56,9 @@ class FLTrainParams(StrategyFields, TrainingParams):
     fraction_train: float = Field(1.0, gt=0.0, le=1.0, description="Share of sites sampled to train each round.")
     min_available_clients: int | None = Field(None, ge=1, description="Fewest sites that must answer; default: all of them.")
     aggregation: AggregationName = Field(
-        Plain.name, description="none: plain updates; ckks: CKKS-encrypted, the aggregator only adds (needs a ckks_keys step before)."
+        Plain.name,
+        description="none: plain updates; ckks: CKKS-encrypted, the aggregator only adds (needs a ckks_keys step before); "
+        "secagg: masked updates whose masks cancel in the sum (Bonawitz et al.), surviving sites that drop out.",
     )
     runtime: RuntimeName = Field("embedded", description="embedded (in-process), simulation (Ray) or deployment (SuperLink and SuperNodes).")
     deployment: DeploymentSettings = Field(default_factory=DeploymentSettings, description="SuperLink to use (deployment only).")
@@ -67,7 +70,24 @@ class FLTrainParams(StrategyFields, TrainingParams):
         "clips each site's update and noises their average (Flower's DifferentialPrivacyServerSideFixedClipping), for "
         "federations of hundreds of sites; aggregation none and strategies fedavg or fedprox only. null: plain SGD.",
     )
+    secagg: SecAggParams | None = Field(
+        None,
+        description="Options of aggregation secagg: num_shares (default all sites), reconstruction_threshold (default a majority), "
+        "clip_range (updates clipped to ±8), quantization_bits (22) and modulus_bits (32). null: the defaults.",
+    )
     save_as: str = Field("federated", description="Name under which each site keeps the federated model, for `evaluate`.")
+
+    @model_validator(mode="after")
+    def _options_fit_the_aggregation(self) -> FLTrainParams:
+        """A kind's own options (e.g. `secagg`) mean nothing under another aggregation: say so rather than ignore them."""
+        own = kind(self.aggregation).options()
+        for other in KINDS.values():
+            if (field := other.options()) and field != own and getattr(self, field) is not None:
+                raise ValueError(
+                    f"{field} sets the options of aggregation {other.name}, and this step aggregates by {self.aggregation}; "
+                    f"remove {field} or set aggregation: {other.name}"
+                )
+        return self
 
     @field_validator("dp")
     @classmethod
@@ -104,6 +124,7 @@ class FLTrainParams(StrategyFields, TrainingParams):
             node_timeout=self.node_timeout,
             aggregation=self.aggregation,
             dp=self.dp,
+            secagg=self.secagg,
             **self.model_dump(include=set(STRATEGY_FIELDS)),
         )
 

@@ -12,7 +12,7 @@ from html import escape
 from math import log10
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-PROTECTION_COLORS = {"none": "#d62728", "blinded": "#1f77b4", "ckks": "#2ca02c", "masked": "#9467bd", "dp": "#ff7f0e"}
+PROTECTION_COLORS = {"none": "#d62728", "blinded": "#1f77b4", "ckks": "#2ca02c", "masked": "#9467bd", "encrypted": "#17becf", "dp": "#ff7f0e"}
 MAX_MARKERS = 30
 FONT = "font-family='var(--jp-ui-font-family, sans-serif)' font-size='11'"
 

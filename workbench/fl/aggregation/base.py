@@ -40,6 +40,15 @@ NodeConfig = Mapping[str, Any]
 Ask = Callable[[str, dict[str, Any], str], "RecordDict"]
 """The aggregator asks a helper party (by name) a request and gets its answer; the third argument says, for the error,
 what the helper failed to do."""
+AskSites = Callable[[Mapping[str, dict[str, Any]], str], dict[str, "RecordDict"]]
+"""The aggregator asks sites (by name) one request each, all at once, and gets the answers of those that answered within
+the node timeout, by site: a silent site has dropped out, which a kind may survive. A site's error reply fails the run,
+named after the second argument (what the sites were asked to do)."""
+ROUND_RECORD = "round"
+"""The config record of a training message that holds what the kind sends that one site (`Aggregation.train_requests`)."""
+PROTOCOL_OP = "aggregation-op"
+"""A query whose config holds this entry is a step of the kind's own protocol (`Aggregation.serve_site`), not the
+statistics query; the config's `aggregation` entry names the kind."""
 Aggregated = tuple["ArrayRecord | None", "MetricRecord | None"]
 
 
@@ -66,6 +75,14 @@ class FlowerAggregate(Protocol):
     def step_from(self, aggregate: np.ndarray) -> Aggregated:
         """Flower takes its server step from a weighted average computed by the kind (e.g. decrypted)."""
 
+    @property
+    def server_round(self) -> int:
+        """The round being combined."""
+
+    def drop(self, sites: Sequence[str]) -> None:
+        """Count sites as dropped out of this round, though their update may be in it (they vanished while the kind
+        still needed them, e.g. before unmasking)."""
+
 
 @dataclass(frozen=True)
 class PooledMoments:
@@ -91,10 +108,28 @@ class FinalAggregate:
 
 @dataclass(frozen=True)
 class AggregatorEnd:
-    """What the aggregator combines with: its key material as loaded (None when it needs none) and a way to ask helpers."""
+    """What the aggregator combines with: its key material as loaded (None when it needs none), a way to ask helpers and
+    a way to run a step of the kind's own protocol with the sites."""
 
     key: Any
     ask: Ask
+    ask_sites: AskSites
+
+
+@dataclass(frozen=True)
+class SiteNode:
+    """A site as its ClientApp sees it while answering one message: its node config (which party, where its files
+    are), its node state (Flower's `Context.state`, kept by every runtime between the messages of one run and never
+    sent), and the config record of the message it answers."""
+
+    config: NodeConfig
+    state: RecordDict
+    request: ConfigRecord
+    """The statistics query's or a protocol step's config; for training, the site's own record (ROUND_RECORD)."""
+
+    @property
+    def party(self) -> str:
+        return str(self.config["party"])
 
 
 class Aggregation(ABC):
@@ -160,6 +195,12 @@ class Aggregation(ABC):
         """Custody -> why the aggregator cannot read the weighted average of the updates under it, and what to do instead."""
         return {}
 
+    @classmethod
+    def options(cls) -> str | None:
+        """The fl_train parameter (and plan field) holding this kind's own options, e.g. `secagg`; None: it has none.
+        A recipe that sets it under another aggregation is refused."""
+        return None
+
     def site_config(self, ctx: StepContext, site: str, private: Path) -> dict[str, str]:
         """Entries a site's node config needs besides its party and data (e.g. the path of its key)."""
         return {}
@@ -189,7 +230,7 @@ class Aggregation(ABC):
 
     # --- the sites (the ClientApp) ------------------------------------------------------------------------------
     @abstractmethod
-    def site_moments(self, node: NodeConfig, party: str, count: float, sums: np.ndarray, squares: np.ndarray) -> RecordDict:
+    def site_moments(self, site: SiteNode, count: float, sums: np.ndarray, squares: np.ndarray) -> RecordDict:
         """A site's reply to the statistics query: its count, feature sums and sums of squares, as it may send them."""
 
     def site_standardizer(self, node: NodeConfig, config: ConfigRecord) -> tuple[Standardizer, float]:
@@ -204,7 +245,7 @@ class Aggregation(ABC):
         return arrays["params"].numpy()
 
     @abstractmethod
-    def site_update(self, node: NodeConfig, params: np.ndarray, rows: int, total_rows: float, metrics: dict[str, float]) -> RecordDict:
+    def site_update(self, site: SiteNode, params: np.ndarray, rows: int, total_rows: float, metrics: dict[str, float]) -> RecordDict:
         """A site's reply to training: its new parameters (from `rows` training rows) and `metrics`, as it may send them."""
 
     @classmethod
@@ -212,18 +253,29 @@ class Aggregation(ABC):
         """A helper party's answer to the aggregator's request, besides its identity (records by name)."""
         return {}
 
+    @classmethod
+    def serve_site(cls, site: SiteNode) -> RecordDict:
+        """A site's answer to a step of the kind's own protocol (a query whose config holds PROTOCOL_OP)."""
+        raise AggregationError(f"aggregation {cls.name!r} has no protocol of its own; site {site.party!r} got {site.request.get(PROTOCOL_OP)!r}")
+
     # --- the aggregator (the ServerApp) -----------------------------------------------------------------------
     def helpers(self) -> dict[str, str]:
         """Parties besides the sites the aggregator must reach, and what each is (for errors)."""
         return {}
 
-    def open(self, material: bytes | None, ask: Ask) -> AggregatorEnd:
+    def open(self, material: bytes | None, ask: Ask, ask_sites: AskSites) -> AggregatorEnd:
         """The aggregator's side, from what the coordinator handed it."""
-        return AggregatorEnd(None, ask)
+        return AggregatorEnd(None, ask, ask_sites)
 
     @abstractmethod
     def pool_moments(self, end: AggregatorEnd, replies: list[Message]) -> PooledMoments:
         """The sites' statistics replies, combined."""
+
+    def train_requests(self, end: AggregatorEnd, sites: list[str], server_round: int) -> dict[str, dict[str, Any]]:
+        """What each site's training message carries besides the model and the round config, by site, before the round
+        trains (a kind may first run steps of its own protocol with them). A site left out is not asked to train and
+        counts as dropped out of the round."""
+        return {site: {} for site in sites}
 
     def round_config(self, pooled: PooledMoments) -> dict[str, Any]:
         """What every training and evaluation message carries for standardization."""

@@ -29,10 +29,12 @@ from workbench.fl.aggregation.base import (
     Aggregation,
     AggregatorEnd,
     Ask,
+    AskSites,
     FinalAggregate,
     FlowerAggregate,
     NodeConfig,
     PooledMoments,
+    SiteNode,
     UpdateSight,
     float_array,
     register,
@@ -142,11 +144,13 @@ class CKKS(Aggregation):
         )
 
     # --- the sites ------------------------------------------------------------------------------------------------
-    def site_moments(self, node: NodeConfig, party: str, count: float, sums: np.ndarray, squares: np.ndarray) -> RecordDict:
+    def site_moments(self, site: SiteNode, count: float, sums: np.ndarray, squares: np.ndarray) -> RecordDict:
         from workbench.fl import moments
 
         plan = self.plan
-        return _ciphertexts(moments.encrypt(_context(str(node[CONTEXT_PATH])), party, plan.features.names(), len(plan.parties), count, sums, squares))
+        return _ciphertexts(
+            moments.encrypt(_context(str(site.config[CONTEXT_PATH])), site.party, plan.features.names(), len(plan.parties), count, sums, squares)
+        )
 
     def site_model(self, node: NodeConfig, arrays: ArrayRecord) -> np.ndarray:
         """The initial model comes in the clear; under custody clients every later one is the encrypted weighted sum."""
@@ -156,14 +160,14 @@ class CKKS(Aggregation):
             return super().site_model(node, arrays)
         return _decrypted_model(str(node[CONTEXT_PATH]), tuple(from_arrays(arrays)), self.plan.param_count())
 
-    def site_update(self, node: NodeConfig, params: np.ndarray, rows: int, total_rows: float, metrics: dict[str, float]) -> RecordDict:
+    def site_update(self, site: SiteNode, params: np.ndarray, rows: int, total_rows: float, metrics: dict[str, float]) -> RecordDict:
         import numpy as np
         from flwr.app import MetricRecord
 
         from workbench.crypto import ckks
 
         weight = rows / total_rows
-        content = _ciphertexts(ckks.encrypt(_context(str(node[CONTEXT_PATH])), np.append(weight * self._bounded(params), weight)))
+        content = _ciphertexts(ckks.encrypt(_context(str(site.config[CONTEXT_PATH])), np.append(weight * self._bounded(params), weight)))
         content["metrics"] = MetricRecord(dict(metrics))  # as Flower's dict of metric values (dicts are invariant)
         return content
 
@@ -190,7 +194,7 @@ class CKKS(Aggregation):
         return {"masked": ArrayRecord({"values": float_array(values)})}
 
     # --- the aggregator -------------------------------------------------------------------------------------------
-    def open(self, material: bytes | None, ask: Ask) -> AggregatorEnd:
+    def open(self, material: bytes | None, ask: Ask, ask_sites: AskSites) -> AggregatorEnd:
         from workbench.crypto import ckks
         from workbench.fl.errors import FederationError
 
@@ -199,7 +203,7 @@ class CKKS(Aggregation):
         context = ckks.load_context(material)
         if context.is_private():
             raise FederationError("the aggregator was handed a context with the secret key; no custody allows it")
-        return AggregatorEnd(context, ask)
+        return AggregatorEnd(context, ask, ask_sites)
 
     def _sum(self, end: AggregatorEnd, replies: list[Message]) -> list[bytes]:
         from workbench.crypto import ckks

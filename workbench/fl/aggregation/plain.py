@@ -14,8 +14,8 @@ from workbench.fl.aggregation.base import (
     Aggregation,
     AggregatorEnd,
     FlowerAggregate,
-    NodeConfig,
     PooledMoments,
+    SiteNode,
     UpdateSight,
     float_array,
     register,
@@ -42,14 +42,14 @@ class Plain(Aggregation):
             f"'{server}' saw each site's update in every round."
         )
 
-    def site_moments(self, node: NodeConfig, party: str, count: float, sums: np.ndarray, squares: np.ndarray) -> RecordDict:
+    def site_moments(self, site: SiteNode, count: float, sums: np.ndarray, squares: np.ndarray) -> RecordDict:
         from flwr.app import ArrayRecord, MetricRecord, RecordDict
 
         return RecordDict(
             {"arrays": ArrayRecord({"sums": float_array(sums), "squares": float_array(squares)}), "metrics": MetricRecord({"num-examples": int(count)})}
         )
 
-    def site_update(self, node: NodeConfig, params: np.ndarray, rows: int, total_rows: float, metrics: dict[str, float]) -> RecordDict:
+    def site_update(self, site: SiteNode, params: np.ndarray, rows: int, total_rows: float, metrics: dict[str, float]) -> RecordDict:
         from flwr.app import ArrayRecord, MetricRecord, RecordDict
 
         return RecordDict({"arrays": ArrayRecord({"params": float_array(params)}), "metrics": MetricRecord({"num-examples": rows, **metrics})})
