@@ -58,6 +58,12 @@ def flagship(flagship_path: Path) -> Recipe:
 
 
 @pytest.fixture(scope="session")
+def flagship_run(flagship: Recipe, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    """The one full-size flagship run, for tests whose figures need it (federated near pooled, the small site's gain)."""
+    return run_recipe(flagship, tmp_path_factory.mktemp("flagship") / "run", base_dir=RECIPES)
+
+
+@pytest.fixture(scope="session")
 def light_flagship(flagship_path: Path, flagship: Recipe) -> Recipe:
     return load_recipe(flagship_path, light_overrides(flagship))
 

@@ -13,7 +13,7 @@ import pytest
 
 from workbench.crypto.secagg import SecAggDropoutError, SecAggParams
 from workbench.fl.accounting_grid import Transfer
-from workbench.fl.aggregation.secagg import trust_model
+from workbench.fl.aggregation.secagg import CLIPPED, SecAgg, trust_model
 from workbench.fl.plan import FLPlan
 from workbench.fl.runtimes import run_embedded
 
@@ -39,10 +39,12 @@ def test_secagg_fedavg_equals_plain_fedavg_within_the_quantization_error(site_co
     updates = [t for t in transfers if t.kind == "fl.update"]
     assert len(updates) == 5 * SITE_COUNT and {t.protection for t in updates} == {"masked"}
     kinds = Counter(t.kind for t in transfers)
-    per_aggregation = {"secagg.share_keys", "secagg.sealed_shares", "secagg.unmask", "secagg.unmask_shares"}
-    assert {kinds[k] for k in per_aggregation} == {6 * SITE_COUNT}, "the moments once, then each of the 5 rounds"
-    assert kinds["secagg.masked_moments"] == SITE_COUNT and "fl.stats" not in kinds, "no site's moments in the clear"
-    assert {t.protection for t in transfers if t.kind == "secagg.sealed_shares"} == {"encrypted"}
+    assert kinds["secagg.unmask+share_keys"] == 5 * SITE_COUNT, "Unmasking of the moments and of rounds 1-4 with ShareKeys of the next"
+    assert kinds["secagg.unmask"] == SITE_COUNT and "secagg.advertise" not in kinds, "the last round's alone; keys came with each update"
+    assert kinds["secagg.share_keys"] == kinds["secagg.masked_moments+public_keys"] == SITE_COUNT and "fl.stats" not in kinds, "no moment in the clear"
+    queries = sum(n for kind, n in kinds.items() if kind.startswith("secagg.") and kind in {t.kind for t in transfers if t.sender == "aggregator"})
+    assert queries == 3 * SITE_COUNT + 5 * SITE_COUNT, "the moments' 3 exchanges, then one per round besides training and evaluation"
+    assert {t.protection for t in transfers if "sealed_shares" in t.kind} == {"encrypted"}
 
 
 def test_a_site_gone_before_unmasking_stays_in_the_sum(site_configs: list[dict[str, Any]], make_plan: Callable[..., FLPlan]) -> None:
@@ -57,11 +59,15 @@ def test_a_site_gone_before_unmasking_stays_in_the_sum(site_configs: list[dict[s
 
 
 def test_a_site_gone_after_sharing_keys_is_unmasked_from_its_mask_key(site_configs: list[dict[str, Any]], make_plan: Callable[..., FLPlan]) -> None:
-    """It never sent a masked input: the survivors' shares of its mask key remove the pairwise masks it added to theirs, and
-    the round averages the survivors' updates alone (their weights renormalized), as plain FedAvg without it."""
-    masked = run_with_victims(site_configs, make_plan(aggregation="secagg", min_available_clients=2, rounds=3), {"mid": (2, "share-keys")})
-    plain = run_with_victims(site_configs, make_plan(min_available_clients=2, rounds=3), {"mid": (1, "evaluate")})
+    """It shared its keys for round 2 (while round 1 unmasked) and dies as round 2's training message arrives, so it never
+    sends a masked input: the survivors' shares of its mask key remove the pairwise masks it added to theirs, and round 2
+    averages the survivors' updates alone (their weights renormalized), as plain FedAvg with the same site gone."""
+    transfers: list[Transfer] = []
+    plan = make_plan(aggregation="secagg", min_available_clients=2, rounds=3)
+    masked = run_with_victims(site_configs, plan, {"mid": (2, "train")}, silent=True, on_transfer=transfers.append)
+    plain = run_with_victims(site_configs, make_plan(min_available_clients=2, rounds=3), {"mid": (2, "train")}, silent=True)
     assert masked.dropped == plain.dropped == {2: ["mid"], 3: ["mid"]}
+    assert [t.receiver for t in transfers if t.kind == "fl.model_and_sealed_shares"].count("mid") == 2, "asked to train in round 2"
     assert np.abs(np.subtract(masked.params, plain.params)).max() < 1e-4
 
 
@@ -77,3 +83,18 @@ def test_the_trust_model_names_the_recipes_numbers() -> None:
     assert "needs only 1 colluding site to unmask another" in three
     assert "needs only 0 colluding sites" in trust_model({"sites": 10, "num_shares": 10, "reconstruction_threshold": 4})
     assert "each site, knowing its own update, reads the other's" in trust_model({"sites": 2, "num_shares": 2, "reconstruction_threshold": 2})
+
+
+def test_clipped_values_are_counted_and_reported(site_configs: list[dict[str, Any]], make_plan: Callable[..., FLPlan]) -> None:
+    """Clipping, unlike rounding, changes the model: each site counts what it clipped, and the report says how many."""
+    plain = run_embedded(make_plan(rounds=2), site_configs, lambda r, m: None, lambda t: None)
+    tight = run_embedded(make_plan(rounds=2, aggregation="secagg", secagg=SecAggParams(clip_range=0.05)), site_configs, lambda r, m: None, lambda t: None)
+    counted = {site: metrics[CLIPPED] for site, metrics in tight.history[2].items()}
+    assert all(count > 0 for count in counted.values()) and np.abs(np.subtract(tight.params, plain.params)).max() > 0.01
+    summary = {"update_protection": "masked", "sites": 3, "num_shares": 3, "reconstruction_threshold": 2, "clip_range": 0.05}
+    summary |= {"quantization_bits": 22, "quantization_error": 1e-8, "rounds": {str(r): sites for r, sites in tight.history.items()}}
+    total = sum(int(m[CLIPPED]) for sites in tight.history.values() for m in sites.values())
+    assert f"{total} values were clipped in all" in SecAgg.describe("aggregator", summary)
+    default = run_embedded(make_plan(rounds=2, aggregation="secagg"), site_configs, lambda r, m: None, lambda t: None)
+    assert {m[CLIPPED] for sites in default.history.values() for m in sites.values()} == {0}
+    assert "no site clipped any value" in SecAgg.describe("aggregator", {**summary, "rounds": default.history})

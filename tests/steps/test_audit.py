@@ -105,14 +105,14 @@ def test_the_audit_repeats_from_the_seed(controls: RunResult, tmp_path: Path) ->
 
 
 def test_the_flagship_audits_every_model_and_models_equal_to_1e6_get_equal_figures(flagship_run: RunResult) -> None:
-    """Plain and CKKS aggregation give the same model to CKKS precision; with the same reference models and resamples
-    for every model, the audit must not tell them apart either."""
+    """Plain, secure and CKKS aggregation give the same model to their precision; with the same reference models and
+    resamples for every model, the audit must not tell them apart either."""
     audit = flagship_run.metrics["steps"]["audit"]
     assert set(audit) == {"general_hospital", "county_hospital", "trauma_center"}
     for site, models in audit.items():
-        assert set(models) == {"local", "federated", "federated_dp", "federated_ckks", "federated_key_holder", "pooled"}
+        assert set(models) == {"local", "federated", "federated_dp", "federated_secagg", "federated_ckks", "federated_key_holder", "pooled"}
         for attack in ("loss", "rmia"):
-            aucs = [models[name][attack]["auc"]["value"] for name in ("federated", "federated_ckks", "federated_key_holder")]
+            aucs = [models[name][attack]["auc"]["value"] for name in ("federated", "federated_secagg", "federated_ckks", "federated_key_holder")]
             assert max(aucs) - min(aucs) < 1e-3, (site, attack, aucs)
     assert "Membership inference per site and model" in (flagship_run.out_dir / "report.html").read_text()
 

@@ -8,7 +8,7 @@ from workbench.steps.evaluate import Evaluate
 def test_summary_is_a_table_per_site_and_model_an_auc_figure_and_gains(flagship_run: RunResult) -> None:
     table, figure, gains = Evaluate.summarize(flagship_run.metrics["steps"]["evaluate"])
     assert isinstance(table, Table) and isinstance(figure, Figure) and isinstance(gains, Table)
-    models = ["local", "federated", "federated_ckks", "federated_dp", "federated_key_holder", "pooled"]  # metrics.json keeps keys sorted
+    models = ["local", "federated", "federated_ckks", "federated_dp", "federated_key_holder", "federated_secagg", "pooled"]  # metrics.json keeps keys sorted
     assert [row[0] for row in table.rows[:: len(models)]] == ["general_hospital", "county_hospital", "trauma_center"]
     assert figure.png.startswith(b"\x89PNG")
     assert gains.columns == ["site", "held-out n", *models, *(f"{m} − local" for m in models[1:])]

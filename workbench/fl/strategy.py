@@ -26,6 +26,7 @@ from flwr.serverapp.strategy import FedAvg
 
 from workbench.context import derive_rng
 from workbench.fl.accounting_grid import AccountingGrid
+from workbench.fl.aggregation import kind
 from workbench.fl.aggregation.base import ROUND_RECORD, Aggregated
 from workbench.fl.errors import FederationError, failure_reasons
 from workbench.fl.plan import FLPlan
@@ -79,6 +80,8 @@ class StudyRules(FedAvg):
         self.observer = observer
         self.combine = combine
         self.train_requests = train_requests
+        self.training_metrics = {"train-loss", *(DP_METRIC_PREFIX + name for name in SPENT_FIELDS), *kind(plan.aggregation).site_metrics}
+        """What a site's training reply may report that the history keeps."""
         self.history: dict[int, dict[str, dict[str, float | None]]] = {}
         """Round -> party -> metrics (train-loss, eval-loss, auc, num-examples; under DP, the site's privacy spent)."""
         self.dropped: dict[int, list[str]] = {}
@@ -104,7 +107,7 @@ class StudyRules(FedAvg):
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> Aggregated:
         replies = self.check_quorum(server_round, list(replies), "training")
-        self._keep(server_round, replies, {"train-loss", *(DP_METRIC_PREFIX + name for name in SPENT_FIELDS)})
+        self._keep(server_round, replies, self.training_metrics)
         return self.combine(replies, FlowerStep(super().aggregate_train, server_round, partial(self._drop, server_round)))
 
     def _drop(self, server_round: int, sites: Sequence[str]) -> None:

@@ -149,6 +149,8 @@ class Aggregation(ABC):
     """Roles at which an earlier `ckks_keys` step must have provisioned keys (the step's contract)."""
     reads_updates: ClassVar[UpdateSight]
     """What the aggregator reads of the updates in the clear (the audit attacks exactly that)."""
+    site_metrics: ClassVar[tuple[str, ...]] = ()
+    """Training metrics a site reports under this kind besides its loss (e.g. how many values it clipped), kept per round."""
     hides_updates: ClassVar[str | None] = None
     """Why the aggregator never reads a site's update under this kind, and what to use instead; None if it reads them.
     Client-level DP (`dp.level: client`) has the aggregator clip each update, so a kind that hides them refuses it."""

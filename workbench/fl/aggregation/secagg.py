@@ -21,6 +21,7 @@ import base64
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 from workbench.crypto.secagg import SecAggError, SecAggParams
@@ -54,11 +55,16 @@ MOMENT_PARAMS = SecAggParams(clip_range=2.0**40, quantization_bits=52, modulus_b
 """Moments are sums over rows (counts, sums of squares), far beyond ±8: they go in 2^52 steps over ±2^40 (step 2^-11 ≈ 5e-4
 on a sum), modulo 2^64, for up to 4095 sites. A site whose moments exceed the range says so rather than clipping them."""
 STATE = "secagg"
-"""The node-state record holding a site's protocol state between the messages of one aggregation."""
-OPS = {"advertise": "secagg.advertise", "share-keys": "secagg.share_keys", "mask-moments": "secagg.mask_moments", "unmask": "secagg.unmask"}
-"""Protocol step -> ledger kind of the aggregator's request; the sites' answers are named by what they hold (`ANSWERS`)."""
-ANSWERS = {"advert": "secagg.public_keys", "shares": "secagg.sealed_shares", "masked": "secagg.masked_moments", "released": "secagg.unmask_shares"}
-"""Record in a site's answer -> its ledger kind."""
+"""Prefix of the node-state records holding a site's protocol state, one per aggregation, between its messages."""
+CLIPPED = "secagg-clipped"
+"""A site's training metric: how many of its weighted update's values lay beyond ±clip_range and were clipped."""
+MOMENTS = 0
+"""The aggregation number of the feature moments; round r's updates are aggregation r."""
+OPS = {"advertise": "advertise", "share-keys": "share_keys", "mask-moments": "mask_moments", "unmask": "unmask"}
+"""Protocol step -> its name in the ledger kind of a request (`secagg.unmask+share_keys`); answers are named by what
+they hold (`ANSWERS`)."""
+ANSWERS = {"released": "unmask_shares", "shares": "sealed_shares", "masked": "masked_moments", "advert": "public_keys"}
+"""Record in a site's answer -> its name in the answer's ledger kind."""
 
 
 class SecAggRangeError(WorkbenchError, ValueError):
@@ -73,6 +79,7 @@ class SecAgg(Aggregation):
     exact = False
     fresh_randomness = True
     reads_updates = UpdateSight.AVERAGE
+    site_metrics = (CLIPPED,)
     hides_updates = (
         "client-level DP has the aggregator clip each site's update to dp.clip before it noises their average, and under "
         "aggregation secagg the aggregator reads only the sum of the masked updates. Use dp.level: sample, which runs under "
@@ -83,7 +90,9 @@ class SecAgg(Aggregation):
         super().__init__(plan)
         self.params: SecAggParams = plan.secagg or SecAggParams()
         self._rounds: dict[int, tuple[list[protocol.KeyAdvertisement], tuple[str, ...]]] = {}
-        """Round -> the keys the sites advertised (U1) and the sites that shared theirs (U2), between ShareKeys and Unmasking."""
+        """Round -> the keys the sites advertised (U1) and the sites that shared theirs (U2), between training and Unmasking."""
+        self._prepared: dict[int, tuple[list[protocol.KeyAdvertisement], tuple[str, ...], dict[str, list[protocol.EncryptedShares]]]] = {}
+        """Round -> U1, U2 and the sealed shares to relay, shared while the aggregation before it unmasked."""
 
     @classmethod
     def options(cls) -> str | None:
@@ -114,14 +123,16 @@ class SecAgg(Aggregation):
             f"Model updates and feature moments travelled masked (protection: {summary['update_protection']}): each site added "
             f"masks agreed with the others by key exchange, which cancel in the sum, so the aggregator '{server}' read only the sum "
             f"of the updates (the average model) and the pooled moments, never a site's own, and no key holder was needed. "
-            f"Updates were quantized to {summary['quantization_bits']} bits over ±{summary['clip_range']:g} (values beyond were "
-            f"clipped), so each round's sum is off by at most {summary['quantization_error']:.1e} per value. {trust_model(summary)} "
-            "Still in the clear: each site's training and held-out losses and AUCs, and its number of held-out rows."
+            f"Updates were quantized to {summary['quantization_bits']} bits over ±{summary['clip_range']:g}, so each round's sum is "
+            f"off by at most {summary['quantization_error']:.1e} per value; {_clipped(summary)}. {trust_model(summary)} "
+            "Still in the clear: each site's training and held-out losses and AUCs, its number of held-out rows, and how many "
+            "values it clipped."
         )
 
     # --- the sites ------------------------------------------------------------------------------------------------
     def site_moments(self, site: SiteNode, count: float, sums: np.ndarray, squares: np.ndarray) -> RecordDict:
         import numpy as np
+        from flwr.app import RecordDict
 
         values = np.concatenate([[count], sums, squares])
         names = ["the row count", *(f"the sum of {f}" for f in self.plan.features.names()), *(f"the sum of squares of {f}" for f in self.plan.features.names())]
@@ -130,50 +141,71 @@ class SecAgg(Aggregation):
                 f"site {site.party!r}: {names[beyond[0]]} is {values[beyond[0]]:.3g}, beyond ±2^40, the range secure aggregation sums "
                 "moments in; declare features.bounds (then no statistic of the rows but the count leaves) or rescale the column"
             )
-        return _advertise(site, MOMENT_PARAMS, values)
+        return RecordDict({"advert": _advertise(site, MOMENTS, MOMENT_PARAMS, values)})
 
     def site_update(self, site: SiteNode, params: np.ndarray, rows: int, total_rows: float, metrics: dict[str, float]) -> RecordDict:
+        """The masked update and, unless this is the last round, the public keys of the site's next round."""
+        import numpy as np
         from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
         from workbench.crypto import secagg
 
-        masked = _masked(site, secagg.with_weight(params, rows / total_rows))
-        identity = ConfigRecord({"party": site.party})  # the aggregator unmasks by site
-        return RecordDict({"arrays": ArrayRecord({"masked": _array(masked.vector)}), "metrics": MetricRecord(dict(metrics)), "identity": identity})
+        server_round = int(cast(int, site.request["server-round"]))
+        weighted = secagg.with_weight(params, rows / total_rows)
+        masked = _masked(site, server_round, weighted)
+        clipped = int(np.count_nonzero(np.abs(weighted) > _load(site, server_round)[1].clip_range))
+        content = RecordDict(
+            {
+                "arrays": ArrayRecord({"masked": _array(masked.vector)}),
+                "metrics": MetricRecord({**metrics, CLIPPED: clipped}),
+                "identity": ConfigRecord({"party": site.party}),  # the aggregator unmasks by site
+            }
+        )
+        if server_round < self.plan.rounds:
+            content["advert"] = _advertise(site, server_round + 1, _load(site, server_round)[1], None)
+        return content
 
     @classmethod
     def serve_site(cls, site: SiteNode) -> RecordDict:
+        """One or more protocol steps, each for its own aggregation (`rounds`, 0 the moments): Unmasking of a round goes
+        with ShareKeys of the next, so that a round costs one exchange besides training and evaluation."""
         from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 
         from workbench.crypto import secagg
 
-        op, request = site.request[PROTOCOL_OP], site.request
-        if op == "advertise":
-            return _advertise(site, SecAggParams.model_validate_json(str(request["params"])), None)
-        state, params, stored = _load(site)  # masked moments come from what the site stored when it advertised
-        if op == "share-keys":
-            state, shares = secagg.share_keys(state, params, _adverts(request))
-            _save(site, state, params, stored)
-            return RecordDict({"shares": ConfigRecord({"recipients": [s.recipient for s in shares], "ciphertexts": [s.ciphertext for s in shares]})})
-        if op == "mask-moments":
-            masked = _masked(site, stored)
-            return RecordDict({"masked": ArrayRecord({"vector": _array(masked.vector)})})
-        if op == "unmask":
-            request_ = secagg.UnmaskRequest(tuple(_strings(request, "survivors")), tuple(_strings(request, "dropped")))
-            state, released = secagg.unmask(state, request_)
-            _save(site, state, params, stored)
-            return RecordDict({"released": ConfigRecord(_released(released))})
-        raise SecAggError(f"site {site.party!r}: unknown secure-aggregation step {op!r}")
+        request, answer = site.request, RecordDict()
+        for op, aggregation in zip(_strings(request, PROTOCOL_OP), cast("list[int]", request["rounds"])):
+            if op == "advertise":
+                answer["advert"] = _advertise(site, aggregation, _params(str(request["params"])), None)
+                continue
+            state, params, stored = _load(site, aggregation)  # masked moments come from what the site stored when it advertised
+            if op == "share-keys":
+                state, shares = secagg.share_keys(state, params, _adverts(request))
+                _save(site, aggregation, state, params, stored)
+                answer["shares"] = ConfigRecord({"recipients": [s.recipient for s in shares], "ciphertexts": [s.ciphertext for s in shares]})
+            elif op == "mask-moments":
+                answer["masked"] = ArrayRecord({"vector": _array(_masked(site, aggregation, stored).vector)})
+                answer["advert"] = _advertise(site, aggregation + 1, _params(str(request["params"])), None)
+            elif op == "unmask":
+                _, released = secagg.unmask(state, secagg.UnmaskRequest(tuple(_strings(request, "survivors")), tuple(_strings(request, "dropped"))))
+                site.state.pop(_state_key(aggregation), None)  # the aggregation is over: its keys, seed and shares go
+                answer["released"] = ConfigRecord(_released(released))
+            else:
+                raise SecAggError(f"site {site.party!r}: unknown secure-aggregation step {op!r}")
+        return answer
 
     # --- the aggregator -------------------------------------------------------------------------------------------
     def pool_moments(self, end: AggregatorEnd, replies: list[Message]) -> PooledMoments:
         from workbench.crypto import secagg
 
+        what = "federated statistics"
         adverts = [_advert(cast("ConfigRecord", reply.content["advert"])) for reply in replies]
-        u2, inbox = self._share(end, adverts, "federated statistics", 0)
-        answers = end.ask_sites({site: {**_step("mask-moments", 0), **_relayed(inbox, site, u2)} for site in u2}, "federated statistics: masking the moments")
+        u2, inbox = self._share(end, adverts, what, MOMENTS)
+        mask = {**_steps(("mask-moments", MOMENTS)), "params": self.params.model_dump_json()}
+        answers = end.ask_sites({site: {**mask, **_relayed(inbox, site, u2)} for site in u2}, f"{what}: masking the moments")
         inputs = [secagg.MaskedInput(site, _vector(answer["masked"])) for site, answer in answers.items()]
-        total = self._unmasked(end, MOMENT_PARAMS, adverts, u2, inputs, "federated statistics", 0)[0]
+        following = [_advert(cast("ConfigRecord", answer["advert"])) for answer in answers.values()]
+        total = self._unmasked(end, MOMENT_PARAMS, adverts, u2, inputs, following, what, MOMENTS)[0]
         features = len(self.plan.features.names())
         count, sums, squares = float(total[0]), total[1 : 1 + features], total[1 + features :]
         return PooledMoments(Standardizer.from_moments(count, sums, squares), count)
@@ -183,39 +215,36 @@ class SecAgg(Aggregation):
         return {**super().round_config(pooled), "total-rows": float(pooled.rows)}  # sites weight their updates by n_k / n
 
     def train_requests(self, end: AggregatorEnd, sites: list[str], server_round: int) -> dict[str, dict[str, Any]]:
-        """AdvertiseKeys and ShareKeys with the round's sites; each training message then carries that site's shares."""
+        """Each training message carries that site's relayed shares and U2. The keys were shared while the previous
+        aggregation unmasked; if the sites sampled now are not exactly those that shared them, AdvertiseKeys and ShareKeys
+        run afresh with these sites first."""
         what = f"round {server_round}"
-        advertise = {**_step("advertise", server_round), "params": self.params.model_dump_json()}
-        answers = end.ask_sites(dict.fromkeys(sites, advertise), f"{what}: advertising keys")
-        adverts = [_advert(cast("ConfigRecord", answer["advert"])) for answer in answers.values()]
-        u2, inbox = self._share(end, adverts, what, server_round)
+        adverts, u2, inbox = self._prepared.pop(server_round, ([], (), {}))
+        if set(u2) != set(sites):
+            advertise = {**_steps(("advertise", server_round)), "params": self.params.model_dump_json()}
+            answers = end.ask_sites(dict.fromkeys(sites, advertise), f"{what}: advertising keys")
+            adverts = [_advert(cast("ConfigRecord", answer["advert"])) for answer in answers.values()]
+            u2, inbox = self._share(end, adverts, what, server_round)
         self._rounds[server_round] = (adverts, u2)
-        return {site: _relayed(inbox, site, u2) for site in u2}
+        return {site: {"server-round": server_round, **_relayed(inbox, site, u2)} for site in u2}
 
     def combine(self, end: AggregatorEnd, replies: list[Message], flower: FlowerAggregate) -> Aggregated:
         from workbench.crypto import secagg
 
-        adverts, u2 = self._rounds.pop(flower.server_round)
+        server_round = flower.server_round
+        adverts, u2 = self._rounds.pop(server_round)
         inputs = [secagg.MaskedInput(str(reply.content["identity"]["party"]), _vector(reply.content["arrays"])) for reply in replies]
-        total, gone = self._unmasked(end, self.params, adverts, u2, inputs, f"round {flower.server_round}", flower.server_round)
+        following = [_advert(cast("ConfigRecord", reply.content["advert"])) for reply in replies if "advert" in reply.content]
+        total, gone = self._unmasked(end, self.params, adverts, u2, inputs, following, f"round {server_round}", server_round)
         flower.drop(gone)
         return flower.step_from(secagg.weighted_average(total))
 
     def _share(
-        self, end: AggregatorEnd, adverts: list[protocol.KeyAdvertisement], what: str, server_round: int
+        self, end: AggregatorEnd, adverts: list[protocol.KeyAdvertisement], what: str, aggregation: int
     ) -> tuple[tuple[str, ...], dict[str, list[protocol.EncryptedShares]]]:
-        """ShareKeys: every site that advertised gets the list of keys; the sealed shares come back for relaying."""
-        from workbench.crypto import secagg
-
-        keys = _adverts_record(adverts)
-        answers = end.ask_sites({a.site: {**_step("share-keys", server_round), **keys} for a in adverts}, f"{what}: sharing keys")
-        shares = [
-            secagg.EncryptedShares(site, recipient, ciphertext)
-            for site, answer in answers.items()
-            for recipient, ciphertext in zip(_strings(answer["shares"], "recipients"), cast("list[bytes]", answer["shares"]["ciphertexts"]))
-        ]
-        u2, inbox = secagg.relay(shares)
-        return tuple(site for site in u2 if site in answers), inbox
+        """ShareKeys on its own: every site that advertised gets the list of keys; the sealed shares come back to relay."""
+        requests = {a.site: {**_steps(("share-keys", aggregation)), **_adverts_record(adverts)} for a in adverts}
+        return _relay(end.ask_sites(requests, f"{what}: sharing keys"))
 
     def _unmasked(
         self,
@@ -224,38 +253,57 @@ class SecAgg(Aggregation):
         adverts: list[protocol.KeyAdvertisement],
         u2: Sequence[str],
         inputs: list[protocol.MaskedInput],
+        following: list[protocol.KeyAdvertisement],
         what: str,
-        server_round: int,
+        aggregation: int,
     ) -> tuple[np.ndarray, list[str]]:
-        """Unmasking with the sites whose input arrived: the dequantized sum, and the sites that did not answer."""
+        """Unmasking with the sites whose input arrived, together with ShareKeys of the next aggregation among the sites
+        that advertised keys for it (`following`): the dequantized sum, and the survivors that did not answer."""
         from workbench.crypto import secagg
 
         request = secagg.unmask_request(u2, inputs)
-        step = {**_step("unmask", server_round), "survivors": list(request.survivors), "dropped": list(request.dropped)}
-        answers = end.ask_sites(dict.fromkeys(request.survivors, step), f"{what}: unmasking")
-        responses = [_response(site, cast("ConfigRecord", answer["released"])) for site, answer in answers.items()]
+        unmask = {"survivors": list(request.survivors), "dropped": list(request.dropped)}
+        keys = _adverts_record(following)
+        requests = {}
+        for site in {*request.survivors, *(a.site for a in following)}:
+            steps = [("unmask", aggregation)] * (site in request.survivors) + [("share-keys", aggregation + 1)] * (site in keys["sites"])
+            requests[site] = {**_steps(*steps), **(unmask if site in request.survivors else {}), **(keys if site in keys["sites"] else {})}
+        answers = end.ask_sites(requests, f"{what}: unmasking")
+        if following:
+            self._prepared[aggregation + 1] = (following, *_relay({site: answer for site, answer in answers.items() if "shares" in answer}))
+        responses = [_response(site, cast("ConfigRecord", answer["released"])) for site, answer in answers.items() if "released" in answer]
         try:
             total = secagg.unmasked_sum(params, adverts, u2, inputs, responses)
         except SecAggError as error:
             raise type(error)(f"{what}: {error}") from None
-        return secagg.dequantize(params, total), sorted(set(request.survivors) - set(answers))
+        return secagg.dequantize(params, total), sorted(set(request.survivors) - {r.site for r in responses})
 
     def label(self, kind: str, content: RecordDict) -> tuple[str, str]:
-        """Requests are named by their protocol step, answers by what they hold; a masked update or masked moments are
-        `masked`, shares relayed for another site `encrypted`, everything else (public keys, released shares) `none`."""
+        """Requests are named by their protocol steps, answers by what they hold; a masked update or masked moments are
+        `masked`, shares sealed for another site `encrypted`, everything else (public keys, released shares) `none`."""
         configs = content.config_records
         request = configs["config"] if "config" in configs else None
-        if kind == REQUEST_KINDS["query"] and request is not None and (op := request.get(PROTOCOL_OP)):
-            return OPS[str(op)], (Protection.ENCRYPTED if op == "mask-moments" else Protection.NONE).value
+        if kind == REQUEST_KINDS["query"] and request is not None and PROTOCOL_OP in request:
+            ops = _strings(request, PROTOCOL_OP)
+            return "secagg." + "+".join(OPS[op] for op in ops), (Protection.ENCRYPTED if "mask-moments" in ops else Protection.NONE).value
         if kind == REQUEST_KINDS["train"] and ROUND_RECORD in configs:
             return "fl.model_and_sealed_shares", Protection.ENCRYPTED.value
         if kind == REPLY_KINDS["train"]:
             return kind, self.update_protection.value
-        held = next((ANSWERS[name] for name in ANSWERS if name in content), None)
-        if held is None:
+        held = [name for name in ANSWERS if name in content]
+        if not held:
             return kind, Protection.NONE.value
-        protection = {"secagg.sealed_shares": Protection.ENCRYPTED, "secagg.masked_moments": Protection.MASKED}.get(held, Protection.NONE)
-        return held, protection.value
+        protection = Protection.MASKED if "masked" in held else Protection.ENCRYPTED if "shares" in held else Protection.NONE
+        return "secagg." + "+".join(ANSWERS[name] for name in held), protection.value
+
+
+def _clipped(summary: Mapping[str, Any]) -> str:
+    """How many update values the sites clipped to ±clip_range over the rounds: clipping changes the model, unlike rounding."""
+    counts = [int(metrics.get(CLIPPED, 0)) for sites in summary.get("rounds", {}).values() for metrics in sites.values()]
+    total = sum(counts)
+    if not total:
+        return "no site clipped any value"
+    return f"{total} values were clipped in all (raise secagg.clip_range above the largest weighted parameter, or the model differs from plain FedAvg's)"
 
 
 def trust_model(summary: Mapping[str, Any]) -> str:
@@ -281,31 +329,45 @@ def trust_model(summary: Mapping[str, Any]) -> str:
 # --- records: the protocol's messages as Flower carries them --------------------------------------------------------
 
 
-def _step(op: str, server_round: int) -> dict[str, Any]:
-    """A protocol request's header: the step, the kind that serves it, and the round (0: the feature moments)."""
-    return {PROTOCOL_OP: op, "aggregation": SecAgg.name, "server-round": server_round}
+def _steps(*steps: tuple[str, int]) -> dict[str, Any]:
+    """A protocol request's header: its steps, each with its aggregation (0 the moments, r round r), and the kind that
+    serves them. `server-round` is the first step's, as in a training message."""
+    return {PROTOCOL_OP: [op for op, _ in steps], "rounds": [n for _, n in steps], "aggregation": SecAgg.name, "server-round": steps[0][1]}
 
 
-def _advertise(site: SiteNode, params: SecAggParams, stored: np.ndarray | None) -> RecordDict:
+def _relay(answers: Mapping[str, RecordDict]) -> tuple[tuple[str, ...], dict[str, list[protocol.EncryptedShares]]]:
+    """U2 (the sites whose sealed shares came back) and each recipient's shares, from ShareKeys answers."""
+    from workbench.crypto import secagg
+
+    shares = [
+        secagg.EncryptedShares(site, recipient, ciphertext)
+        for site, answer in answers.items()
+        for recipient, ciphertext in zip(_strings(answer["shares"], "recipients"), cast("list[bytes]", answer["shares"]["ciphertexts"]))
+    ]
+    u2, inbox = secagg.relay(shares)
+    return tuple(site for site in u2 if site in answers), inbox
+
+
+def _advertise(site: SiteNode, aggregation: int, params: SecAggParams, stored: np.ndarray | None) -> ConfigRecord:
     """A fresh state for one aggregation (new keys), kept at the site; its public keys, to send."""
-    from flwr.app import ConfigRecord, RecordDict
+    from flwr.app import ConfigRecord
 
     from workbench.crypto import secagg
 
     state, advert = secagg.advertise_keys(site.party)
-    _save(site, state, params, stored)
-    return RecordDict({"advert": ConfigRecord({"site": advert.site, "cipher": advert.cipher_public, "mask": advert.mask_public})})
+    _save(site, aggregation, state, params, stored)
+    return ConfigRecord({"site": advert.site, "cipher": advert.cipher_public, "mask": advert.mask_public})
 
 
-def _masked(site: SiteNode, values: np.ndarray) -> protocol.MaskedInput:
+def _masked(site: SiteNode, aggregation: int, values: np.ndarray) -> protocol.MaskedInput:
     """MaskedInputCollection at a site: the relayed shares and U2 come in `site.request`."""
     from workbench.crypto import secagg
 
-    state, params, stored = _load(site)
+    state, params, stored = _load(site, aggregation)
     request = site.request
     shares = [secagg.EncryptedShares(sender, site.party, c) for sender, c in zip(_strings(request, "senders"), cast("list[bytes]", request["ciphertexts"]))]
     state, masked = secagg.masked_input(state, shares, _strings(request, "u2"), values)
-    _save(site, state, params, stored)
+    _save(site, aggregation, state, params, stored)
     return masked
 
 
@@ -364,30 +426,47 @@ def _vector(record: Any) -> np.ndarray:
 # --- a site's protocol state, in its node state ---------------------------------------------------------------------
 
 
-def _save(site: SiteNode, state: protocol.SiteState, params: SecAggParams, stored: np.ndarray | None) -> None:
+@lru_cache(maxsize=16)
+def _params(raw: str) -> SecAggParams:
+    """Options as a site reads them back, every message: parsed once per process (they are frozen)."""
+    return SecAggParams.model_validate_json(raw)
+
+
+@lru_cache(maxsize=16)
+def _roster(params: str, sites: tuple[str, ...]) -> protocol.Roster:
+    return _params(params).for_sites(sites)
+
+
+def _state_key(aggregation: int) -> str:
+    return f"{STATE}-{aggregation}"
+
+
+def _save(site: SiteNode, aggregation: int, state: protocol.SiteState, params: SecAggParams, stored: np.ndarray | None) -> None:
     from flwr.app import ConfigRecord
 
     record: dict[str, Any] = {"state": _encode_state(state), "params": params.model_dump_json()}
     if stored is not None and len(stored):
         record["stored"] = [float(value) for value in stored]
-    site.state[STATE] = ConfigRecord(record)
+    site.state[_state_key(aggregation)] = ConfigRecord(record)
 
 
-def _load(site: SiteNode) -> tuple[protocol.SiteState, SecAggParams, np.ndarray]:
+def _load(site: SiteNode, aggregation: int) -> tuple[protocol.SiteState, SecAggParams, np.ndarray]:
     import numpy as np
 
-    if STATE not in site.state:
-        raise SecAggError(f"site {site.party!r} holds no secure-aggregation state: it was asked a later step before advertising keys")
-    record = cast("ConfigRecord", site.state[STATE])
+    if _state_key(aggregation) not in site.state:
+        raise SecAggError(
+            f"site {site.party!r} holds no secure-aggregation state for aggregation {aggregation}: it was asked a later step before advertising keys"
+        )
+    record = cast("ConfigRecord", site.state[_state_key(aggregation)])
     stored = np.asarray(record.get("stored", []), dtype=np.float64)
-    return _decode_state(cast(bytes, record["state"])), SecAggParams.model_validate_json(str(record["params"])), stored
+    return _decode_state(cast(bytes, record["state"])), _params(str(record["params"])), stored
 
 
 def _encode_state(state: protocol.SiteState) -> bytes:
     """The state as JSON (bytes in base64): it stays in the site's own node state, so nothing about it is secret from the
     site; JSON rather than pickle so that reading it back runs no code."""
     data = asdict(replace(state, roster=None, keys={}))
-    data["roster"] = None if state.roster is None else {"params": state.roster.params.model_dump(), "sites": state.roster.sites}
+    data["roster"] = None if state.roster is None else {"params": state.roster.params.model_dump_json(), "sites": list(state.roster.sites)}
     data["keys"] = {site: [base64.b64encode(a.cipher_public).decode(), base64.b64encode(a.mask_public).decode()] for site, a in state.keys.items()}
     for name in ("cipher_private", "mask_private", "seed"):
         data[name] = base64.b64encode(data[name]).decode()
@@ -400,7 +479,7 @@ def _decode_state(raw: bytes) -> protocol.SiteState:
 
     data = json.loads(raw)
     b64 = base64.b64decode
-    roster = None if data["roster"] is None else SecAggParams.model_validate(data["roster"]["params"]).for_sites(data["roster"]["sites"])
+    roster = None if data["roster"] is None else _roster(data["roster"]["params"], tuple(data["roster"]["sites"]))
     return secagg.SiteState(
         site=data["site"],
         cipher_private=b64(data["cipher_private"]),
