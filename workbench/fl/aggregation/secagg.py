@@ -153,7 +153,8 @@ class SecAgg(Aggregation):
         server_round = int(cast(int, site.request["server-round"]))
         weighted = secagg.with_weight(params, rows / total_rows)
         masked = _masked(site, server_round, weighted)
-        clipped = int(np.count_nonzero(np.abs(weighted) > _load(site, server_round)[1].clip_range))
+        options = _load(site, server_round)[1]
+        clipped = int(np.count_nonzero(np.abs(weighted) > options.clip_range))
         content = RecordDict(
             {
                 "arrays": ArrayRecord({"masked": _array(masked.vector)}),
@@ -162,7 +163,7 @@ class SecAgg(Aggregation):
             }
         )
         if server_round < self.plan.rounds:
-            content["advert"] = _advertise(site, server_round + 1, _load(site, server_round)[1], None)
+            content["advert"] = _advertise(site, server_round + 1, options, None)
         return content
 
     @classmethod
@@ -265,7 +266,7 @@ class SecAgg(Aggregation):
         unmask = {"survivors": list(request.survivors), "dropped": list(request.dropped)}
         keys = _adverts_record(following)
         requests = {}
-        for site in {*request.survivors, *(a.site for a in following)}:
+        for site in sorted({*request.survivors, *(a.site for a in following)}):  # sorted: the ledger repeats run to run
             steps = [("unmask", aggregation)] * (site in request.survivors) + [("share-keys", aggregation + 1)] * (site in keys["sites"])
             requests[site] = {**_steps(*steps), **(unmask if site in request.survivors else {}), **(keys if site in keys["sites"] else {})}
         answers = end.ask_sites(requests, f"{what}: unmasking")
