@@ -125,6 +125,16 @@ def test_tutorial_runs_top_to_bottom(path: Path, tmp_path: Path, light_flagship_
         differences = [float(d) for d in re.findall(r"largest parameter difference from plain FedAvg (\S+)", printed)]
         assert len(differences) == 3 and all(0 < d < 1e-4 for d in differences), "its words: far below 1e-4, not exact"
         assert "Shamir-shared among 3 sites with threshold 2" in printed, "its words: the trust model for three hospitals"
+        number = r"(-?\d+\.\d+)"
+        line = rf"(\w+) \((\d+) held out, (\d+) deaths\): \S+ AUC \S+ \[{number}, {number}\] .*; difference \S+ \[{number}, {number}\], p \S+: ([a-z ]+)"
+        compared = re.findall(line, printed)
+        assert len(compared) == 5, "its words: federated at every hospital, the large hospital's model at the two others"
+        for site, n, deaths, low, high, d_low, d_high, said in compared:
+            expected = "gain" if float(d_low) > 0 else "loss" if float(d_high) < 0 else "no difference shown"
+            assert said == expected, "its words: a gain only where the paired interval excludes zero"
+            if site == "trauma_center":
+                assert (n, deaths) == ("120", "6") and float(high) - float(low) > 0.2, "its words: 6 of 120 died, intervals wider than 0.2"
+        assert "sent 2 model(s): general_hospital -> county_hospital, general_hospital -> trauma_center" in printed
     if path.stem == "intro":  # its words: "every one has fewer than 100 non-members to test against"
         assert len(nonmembers) == 4 and max(nonmembers) < 100, nonmembers
         assert "row-level data" in printed and "oracle" in printed, "its words: the boundary statement names the oracle's rows"

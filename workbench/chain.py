@@ -146,9 +146,22 @@ class _StepCheck:
         return problems
 
     def _models(self) -> list[Problem]:
+        from workbench.models import split_model_ref
+
         problems = []
-        for model in self.contract.reads_models:
-            lacking = [party for party in self._with(Role.HOSPITAL) if model not in self.parties[party].models]
+        hospitals = self._with(Role.HOSPITAL)
+        for ref in self.contract.reads_models:
+            model, owner = split_model_ref(ref)
+            if owner is not None and owner not in hospitals:
+                problems.append(
+                    Problem(
+                        (*self.loc, "params", "models"),
+                        f"model {ref!r}: {owner!r} is not a hospital step {self.name!r} ({self.kind}) runs at "
+                        f"({', '.join(hospitals) or 'none'}), so it cannot send its {model!r} model; add it to `at:` or name another party",
+                    )
+                )
+                continue
+            lacking = [party for party in ([owner] if owner else hospitals) if model not in self.parties[party].models]
             if lacking:
                 problems.append(
                     Problem(

@@ -28,3 +28,16 @@ def test_agrees_with_scikit_learn_including_ties() -> None:
     assert ours["auc"] == pytest.approx(roc_auc_score(y, score), abs=1e-12)
     assert ours["accuracy"] == pytest.approx(accuracy_score(y, score >= 0.5))
     assert ours["brier"] == pytest.approx(brier_score_loss(y, score))
+
+
+def test_average_precision_agrees_with_scikit_learn_including_ties() -> None:
+    from sklearn.metrics import average_precision_score
+
+    from workbench.models.metrics import average_precision
+
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        y = (rng.random(80) < 0.25).astype(float)
+        score = np.round(rng.random(80) + 0.4 * y, 1)
+        assert average_precision(y, score) == pytest.approx(average_precision_score(y, score), abs=1e-12)
+    assert average_precision(np.zeros(4), np.arange(4.0)) is None

@@ -1,20 +1,95 @@
 from __future__ import annotations
 
+import html
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import uci_recipe
+from workbench.data.splits import split_part
+from workbench.models import model_key
+from workbench.models.features import TableRef, design_matrix, label_vector
+from workbench.models.metrics import binary_metrics
+from workbench.recipe import parse_recipe
 from workbench.report.blocks import Figure, Table
-from workbench.runner import RunResult
+from workbench.runner import RunResult, run_recipe
 from workbench.steps.evaluate import Evaluate
 
+CROSS_SITE = uci_recipe(
+    "cross_site",
+    """\
+  - {kind: local_train, params: {label: heart_disease, features: {numeric: [age, sex_male, cp_asymptomatic, thalch, oldpeak]}}}
+  - {kind: evaluate, params: {label: heart_disease, models: [local, local@cleveland], pooled: true}}
+""",
+)
 
-def test_summary_is_a_table_per_site_and_model_an_auc_figure_and_gains(flagship_run: RunResult) -> None:
-    table, figure, gains = Evaluate.summarize(flagship_run.metrics["steps"]["evaluate"])
-    assert isinstance(table, Table) and isinstance(figure, Figure) and isinstance(gains, Table)
-    models = ["local", "federated", "federated_ckks", "federated_dp", "federated_key_holder", "federated_secagg", "pooled"]  # metrics.json keeps keys sorted
-    assert [row[0] for row in table.rows[:: len(models)]] == ["general_hospital", "county_hospital", "trauma_center"]
+
+def test_summary_shows_intervals_calibration_and_gains_only_where_the_paired_interval_excludes_zero(flagship_run: RunResult) -> None:
+    results = flagship_run.metrics["steps"]["evaluate"]
+    table, figure, calibration, gains = Evaluate.summarize(results)
+    assert isinstance(table, Table) and isinstance(figure, Figure) and isinstance(calibration, Table) and isinstance(gains, Table)
     assert figure.png.startswith(b"\x89PNG")
-    assert gains.columns == ["site", "held-out n", *models, *(f"{m} − local" for m in models[1:])]
-    assert [row[0] for row in gains.rows] == ["trauma_center", "county_hospital", "general_hospital"]
-    trauma = dict(zip(gains.columns, gains.rows[0]))
-    assert trauma["federated − local"] == trauma["federated"] - trauma["local"]
+    models = list(results["trauma_center"])
+    assert [row[0] for row in table.rows[:: len(models)]] == ["general_hospital", "county_hospital", "trauma_center"]
+    trauma = results["trauma_center"]["federated"]
+    low, high = trauma["auc_ci"]
+    assert low < trauma["auc"] < high and high - low > 0.2  # 6 positives: a wide interval
+    assert dict(zip(table.columns, table.rows[len(models) * 2 + models.index("federated")]))["AUC"] == f"{trauma['auc']:.3f} [{low:.3f}, {high:.3f}]"
+    assert [row[0] for row in gains.rows[:: len(models) - 1]] == ["trauma_center", "county_hospital", "general_hospital"]
+    for row in gains.rows:
+        found = dict(zip(gains.columns, row))
+        versus = results[found["site"]][found["model"]]["versus"]
+        d_low, d_high = versus["auc_difference_ci"]
+        assert versus["auc_difference"] == pytest.approx(results[found["site"]][found["model"]]["auc"] - results[found["site"]]["local"]["auc"])
+        assert found["verdict"] == ("no difference shown" if d_low <= 0 <= d_high else "gain" if d_low > 0 else "loss")
+    verdicts = {dict(zip(gains.columns, row))["verdict"] for row in gains.rows}
+    assert "no difference shown" in verdicts  # the large hospital gains nothing it can show
+
+
+def test_a_sites_model_scored_at_another_site_equals_scoring_it_on_that_sites_rows(tmp_path: Path) -> None:
+    run = run_recipe(parse_recipe(CROSS_SITE), tmp_path / "run")
+    scores = run.metrics["steps"]["evaluate"]
+    cleveland_model = run.stores["cleveland"].get(model_key("local"))
+    for site in ("cleveland", "hungary"):
+        table = run.stores[site].table("data")
+        test = split_part(table, TableRef(site, "data"), test=True)
+        y = label_vector(test, "heart_disease", TableRef(site, "data"))
+        direct = binary_metrics(y, cleveland_model.predict_proba(design_matrix(test, cleveland_model.features, TableRef(site, "data"))))
+        for metric in ("auc", "accuracy", "brier", "n", "positives"):
+            assert scores[site]["local@cleveland"][metric] == pytest.approx(direct[metric], abs=1e-12)
+    assert scores["cleveland"]["local@cleveland"]["auc"] == scores["cleveland"]["local"]["auc"]
+    assert scores["hungary"]["local@cleveland"]["auc"] != scores["hungary"]["local"]["auc"]
+    sent = [m for m in run.ledger.messages if m.step == "evaluate" and m.kind == "model.parameters"]
+    assert [(m.sender, m.receiver) for m in sent] == [("cleveland", "hungary")]  # only to the other site, and declared by the name
+
+
+def test_the_pooled_test_equals_scoring_the_joined_test_rows_within_its_binning_bound(tmp_path: Path) -> None:
+    from workbench.models.metrics import roc_auc
+    from workbench.models.uncertainty import auc_interval
+    from workbench.report.scores import POOLED_TEST
+
+    run = run_recipe(parse_recipe(CROSS_SITE), tmp_path / "run")
+    pooled = run.metrics["steps"]["evaluate"][POOLED_TEST]
+    for ref in ("local", "local@cleveland"):
+        ys, ps = [], []
+        for site in ("cleveland", "hungary"):
+            where = TableRef(site, "data")
+            test = split_part(run.stores[site].table("data"), where, test=True)
+            model = run.stores["cleveland" if ref == "local@cleveland" else site].get(model_key("local"))
+            ys.append(label_vector(test, "heart_disease", where))
+            ps.append(model.predict_proba(design_matrix(test, model.features, where)))
+        y, p = np.concatenate(ys), np.concatenate(ps)
+        joined = binary_metrics(y, p)
+        s = pooled[ref]
+        assert (s["n"], s["positives"]) == (joined["n"], joined["positives"])
+        assert abs(s["auc"] - roc_auc(y, p)) <= s["auc_binning_error"] < 1e-3
+        assert s["auc_ci"] == pytest.approx(auc_interval(y, p), abs=2e-3)
+        assert s["brier"] == pytest.approx(joined["brier"], abs=1e-6) and s["accuracy"] == joined["accuracy"]
+    pooling = [m for m in run.ledger.messages if m.step == "evaluate" and m.kind.startswith("pooled-test.")]
+    assert {m.protection.value for m in pooling if m.kind == "pooled-test.masked"} == {"masked"}
+    assert not any(m.row_level for m in run.ledger.messages if m.step == "evaluate")
+    assert "Pooled test: every site's held-out rows together" in html.unescape((run.out_dir / "report.html").read_text())
 
 
 def test_evaluation_scores_the_held_out_rows_only(flagship_run: RunResult) -> None:

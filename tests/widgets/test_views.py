@@ -26,22 +26,29 @@ def test_non_score_results_are_not_mistaken_for_scores() -> None:
     assert site_scores({"steps": {"split": {"a": {"n_test": 3}}, "x": {}}}) == []
 
 
-def test_results_view_shows_each_site_and_bolds_the_best_model() -> None:
+def test_results_view_shows_intervals_and_bolds_only_gains_the_paired_interval_shows() -> None:
+    def shown(difference: float, significant: bool) -> dict[str, object]:
+        return {"baseline": "local", "auc_difference": difference, "auc_difference_ci": [0, 0], "p_value": 0.5, "significant": significant}
+
     metrics = {
         "steps": {
             "evaluate": {
-                "north": {"local": {"auc": 0.70}, "federated": {"auc": 0.80}, "pooled": {"auc": 0.85}},
-                "south": {"local": {"auc": 0.75}, "federated": {"auc": 0.72}, "pooled": {"auc": None}},
+                "north": {
+                    "local": {"auc": 0.70, "auc_ci": [0.6, 0.8], "n": 100, "positives": 9},
+                    "federated": {"auc": 0.80, "auc_ci": [0.7, 0.9], "versus": shown(0.10, True)},
+                    "pooled": {"auc": 0.85, "auc_ci": [0.75, 0.95], "versus": shown(0.15, False)},
+                },
+                "south": {"local": {"auc": 0.75, "n": 50, "positives": 4}, "federated": {"auc": 0.72, "versus": shown(-0.03, True)}, "pooled": {"auc": None}},
             }
         }
     }
     view = ResultsView(metrics)
     html = view.html.value
     assert "wb-results" in view._dom_classes
-    for text in ("north", "south", "local", "federated", "pooled", "<svg"):
+    for text in ("north", "south", "local", "federated", "pooled", "<svg", "0.700 [0.600, 0.800]", ">9<"):
         assert text in html
-    assert "font-weight:600;'>0.850" in html and "font-weight:600;'>0.750" in html
-    assert "font-weight:600;'>0.700" not in html
+    assert "font-weight:600;'>0.800 [0.700, 0.900]" in html  # a shown gain
+    assert "font-weight:600;'>0.850" not in html and "font-weight:600;'>0.720" not in html  # not shown; a loss
 
 
 def test_ledger_view_totals_match_the_ledger(flagship_run: RunResult) -> None:

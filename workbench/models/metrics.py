@@ -41,3 +41,20 @@ def binary_metrics(y: np.ndarray, probability: np.ndarray, threshold: float = 0.
         "n": int(len(y)),
         "positives": int(y.sum()),
     }
+
+
+def average_precision(y: np.ndarray, score: np.ndarray) -> float | None:
+    """Area under the precision-recall curve as scikit-learn's `average_precision_score` defines it (a step function,
+    no interpolation): Σ (R_k − R_{k−1}) · P_k over distinct thresholds, highest first; None without positives."""
+    import numpy as np
+
+    positives = int(np.sum(y == 1))
+    if positives == 0:
+        return None
+    order = np.argsort(-score, kind="mergesort")
+    ranked, hits = score[order], (y[order] == 1).astype(np.float64)
+    last_of_tie = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]
+    true_positives = np.cumsum(hits)[last_of_tie]
+    precision = true_positives / (last_of_tie + 1)
+    recall_gain = np.diff(np.r_[0.0, true_positives]) / positives
+    return float(np.sum(recall_gain * precision))

@@ -77,6 +77,16 @@ def model_bytes(model: Model) -> bytes:
     return buffer.getvalue()
 
 
+def model_from_bytes(data: bytes, features: FeatureSpec, spec: ModelSpec) -> Model:
+    """The model a receiver rebuilds from `model_bytes`; features and family are the recipe's, public to every party."""
+    import numpy as np
+
+    from workbench.models.standardize import Standardizer
+
+    with np.load(io.BytesIO(data)) as arrays:
+        return Model(features, spec, Standardizer(arrays["center"], arrays["scale"]), arrays["params"])
+
+
 def fit_full(family: Family, Z: np.ndarray, y: np.ndarray, l2: float, init: np.ndarray, max_iter: int = 500) -> np.ndarray:
     """Minimize the regularized loss with L-BFGS: deterministic, no learning rate to tune."""
     import numpy as np

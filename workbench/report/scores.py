@@ -13,17 +13,31 @@ from dataclasses import dataclass
 from statistics import mean
 from typing import Any
 
+POOLED_TEST = "all sites (pooled test)"
+"""The key of pooled-test scores among a scoring step's sites: no party can have this name (party names have no spaces)."""
+
+
+def sites_of(results: Mapping[str, Any]) -> list[str]:
+    """The sites of a scoring step's results, without the pooled-test entry."""
+    return [site for site in results if site != POOLED_TEST]
+
 
 @dataclass(frozen=True)
 class SiteScores:
     """One scoring step's results: `scores[site][model][metric]`."""
 
     step: str
-    scores: dict[str, dict[str, dict[str, float | None]]]
+    scores: dict[str, dict[str, dict[str, Any]]]
+    """Besides the figures (`auc`, `brier`, ...), what a scoring step adds: intervals (`auc_ci`), a paired comparison (`versus`)."""
 
     @property
     def sites(self) -> list[str]:
-        return list(self.scores)
+        return [site for site in self.scores if site != POOLED_TEST]
+
+    @property
+    def pooled(self) -> dict[str, dict[str, Any]] | None:
+        """Scores on every site's held-out rows together (evaluate's `pooled: true`), if the step computed them."""
+        return self.scores.get(POOLED_TEST)
 
     @property
     def models(self) -> list[str]:

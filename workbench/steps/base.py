@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from workbench.context import StepContext
 from workbench.contracts import Columns, Contract
@@ -31,6 +31,18 @@ class ScoringParams(StepParams):
     table: str = Field("data", description="Table holding features, label and the split at each site.")
     label: str = Field(description="Binary outcome column.")
     models: list[str] = Field(min_length=1, description="Models to score, by name.")
+    scores_other_sites_models: ClassVar[bool] = False
+    """Whether `name@party` (the model party saved, sent to every other site) may be named: evaluate's cross-site scores."""
+
+    @field_validator("models")
+    @classmethod
+    def _models_are_named_plainly(cls, models: list[str]) -> list[str]:
+        crossing = [model for model in models if "@" in model]
+        if crossing and not cls.scores_other_sites_models:
+            raise ValueError(
+                f"{', '.join(crossing)}: this step scores each site's own models only; name them without '@party' (evaluate scores one site's model at others)"
+            )
+        return models
 
     def reads(self) -> tuple[Columns, ...]:
         """What a scoring step reads at each hospital besides the models' own features: the label and the split's column."""
@@ -87,6 +99,10 @@ class SiteStep(Step[P]):
         for done, party in enumerate(ctx.parties, start=1):
             ctx.publish(party, self.run_at(ctx, party))
             ctx.progress(done, len(ctx.parties), party)
+        self.across_sites(ctx)
+
+    def across_sites(self, ctx: StepContext) -> None:
+        """What the step computes over all its parties once each has run (e.g. a masked total); by default nothing."""
 
     @abstractmethod
     def run_at(self, ctx: StepContext, party: str) -> dict[str, Any]:

@@ -1,32 +1,74 @@
-"""Score models on each site's held-out rows, at the site; only the scores reach the coordinator."""
+"""Score models on each site's held-out rows, at the site; only the scores, with their intervals, reach the coordinator.
+
+Every figure comes with an interval over the sampling of the held-out rows, and
+every model is compared with a baseline on the same rows by DeLong's paired test,
+so the report calls a difference a gain only where the rows show one
+(`models/uncertainty.py`). A model named `name@party` is the one that party saved,
+sent to each other site (the recipe declares it by naming it): a site's local model
+scored on another's patients, the field's cross-site evaluation.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from workbench.context import StepContext
-from workbench.contracts import Contract, RoleNeed
+from workbench.contracts import Contract, Randomness, RoleNeed
 from workbench.data.splits import split_part
-from workbench.models import model_key
+from workbench.ledger import Protection
+from workbench.models import model_key, split_model_ref
 from workbench.models.features import TableRef, design_matrix, label_vector
-from workbench.models.metrics import binary_metrics
 from workbench.parties import Role
-from workbench.report.blocks import Block, Figure, Table
+from workbench.report.blocks import Block, Figure
 from workbench.report.figures import grouped_bars
 from workbench.steps.base import ScoringParams, SiteStep, register
 
-METRICS = ("auc", "accuracy", "brier")
+if TYPE_CHECKING:
+    from workbench.models.model import Model
+    from workbench.models.pooled_scores import PooledLayout
+
+METRICS = ("auc", "auprc", "brier", "accuracy")
+MODEL_MESSAGE = "model.parameters"
+POOLED_SUMMARY = "evaluate/pooled-test-counts"
+"""Where a site keeps its pooled-test counts between scoring and the masked total."""
 
 
 class EvaluateParams(ScoringParams):
-    models: list[str] = Field(default_factory=lambda: ["local"], min_length=1, description="Models to score, by name.")
+    scores_other_sites_models: ClassVar[bool] = True
+
+    models: list[str] = Field(
+        default_factory=lambda: ["local"],
+        min_length=1,
+        description="Models to score, by name; `name@party` scores the model that party saved at every site (it is sent to them).",
+    )
+    baseline: str | None = Field(None, description="Model every other is compared with (paired DeLong test); default: local if scored, else the first.")
+    level: float = Field(0.95, gt=0.5, lt=1.0, description="Confidence level of every interval.")
+    resamples: int = Field(1000, ge=100, le=100_000, description="Bootstrap resamples for the intervals of AUPRC, Brier and accuracy.")
+    threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Predicted probability at or above which a row counts as positive (accuracy).")
+    calibration_bins: int = Field(10, ge=2, le=100, description="Equal-width bins of predicted probability for ECE and the reliability curve.")
+    pooled: bool = Field(
+        False, description="Also score every site's held-out rows together, from masked totals of per-site counts (no prediction leaves a site)."
+    )
+    auc_bins: int = Field(
+        4096, ge=16, le=1 << 16, description="Bins of predicted probability the pooled AUC counts in; more bins, a tighter bound on its error."
+    )
+
+    @model_validator(mode="after")
+    def _baseline_is_scored(self) -> EvaluateParams:
+        if self.baseline is not None and self.baseline not in self.models:
+            raise ValueError(f"baseline {self.baseline!r} is not among the models scored ({', '.join(self.models)}); add it to models")
+        return self
+
+    def baseline_model(self) -> str:
+        return self.baseline or ("local" if "local" in self.models else self.models[0])
 
 
 @register
 class Evaluate(SiteStep[EvaluateParams]):
-    """Per-site AUC, accuracy and Brier score of each named model on the same held-out rows."""
+    """Per-site AUC, AUPRC, Brier score, accuracy and calibration of each named model on the same held-out rows, with
+    95 % intervals and a paired test against the baseline."""
 
     kind = "evaluate"
     Params = EvaluateParams
@@ -35,24 +77,60 @@ class Evaluate(SiteStep[EvaluateParams]):
     def contract(self) -> Contract:
         p = self.params
         return Contract(
-            needs=(RoleNeed(Role.HOSPITAL),),
+            needs=(RoleNeed(Role.HOSPITAL, at_least=2 if p.pooled else 1),),
             reads=p.reads(),
             reads_models=tuple(p.models),
+            randomness=Randomness.SEED_AND_SYSTEM if p.pooled else Randomness.SEED,  # the bootstrap's draws; pooling's masks are fresh
         )
 
     def run_at(self, ctx: StepContext, party: str) -> dict[str, Any]:
+        from workbench.models.scoring import held_out_scores, versus
+        from workbench.models.uncertainty import Resamples
+
         p, store = self.params, ctx.store(party)
         where = TableRef(party, p.table)
         test = split_part(store.table(p.table), where, test=True)
         y = label_vector(test, p.label, where)
+        resamples = Resamples.draw(y, ctx.rng("bootstrap", party), p.resamples)  # one draw for every model: common random numbers
+        probabilities = {}
+        for ref in p.models:
+            model = _model_at(ctx, ref, party)
+            probabilities[ref] = model.predict_proba(design_matrix(test, model.features, where))
+        baseline = p.baseline_model()
         scores: dict[str, Any] = {}
-        for name in p.models:
-            model = store.get(model_key(name))
-            scores[name] = binary_metrics(y, model.predict_proba(design_matrix(test, model.features, where)))
+        for ref, probability in probabilities.items():
+            scores[ref] = held_out_scores(y, probability, resamples, p.level, p.threshold, p.calibration_bins)
+            if ref != baseline:
+                scores[ref]["versus"] = versus(y, probability, baseline, probabilities[baseline], p.level)
             for metric in METRICS:
-                if scores[name][metric] is not None:
-                    ctx.metric(f"{name}.{metric}", scores[name][metric], party=party)
+                if scores[ref][metric] is not None:
+                    ctx.metric(f"{ref}.{metric}", scores[ref][metric], party=party)
+        if p.pooled:  # kept at the site: only its masked form leaves, in across_sites
+            store.put(POOLED_SUMMARY, {ref: self._layout().site_summary(y, probability, p.threshold) for ref, probability in probabilities.items()})
         return scores
+
+    def across_sites(self, ctx: StepContext) -> None:
+        """The pooled test: each site's counts per model, summed by masking; the coordinator scores the totals."""
+        import numpy as np
+
+        from workbench.crypto.masked_sum import masked_total
+        from workbench.report.scores import POOLED_TEST
+
+        p = self.params
+        if not p.pooled:
+            return
+        layout = self._layout()
+        summaries = {party: ctx.store(party).get(POOLED_SUMMARY) for party in ctx.parties}
+        vectors = {party: np.concatenate([kept[ref] for ref in p.models]) for party, kept in summaries.items()}
+        total = masked_total(ctx, vectors, "pooled-test")
+        ctx.results[POOLED_TEST] = {ref: layout.scores(total[i * layout.size : (i + 1) * layout.size], p.level) for i, ref in enumerate(p.models)}
+        for party in ctx.parties:
+            ctx.store(party).put(POOLED_SUMMARY, None)
+
+    def _layout(self) -> PooledLayout:
+        from workbench.models.pooled_scores import PooledLayout
+
+        return PooledLayout(self.params.auc_bins, self.params.calibration_bins)
 
     @classmethod
     def headline(cls, results: dict[str, Any]) -> str:
@@ -63,34 +141,31 @@ class Evaluate(SiteStep[EvaluateParams]):
 
     @classmethod
     def summarize(cls, results: dict[str, Any]) -> list[Block]:
-        sites = list(results)
-        models = list(next(iter(results.values()), {}))
-        rows = [[site, model, s["n"], s["positives"], *(s[m] for m in METRICS)] for site in sites for model, s in results[site].items()]
+        from workbench.report.evaluation import calibration_table, gain_table, pooled_table, score_table
+        from workbench.report.scores import sites_of
+
+        sites = sites_of(results)
+        models = list(results[sites[0]]) if sites else []
         auc = {model: [results[site][model]["auc"] for site in sites] for model in models}
         blocks: list[Block] = [
-            Table(
-                "Held-out performance per site",
-                ["site", "model", "n", "positives", *METRICS],
-                rows,
-                note="AUC is empty where a site's held-out rows hold a single class.",
-            ),
+            score_table(results),
             Figure("AUC per site", grouped_bars(sites, auc, ylabel="AUC", ylim=(0.5, 1.0))),
+            calibration_table(results),
         ]
         if len(models) > 1:
-            blocks.append(gain_table(results, sites, models))
-        return blocks
+            blocks.append(gain_table(results))
+        pooled = pooled_table(results)
+        return blocks if pooled is None else [*blocks, pooled]
 
 
-def gain_table(results: dict[str, Any], sites: list[str], models: list[str]) -> Table:
-    """AUC of every model against the local-only baseline (or the first model), smallest site first."""
-    baseline = "local" if "local" in models else models[0]
-    others = [model for model in models if model != baseline]
-    models = [baseline, *others]
-    by_size = sorted(sites, key=lambda site: results[site][baseline]["n"])
+def _model_at(ctx: StepContext, ref: str, party: str) -> Model:
+    """The model `ref` names, as `party` holds it: its own, or another site's received through the ledger."""
+    from workbench.models.model import model_bytes, model_from_bytes
 
-    def gain(site: str, model: str) -> float | None:
-        a, b = results[site][model]["auc"], results[site][baseline]["auc"]
-        return None if a is None or b is None else a - b
-
-    rows = [[site, results[site][baseline]["n"], *(results[site][m]["auc"] for m in models), *(gain(site, m) for m in others)] for site in by_size]
-    return Table(f"AUC gain over {baseline}, smallest site first", ["site", "held-out n", *models, *(f"{m} − {baseline}" for m in others)], rows)
+    name, owner = split_model_ref(ref)
+    if owner is None or owner == party:
+        own: Model = ctx.store(party).get(model_key(name))
+        return own
+    sent: Model = ctx.store(owner).get(model_key(name))
+    received = ctx.send(owner, party, MODEL_MESSAGE, model_bytes(sent), Protection.NONE)
+    return model_from_bytes(received, sent.features, sent.spec)

@@ -9,13 +9,14 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from workbench.report.scores import SiteScores, site_scores
+from workbench.report.evaluation import GAIN, verdict, with_interval
+from workbench.report.scores import POOLED_TEST, SiteScores, site_scores
 from workbench.widgets import svg
 from workbench.widgets.html import heading, note, table
 
 
 class ResultsView(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no types, so its VBox is Any to a checker
-    """One chart and one table per scoring step; each site's best model in bold."""
+    """One chart and one table per scoring step: AUC with its interval, and in bold only the gains the site's rows show."""
 
     def __init__(self, metrics: Mapping[str, Any] | Path | str) -> None:
         if isinstance(metrics, str | Path):
@@ -35,15 +36,23 @@ def _render(scored: SiteScores) -> str:
     rows: list[list[object]] = []
     bold = set()
     for r, site in enumerate(scored.sites):
-        values = [auc[model][r] for model in models]
-        rows.append([site, *values])
-        present = [v for v in values if v is not None]
-        if len(present) > 1:
-            bold.add((r, 1 + values.index(max(present))))
-    rows.append(["mean", *(scored.mean(model) for model in models)])
+        scores = scored.scores[site]
+        first = next(iter(scores.values()))
+        cells = [with_interval(scores[m].get("auc"), scores[m].get("auc_ci")) if m in scores else None for m in models]
+        rows.append([site, first.get("n"), first.get("positives"), *cells])
+        bold |= {(r, 3 + c) for c, m in enumerate(models) if verdict(scores.get(m, {}).get("versus")) == GAIN}
+    pooled = scored.pooled
+    if pooled:
+        first = next(iter(pooled.values()))
+        rows.append(
+            [POOLED_TEST, first["n"], first["positives"], *(with_interval(pooled[m]["auc"], pooled[m].get("auc_ci")) if m in pooled else None for m in models)]
+        )
+    rows.append(["mean over sites", None, None, *(scored.mean(model) for model in models)])
     chart = svg.grouped_bars("AUC per site", scored.sites, auc, ylabel="AUC", ylim=(0.5, 1.0))
     return (
-        heading(f"Results of {scored.step}", "held-out AUC per site and model")
+        heading(f"Results of {scored.step}", "held-out AUC per site and model, with 95 % intervals")
         + "<div style='display:flex; flex-wrap:wrap; gap:16px; align-items:flex-start'>"
-        + f"<div>{table(['site', *models], rows, bold=bold, css_class='wb-results-table')}</div><div>{chart}</div></div>"
+        + f"<div>{table(['site', 'n', 'positives', *models], rows, bold=bold, css_class='wb-results-table')}"
+        + note("Bold: a gain over the baseline that DeLong's paired interval shows (it excludes zero); elsewhere these rows cannot tell the models apart.")
+        + f"</div><div>{chart}</div></div>"
     )
