@@ -61,3 +61,14 @@ def test_sgd_moves_downhill_and_proximal_term_holds_it_back() -> None:
 def test_model_spec_rejects_bad_values() -> None:
     with pytest.raises(ValueError, match="family"):
         ModelSpec(family="forest")  # type: ignore[arg-type]
+
+
+def test_a_fixed_number_of_steps_is_that_many_batches_whatever_the_rows() -> None:
+    X, y = _xor_like(100)
+    family = ModelSpec().build()
+    kwargs = dict(l2=0.0, learning_rate=0.5, batch_size=30)
+    by_epochs = sgd_epochs(family, np.zeros(3), X, y, epochs=2, rng=np.random.default_rng(1), **kwargs)  # 4 batches an epoch
+    by_steps = sgd_epochs(family, np.zeros(3), X, y, epochs=1, steps=8, rng=np.random.default_rng(1), **kwargs)
+    assert np.array_equal(by_epochs, by_steps)
+    fewer = sgd_epochs(family, np.zeros(3), X, y, epochs=1, steps=5, rng=np.random.default_rng(1), **kwargs)
+    assert not np.array_equal(fewer, by_steps)

@@ -32,7 +32,7 @@ def _logistic_fit(y: np.ndarray, x: np.ndarray | None, offset: np.ndarray, itera
     design = np.ones((len(y), 1)) if x is None else np.column_stack([np.ones(len(y)), x])
     beta = np.zeros(design.shape[1])
     for _ in range(iterations):
-        p = 1 / (1 + np.exp(-(design @ beta + offset)))
+        p = 1 / (1 + np.exp(-np.clip(design @ beta + offset, -700, 700)))  # exp overflows past 709
         weights = p * (1 - p)
         hessian = design.T @ (design * weights[:, None])
         try:

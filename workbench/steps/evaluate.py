@@ -134,10 +134,11 @@ class Evaluate(SiteStep[EvaluateParams]):
 
     @classmethod
     def headline(cls, results: dict[str, Any]) -> str:
-        from workbench.report.scores import key_metrics
+        from workbench.report.scores import key_metrics, sites_of
 
         means = ", ".join(f"{label.removeprefix('AUC ')} {value:.3f}" for label, value in key_metrics({"steps": {"this": results}}))
-        return f"mean AUC over {len(results)} sites: {means}" if means else f"scored at {len(results)} sites; AUC undefined"
+        sites = len(sites_of(results))
+        return f"mean AUC over {sites} sites: {means}" if means else f"scored at {sites} sites; AUC undefined"
 
     @classmethod
     def summarize(cls, results: dict[str, Any]) -> list[Block]:

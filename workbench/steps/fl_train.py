@@ -19,7 +19,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from workbench.context import StepContext
 from workbench.contracts import Contract, Randomness, RoleNeed, Technique
 from workbench.crypto.secagg import SecAggParams
-from workbench.data.splits import SPLIT_COLUMN
+from workbench.data.splits import SPLIT_COLUMN, split_part
 from workbench.errors import RoleError, WorkbenchError
 from workbench.fl.aggregation import KINDS, AggregationName, for_summary, kind
 from workbench.fl.aggregation.plain import Plain
@@ -28,8 +28,9 @@ from workbench.fl.settings import DeploymentSettings, RuntimeName
 from workbench.fl.strategies import STRATEGIES, STRATEGY_FIELDS, StrategyFields
 from workbench.ledger import Protection
 from workbench.models import model_key
-from workbench.models.features import FeatureError, TableRef
+from workbench.models.features import FeatureError, TableRef, design_matrix, label_vector
 from workbench.models.model import Model
+from workbench.models.personalize import PersonalizeParams
 from workbench.parties import Role
 from workbench.privacy.dp_params import DP_METRIC_PREFIX, PUBLIC_SCALING, DPParams, dp_spent, is_client_level, largest_epsilon
 from workbench.report.blocks import Block, Figure, Table, Text
@@ -76,6 +77,19 @@ class FLTrainParams(StrategyFields, TrainingParams):
         "clip_range (updates clipped to ±8), quantization_bits (22) and modulus_bits (32). null: the defaults.",
     )
     save_as: str = Field("federated", description="Name under which each site keeps the federated model, for `evaluate`.")
+    personalize: PersonalizeParams | None = Field(
+        None, description="After training, each site fine-tunes the final model on its own training rows and keeps it as a model of its own."
+    )
+
+    @field_validator("personalize")
+    @classmethod
+    def _personalize_without_dp(cls, personalize: PersonalizeParams | None, info: ValidationInfo) -> PersonalizeParams | None:
+        if personalize is not None and info.data.get("dp") is not None:
+            raise ValueError(
+                "personalize fine-tunes on each site's rows without noise, so the personalized model would escape the dp budget; "
+                "remove personalize, or fine-tune in a step without dp"
+            )
+        return personalize
 
     @model_validator(mode="after")
     def _options_fit_the_aggregation(self) -> FLTrainParams:
@@ -143,7 +157,7 @@ class FLTrain(Step[FLTrainParams]):
         return Contract(
             needs=(RoleNeed(Role.HOSPITAL, 2), RoleNeed(Role.AGGREGATOR, 1, 1)),
             reads=p.reads(),
-            saves_models=(p.save_as,),
+            saves_models=(p.save_as, *((p.personalize.name(p.save_as),) if p.personalize else ())),
             needs_keys=aggregation.needs_keys,
             refuses_custody=aggregation.refuses_strategy(p.strategy),
             # DP noise is drawn afresh (at the sites; at level client, Flower's at the aggregator) unless the recipe seeds it
@@ -204,6 +218,8 @@ class FLTrain(Step[FLTrainParams]):
         for site in sites:  # the last evaluation round broadcast the final global model to every site
             ctx.store(site).put(model_key(p.save_as), Model(p.features, p.model, standardizer, params))
             ctx.store(site).put(training_key(p.save_as), training)
+        if p.personalize:
+            self._personalize(ctx, sites, p.personalize)
         ctx.publish(
             plan.server,
             {
@@ -214,9 +230,26 @@ class FLTrain(Step[FLTrainParams]):
                 "dropped": {str(r): parties for r, parties in sorted(outcome.dropped.items())},
                 **aggregation.summary(ctx),
                 **({"dp": spent} if spent else {}),
+                **(
+                    {"personalized": {"model": p.personalize.name(p.save_as), **p.personalize.model_dump(exclude={"save_as"}, exclude_none=True)}}
+                    if p.personalize
+                    else {}
+                ),
                 **({"refused_nodes": [asdict(attempt) for attempt in federation.refused]} if federation is not None else {}),
             },
         )
+
+    def _personalize(self, ctx: StepContext, sites: list[str], how: PersonalizeParams) -> None:
+        """Each site fine-tunes the final model on its own training rows, at the site; nothing of it leaves."""
+        from workbench.models.personalize import fine_tune
+
+        p = self.params
+        for site in sites:
+            store, where = ctx.store(site), TableRef(site, p.table)
+            train = split_part(store.table(p.table), where, test=False)
+            X, y = design_matrix(train, p.features, where), label_vector(train, p.label, where)
+            tuned = fine_tune(store.get(model_key(p.save_as)), X, y, how, p.learning_rate, p.batch_size, ctx.rng("personalize", site))
+            store.put(model_key(how.name(p.save_as)), tuned)
 
     def _site_file(self, ctx: StepContext, site: str, private: Path) -> str:
         """The columns of a site's table that training reads (features, label, split), as the file its own client reads.
