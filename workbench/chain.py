@@ -202,9 +202,11 @@ def _by_clash(added: Columns, parties: list[str], states: dict[str, _PartyState]
 
 
 def _hint(missing: list[str]) -> str:
-    from workbench.data.splits import SPLIT_COLUMN
+    from workbench.data.splits import SPLIT_COLUMN, VALIDATION_COLUMN
 
-    return "; add a `split` step before it" if SPLIT_COLUMN in missing else ""
+    if SPLIT_COLUMN in missing:
+        return "; add a `split` step before it"
+    return "; give the `split` step a validation_fraction" if VALIDATION_COLUMN in missing else ""
 
 
 def _apply(contract: Contract, at: list[str], parties: dict[str, _PartyState]) -> None:

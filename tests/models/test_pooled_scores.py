@@ -22,7 +22,7 @@ def test_the_auc_of_summed_counts_is_within_its_bound_of_the_joined_rows(bins: i
     sites = _sites(np.random.default_rng(bins), (400, 90, 60))
     pooled = layout.scores(sum(layout.site_summary(y, p, 0.5) for y, p in sites), 0.95)
     y, p = (np.concatenate(part) for part in zip(*sites))
-    assert abs(pooled["auc"] - roc_auc(y, p)) <= pooled["auc_binning_error"]
+    assert abs(pooled["auc"] - roc_auc(y, p)) <= pooled["auc_binning_error"] + 1e-12  # float rounding when no pair shares a bin
     assert pooled["brier"] == pytest.approx(np.mean((p - y) ** 2), abs=1e-7)
     assert pooled["accuracy"] == np.mean((p >= 0.5) == (y == 1)) and pooled["n"] == len(y)
     if bins == 4096:

@@ -9,6 +9,7 @@ including which columns carry a missing-value indicator. See datasets/uci_heart.
 from __future__ import annotations
 
 from importlib.resources import files
+from itertools import accumulate
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:  # polars loads with the data: `workbench validate` reads UCI_SITES and UCI_COLUMNS only
@@ -22,6 +23,17 @@ UCI_SITES: Final[dict[str, str]] = {
     "va_long_beach": "VA Long Beach",
 }
 """Part name -> value of the csv's `dataset` column."""
+
+UCI_SITE_RECORDS: Final[dict[str, int]] = {"cleveland": 303, "hungary": 294, "switzerland": 123, "va_long_beach": 200}
+"""Part name -> records in UCI's processed.<site>.data. The csv is those four files back to back, in this order, with
+ids 1..920 in file order, so a record's id says which hospital it came from (ids 1-303 Cleveland, 304-597 Hungary,
+598-720 Switzerland, 721-920 VA Long Beach). The parts follow the ids, not the mirror's `dataset` column, which is wrong
+once (see _MISLABELLED_IDS)."""
+
+_MISLABELLED_IDS: Final = frozenset({304})
+"""Ids whose `dataset` label the mirror has wrong, the only disagreements with the record order the loader tolerates.
+Id 304 is labelled Cleveland but is processed.hungarian.data's first record (age 28, male, atypical angina, trestbps 130,
+chol 132, thalach 185, num 0): filed by its label, Cleveland would have 304 records and Hungary 293, not UCI's 303 and 294."""
 
 LABEL: Final = "heart_disease"
 NUMERIC_COLUMNS: Final[tuple[str, ...]] = ("age", "trestbps", "chol", "thalch", "oldpeak")
@@ -80,7 +92,7 @@ def load_uci_heart() -> dict[str, pl.DataFrame]:
     typed = _recode(raw)
     # Which columns have gaps anywhere is schema, not data: sites agree on it so their tables line up.
     incomplete = [column for column in (*NUMERIC_COLUMNS, *BOOLEAN_COLUMNS) if typed[column].null_count()]
-    return {part: _impute(typed.filter(pl.col("dataset") == source).drop("dataset"), incomplete) for part, source in UCI_SITES.items()}
+    return {part: _impute(typed.filter(pl.col("part") == part).drop("part"), incomplete) for part in UCI_SITES}
 
 
 def _read_csv() -> pl.DataFrame:
@@ -112,17 +124,51 @@ def _read_csv() -> pl.DataFrame:
         unexpected = set(raw[column].drop_nulls().unique().to_list()) - set(allowed)
         if unexpected or raw[column].null_count():
             raise ValueError(f"heart_disease_uci.csv: column {column!r} has values {sorted(unexpected) or [None]}; expected one of {sorted(allowed)}")
-    return raw.select(*raw_columns)
+    return raw.select(*raw_columns).with_columns(_part_by_record_order(raw)).drop("dataset")
+
+
+def _part_by_record_order(raw: pl.DataFrame) -> pl.Series:
+    """Each row's part from its place in UCI's record order (see UCI_SITE_RECORDS), checked against the `dataset` label.
+
+    The ids must run 1..920 in file order, or the order tells nothing; the label must agree with the order except at
+    _MISLABELLED_IDS, so a reordered, renumbered or relabelled file fails here instead of being split wrongly.
+    """
+    import polars as pl
+
+    ranges = ", ".join(f"{first}-{last} {UCI_SITES[part]}" for part, (first, last) in _id_ranges().items())
+    total = sum(UCI_SITE_RECORDS.values())
+    if raw.height != total:
+        raise ValueError(f"heart_disease_uci.csv: column 'id' must run 1..{total} in file order (ids {ranges}); the file has {raw.height} rows")
+    out_of_place = raw.with_row_index("row", offset=1).filter(pl.col("id").ne_missing(pl.col("row")))
+    if out_of_place.height:
+        row, record = out_of_place.select("row", "id").row(0)
+        raise ValueError(f"heart_disease_uci.csv: column 'id' must run 1..{total} in file order (ids {ranges}); row {row} has id {record}")
+    checked = raw.select(
+        "id",
+        "dataset",
+        pl.Series("part", [part for part, count in UCI_SITE_RECORDS.items() for _ in range(count)], dtype=pl.String),
+        pl.col("dataset").replace_strict({source: part for part, source in UCI_SITES.items()}).alias("labelled"),
+    )
+    wrong = checked.filter((pl.col("labelled") != pl.col("part")) & ~pl.col("id").is_in(list(_MISLABELLED_IDS)))
+    if wrong.height:
+        listed = ", ".join(f"id {record} is {label!r}" for record, label in wrong.select("id", "dataset").head(5).iter_rows())
+        raise ValueError(f"heart_disease_uci.csv: column 'dataset' disagrees with the record order in {wrong.height} rows ({listed}); expected ids {ranges}")
+    return checked["part"]
+
+
+def _id_ranges() -> dict[str, tuple[int, int]]:
+    """Part name -> (first id, last id), from the record counts in file order."""
+    ends = accumulate(UCI_SITE_RECORDS.values())
+    return {part: (end - count + 1, end) for (part, count), end in zip(UCI_SITE_RECORDS.items(), ends)}
 
 
 def _recode(raw: pl.DataFrame) -> pl.DataFrame:
     """Row-by-row recoding (no statistics), so it may run on the whole file before the site split."""
     import polars as pl
 
-    prefix = pl.col("dataset").replace_strict({source: part for part, source in UCI_SITES.items()})
     return raw.select(
-        "dataset",
-        pl.format("{}-{}", prefix, pl.col("id").cast(pl.String).str.zfill(4)).alias("patient_id"),
+        "part",
+        pl.format("{}-{}", pl.col("part"), pl.col("id").cast(pl.String).str.zfill(4)).alias("patient_id"),
         pl.col("age").cast(pl.Float64),
         pl.col("sex").replace_strict(_SEX, return_dtype=pl.Boolean).alias("sex_male"),
         *(((pl.col("cp") == value).alias(name)) for value, name in CHEST_PAIN_COLUMNS.items()),

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from workbench.data.splits import split_part
+from workbench.data.splits import evaluation_part, split_part
 from workbench.models.features import FeatureSpec, TableRef, design_matrix, label_vector
 
 
@@ -24,6 +24,8 @@ class SiteData:
     y_train: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
+    """The rows each round is scored on: the validation part where the split drew one, so tuning rounds on the
+    per-round curves never reads the test rows; else the test part."""
 
 
 @lru_cache(maxsize=16)
@@ -32,7 +34,7 @@ def load_site(path: str, party: str, features_json: str, label: str) -> SiteData
     frame = pl.read_parquet(Path(path))
     features = FeatureSpec.model_validate_json(features_json)
     where = TableRef(party, Path(path).stem)
-    train, test = split_part(frame, where, test=False), split_part(frame, where, test=True)
+    train, test = split_part(frame, where, test=False), evaluation_part(frame, where)  # "test": what each round is scored on
     return SiteData(
         design_matrix(train, features, where),
         label_vector(train, label, where),

@@ -10,13 +10,13 @@ scored on another's patients, the field's cross-site evaluation.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from workbench.context import StepContext
-from workbench.contracts import Contract, Randomness, RoleNeed
-from workbench.data.splits import split_part
+from workbench.contracts import Columns, Contract, Randomness, RoleNeed
+from workbench.data.splits import VALIDATION_COLUMN, split_part, validation_part
 from workbench.ledger import Protection
 from workbench.models import model_key, split_model_ref
 from workbench.models.features import TableRef, design_matrix, label_vector
@@ -48,6 +48,9 @@ class EvaluateParams(ScoringParams):
     resamples: int = Field(1000, ge=100, le=100_000, description="Bootstrap resamples for the intervals of AUPRC, Brier and accuracy.")
     threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Predicted probability at or above which a row counts as positive (accuracy).")
     calibration_bins: int = Field(10, ge=2, le=100, description="Equal-width bins of predicted probability for ECE and the reliability curve.")
+    part: Literal["test", "validation"] = Field(
+        "test", description="Rows to score: the held-out test rows, or the validation rows (`split`'s validation_fraction) for choosing settings."
+    )
     pooled: bool = Field(
         False, description="Also score every site's held-out rows together, from masked totals of per-site counts (no prediction leaves a site)."
     )
@@ -78,7 +81,7 @@ class Evaluate(SiteStep[EvaluateParams]):
         p = self.params
         return Contract(
             needs=(RoleNeed(Role.HOSPITAL, at_least=2 if p.pooled else 1),),
-            reads=p.reads(),
+            reads=(*p.reads(), *((Columns(p.table, (VALIDATION_COLUMN,), where=("part",)),) if p.part == "validation" else ())),
             reads_models=tuple(p.models),
             randomness=Randomness.SEED_AND_SYSTEM if p.pooled else Randomness.SEED,  # the bootstrap's draws; pooling's masks are fresh
         )
@@ -89,7 +92,8 @@ class Evaluate(SiteStep[EvaluateParams]):
 
         p, store = self.params, ctx.store(party)
         where = TableRef(party, p.table)
-        test = split_part(store.table(p.table), where, test=True)
+        frame = store.table(p.table)
+        test = split_part(frame, where, test=True) if p.part == "test" else validation_part(frame, where)
         y = label_vector(test, p.label, where)
         resamples = Resamples.draw(y, ctx.rng("bootstrap", party), p.resamples)  # one draw for every model: common random numbers
         probabilities = {}

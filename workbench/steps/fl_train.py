@@ -19,7 +19,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from workbench.context import StepContext
 from workbench.contracts import Contract, Randomness, RoleNeed, Technique
 from workbench.crypto.secagg import SecAggParams
-from workbench.data.splits import SPLIT_COLUMN, split_part
+from workbench.data.splits import SPLIT_COLUMN, VALIDATION_COLUMN, split_part
 from workbench.errors import RoleError, WorkbenchError
 from workbench.fl.aggregation import KINDS, AggregationName, for_summary, kind
 from workbench.fl.aggregation.plain import Plain
@@ -257,7 +257,7 @@ class FLTrain(Step[FLTrainParams]):
         Identifiers, outcomes of other studies and every column training does not need stay in the party's store.
         """
         p, table = self.params, ctx.store(site).table(self.params.table)
-        needed = [*p.features.columns(), p.label, SPLIT_COLUMN]
+        needed = [*p.features.columns(), p.label, SPLIT_COLUMN, *((VALIDATION_COLUMN,) if VALIDATION_COLUMN in table.columns else ())]
         missing = [column for column in needed if column not in table.columns]
         if missing:
             raise FeatureError(
