@@ -97,4 +97,7 @@ def test_only_the_declared_oracle_moves_rows_in_the_clear(light_flagship_run: Ru
 
 def test_baseline_steps_send_only_summaries_to_the_coordinator(light_flagship_run: RunResult) -> None:
     baseline = [m for m in light_flagship_run.ledger.messages if m.step in ("split", "local_train", "evaluate")]
-    assert baseline and {(m.receiver, m.kind, m.row_level) for m in baseline} == {(COORDINATOR, "metrics.summary", False)}
+    summaries = [m for m in baseline if m.kind != "model.parameters"]
+    assert summaries and {(m.receiver, m.kind, m.row_level) for m in summaries} == {(COORDINATOR, "metrics.summary", False)}
+    declared = sorted((m.step, m.sender, m.receiver, m.row_level) for m in baseline if m.kind == "model.parameters")  # evaluate's local@general_hospital
+    assert declared == [("evaluate", "general_hospital", site, False) for site in ("county_hospital", "trauma_center")]
