@@ -92,6 +92,30 @@ def test_the_pooled_test_equals_scoring_the_joined_test_rows_within_its_binning_
     assert "Pooled test: every site's held-out rows together" in html.unescape((run.out_dir / "report.html").read_text())
 
 
+def test_a_threshold_rule_chooses_on_the_validation_rows_and_scores_the_test_rows(tmp_path: Path) -> None:
+    from workbench.data.splits import validation_part
+    from workbench.models.thresholds import ThresholdRule
+
+    recipe = CROSS_SITE.replace("{kind: split, params: {label: heart_disease}}", "{kind: split, params: {label: heart_disease, validation_fraction: 0.25}}")
+    recipe = recipe.replace("pooled: true}", "pooled: true, threshold_rule: {rule: sensitivity, target: 0.8}}")
+    run = run_recipe(parse_recipe(recipe), tmp_path / "run")
+    for site in ("cleveland", "hungary"):
+        where, table = TableRef(site, "data"), run.stores[site].table("data")
+        model = run.stores[site].get(model_key("local"))
+        rows = validation_part(table, where)
+        y_validation = label_vector(rows, "heart_disease", where)
+        p_validation = model.predict_proba(design_matrix(rows, model.features, where))
+        chosen = ThresholdRule(rule="sensitivity", target=0.8).choose(y_validation, p_validation)
+        scores = run.metrics["steps"]["evaluate"][site]["local"]
+        assert scores["threshold"] == chosen and scores["threshold_rule"]["chosen_on"] == "validation rows"
+        test = split_part(table, where, test=True)
+        y, p = label_vector(test, "heart_disease", where), model.predict_proba(design_matrix(test, model.features, where))
+        assert scores["sensitivity"] == pytest.approx(np.mean(p[y == 1] >= chosen))
+        assert scores["specificity"] == pytest.approx(np.mean(p[y == 0] < chosen))
+        low, high = scores["sensitivity_ci"]
+        assert low <= scores["sensitivity"] <= high
+
+
 def test_evaluation_scores_the_held_out_rows_only(flagship_run: RunResult) -> None:
     for site, scores in flagship_run.metrics["steps"]["evaluate"].items():
         assert scores["local"]["n"] == flagship_run.metrics["steps"]["split"][site]["test_rows"]
@@ -101,3 +125,14 @@ def test_local_training_uses_the_training_rows_only(flagship_run: RunResult) -> 
     for site, trained in flagship_run.metrics["steps"]["local_train"].items():
         split = flagship_run.metrics["steps"]["split"][site]
         assert trained["train_rows"] == split["rows"] - split["test_rows"]
+
+
+def test_a_threshold_rule_refuses_a_fixed_threshold_beside_it_and_the_validation_part() -> None:
+    from pydantic import ValidationError
+
+    from workbench.steps.evaluate import EvaluateParams
+
+    with pytest.raises(ValidationError, match="give one of them"):
+        EvaluateParams(label="y", threshold=0.3, threshold_rule={"rule": "youden"})
+    with pytest.raises(ValidationError, match="cannot score them too"):
+        EvaluateParams(label="y", part="validation", threshold_rule={"rule": "youden"})

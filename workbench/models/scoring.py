@@ -17,11 +17,16 @@ if TYPE_CHECKING:
 
 
 def held_out_scores(y: np.ndarray, p: np.ndarray, resamples: Resamples, level: float, threshold: float, bins: int) -> dict[str, Any]:
-    """AUC, AUPRC, Brier and accuracy at `threshold`, each with a `<name>_ci`; calibration; the counts behind them."""
+    """AUC, AUPRC, Brier, and accuracy, sensitivity and specificity at `threshold`, each with a `<name>_ci`; calibration;
+    the counts behind them."""
     import numpy as np
 
     squared_error = (p - y) ** 2
     correct = ((p >= threshold) == (y == 1)).astype(np.float64)
+    positives, negatives = int(np.sum(y == 1)), int(np.sum(y != 1))
+    # a stratified resample keeps both class counts, so each rate is a mean over all rows of a per-row share
+    found = correct * (y == 1) * len(y) / positives if positives else None
+    rejected = correct * (y != 1) * len(y) / negatives if negatives else None
     return {
         "n": int(len(y)),
         "positives": int(y.sum()),
@@ -33,6 +38,10 @@ def held_out_scores(y: np.ndarray, p: np.ndarray, resamples: Resamples, level: f
         "brier_ci": resamples.mean_interval(squared_error, level),
         "accuracy": float(correct.mean()),
         "accuracy_ci": resamples.mean_interval(correct, level),
+        "sensitivity": None if found is None else float(found.mean()),
+        "sensitivity_ci": None if found is None else resamples.mean_interval(found, level),
+        "specificity": None if rejected is None else float(rejected.mean()),
+        "specificity_ci": None if rejected is None else resamples.mean_interval(rejected, level),
         "threshold": threshold,
         **calibration(y, p, bins),
     }

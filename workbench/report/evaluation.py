@@ -49,17 +49,21 @@ def score_table(results: Mapping[str, Any]) -> Table:
             with_interval(s.get("auprc"), s.get("auprc_ci")),
             with_interval(s["brier"], s.get("brier_ci")),
             with_interval(s["accuracy"], s.get("accuracy_ci")),
+            with_interval(s.get("sensitivity"), s.get("sensitivity_ci")),
+            with_interval(s.get("specificity"), s.get("specificity_ci")),
+            None if s.get("threshold") is None else f"{s['threshold']:.3f}" + (f" ({s['threshold_rule']['rule']})" if s.get("threshold_rule") else ""),
         ]
         for site in sites_of(results)
         for model, s in results[site].items()
     ]
     return Table(
         "Held-out performance per site, with 95 % intervals",
-        ["site", "model", "n", "positives", "AUC", "AUPRC", "Brier", "accuracy"],
+        ["site", "model", "n", "positives", "AUC", "AUPRC", "Brier", "accuracy", "sensitivity", "specificity", "threshold"],
         rows,
         note="Intervals cover the sampling of each site's held-out rows, not retraining: AUC by DeLong's variance on the logit "
         "scale, the others by a bootstrap that resamples positives and negatives separately. AUC is empty where a site's "
-        "held-out rows hold a single class; its interval needs at least two rows of each.",
+        "held-out rows hold a single class; its interval needs at least two rows of each. Accuracy, sensitivity and specificity "
+        "at the threshold shown: declared, or chosen by its rule on the site's validation rows.",
     )
 
 

@@ -19,7 +19,8 @@ from workbench.contracts import Columns, Contract, Randomness, RoleNeed
 from workbench.data.splits import VALIDATION_COLUMN, split_part, validation_part
 from workbench.ledger import Protection
 from workbench.models import model_key, split_model_ref
-from workbench.models.features import TableRef, design_matrix, label_vector
+from workbench.models.features import FeatureError, TableRef, design_matrix, label_vector
+from workbench.models.thresholds import ThresholdRule
 from workbench.parties import Role
 from workbench.report.blocks import Block, Figure
 from workbench.report.figures import grouped_bars
@@ -46,7 +47,14 @@ class EvaluateParams(ScoringParams):
     baseline: str | None = Field(None, description="Model every other is compared with (paired DeLong test); default: local if scored, else the first.")
     level: float = Field(0.95, gt=0.5, lt=1.0, description="Confidence level of every interval.")
     resamples: int = Field(1000, ge=100, le=100_000, description="Bootstrap resamples for the intervals of AUPRC, Brier and accuracy.")
-    threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Predicted probability at or above which a row counts as positive (accuracy).")
+    threshold: float = Field(
+        0.5, gt=0.0, lt=1.0, description="Predicted probability at or above which a row counts as positive (accuracy, sensitivity, specificity)."
+    )
+    threshold_rule: ThresholdRule | None = Field(
+        None,
+        description="Instead of a fixed threshold, a rule ({rule: youden} or {rule: sensitivity, target: 0.9}) each site applies per model "
+        "to its validation rows.",
+    )
     calibration_bins: int = Field(10, ge=2, le=100, description="Equal-width bins of predicted probability for ECE and the reliability curve.")
     part: Literal["test", "validation"] = Field(
         "test", description="Rows to score: the held-out test rows, or the validation rows (`split`'s validation_fraction) for choosing settings."
@@ -63,6 +71,18 @@ class EvaluateParams(ScoringParams):
         if self.baseline is not None and self.baseline not in self.models:
             raise ValueError(f"baseline {self.baseline!r} is not among the models scored ({', '.join(self.models)}); add it to models")
         return self
+
+    @model_validator(mode="after")
+    def _a_rule_chooses_off_the_scored_rows(self) -> EvaluateParams:
+        if self.threshold_rule is not None and self.part == "validation":
+            raise ValueError("a threshold rule chooses on the validation rows, so it cannot score them too; use part: test, or a fixed threshold")
+        if self.threshold_rule is not None and "threshold" in self.model_fields_set:
+            raise ValueError("threshold and threshold_rule both set the threshold; give one of them")
+        return self
+
+    def validation_field(self) -> tuple[str, ...]:
+        """The field that makes the step read validation rows (for a missing column's error), or () if none does."""
+        return ("part",) if self.part == "validation" else ("threshold_rule",) if self.threshold_rule is not None else ()
 
     def baseline_model(self) -> str:
         return self.baseline or ("local" if "local" in self.models else self.models[0])
@@ -81,7 +101,7 @@ class Evaluate(SiteStep[EvaluateParams]):
         p = self.params
         return Contract(
             needs=(RoleNeed(Role.HOSPITAL, at_least=2 if p.pooled else 1),),
-            reads=(*p.reads(), *((Columns(p.table, (VALIDATION_COLUMN,), where=("part",)),) if p.part == "validation" else ())),
+            reads=(*p.reads(), *((Columns(p.table, (VALIDATION_COLUMN,), where=p.validation_field()),) if p.validation_field() else ())),
             reads_models=tuple(p.models),
             randomness=Randomness.SEED_AND_SYSTEM if p.pooled else Randomness.SEED,  # the bootstrap's draws; pooling's masks are fresh
         )
@@ -96,22 +116,39 @@ class Evaluate(SiteStep[EvaluateParams]):
         test = split_part(frame, where, test=True) if p.part == "test" else validation_part(frame, where)
         y = label_vector(test, p.label, where)
         resamples = Resamples.draw(y, ctx.rng("bootstrap", party), p.resamples)  # one draw for every model: common random numbers
-        probabilities = {}
-        for ref in p.models:
-            model = _model_at(ctx, ref, party)
-            probabilities[ref] = model.predict_proba(design_matrix(test, model.features, where))
+        models = {ref: _model_at(ctx, ref, party) for ref in p.models}
+        probabilities = {ref: model.predict_proba(design_matrix(test, model.features, where)) for ref, model in models.items()}
+        thresholds = self._thresholds(frame, where, models)
         baseline = p.baseline_model()
         scores: dict[str, Any] = {}
         for ref, probability in probabilities.items():
-            scores[ref] = held_out_scores(y, probability, resamples, p.level, p.threshold, p.calibration_bins)
+            scores[ref] = held_out_scores(y, probability, resamples, p.level, thresholds[ref], p.calibration_bins)
+            if p.threshold_rule is not None:
+                scores[ref]["threshold_rule"] = p.threshold_rule.model_dump(exclude_none=True) | {"chosen_on": "validation rows"}
             if ref != baseline:
                 scores[ref]["versus"] = versus(y, probability, baseline, probabilities[baseline], p.level)
             for metric in METRICS:
                 if scores[ref][metric] is not None:
                     ctx.metric(f"{ref}.{metric}", scores[ref][metric], party=party)
         if p.pooled:  # kept at the site: only its masked form leaves, in across_sites
-            store.put(POOLED_SUMMARY, {ref: self._layout().site_summary(y, probability, p.threshold) for ref, probability in probabilities.items()})
+            store.put(POOLED_SUMMARY, {ref: self._layout().site_summary(y, probability, thresholds[ref]) for ref, probability in probabilities.items()})
         return scores
+
+    def _thresholds(self, frame: Any, where: TableRef, models: dict[str, Model]) -> dict[str, float]:
+        """Each model's threshold: the declared one, or the rule's choice on this site's validation rows."""
+        rule = self.params.threshold_rule
+        if rule is None:
+            return dict.fromkeys(models, self.params.threshold)
+        rows = validation_part(frame, where)
+        y = label_vector(rows, self.params.label, where)
+        chosen = {ref: rule.choose(y, model.predict_proba(design_matrix(rows, model.features, where))) for ref, model in models.items()}
+        undefined = [ref for ref, threshold in chosen.items() if threshold is None]
+        if undefined:
+            raise FeatureError(
+                f"{where}: the validation rows hold a single class, so threshold rule {rule.rule} cannot choose a threshold for "
+                f"{', '.join(undefined)}; raise split's validation_fraction or give a fixed threshold"
+            )
+        return {ref: float(threshold) for ref, threshold in chosen.items() if threshold is not None}
 
     def across_sites(self, ctx: StepContext) -> None:
         """The pooled test: each site's counts per model, summed by masking; the coordinator scores the totals."""

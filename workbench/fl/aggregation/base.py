@@ -42,8 +42,9 @@ Ask = Callable[[str, dict[str, Any], str], "RecordDict"]
 what the helper failed to do."""
 AskSites = Callable[[Mapping[str, dict[str, Any]], str], dict[str, "RecordDict"]]
 """The aggregator asks sites (by name) one request each, all at once, and gets the answers of those that answered within
-the node timeout, by site: a silent site has dropped out, which a kind may survive. A site's error reply fails the run,
-named after the second argument (what the sites were asked to do)."""
+the node timeout, by site: a silent site has dropped out, which a kind may survive, and so has a site whose node Flower
+reports unavailable. Only a site's own refusal (its ClientApp raised, e.g. a protocol check) fails the run, named after
+the second argument (what the sites were asked to do)."""
 ROUND_RECORD = "round"
 """The config record of a training message that holds what the kind sends that one site (`Aggregation.train_requests`)."""
 PROTOCOL_OP = "aggregation-op"
