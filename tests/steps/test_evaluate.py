@@ -116,6 +116,19 @@ def test_a_threshold_rule_chooses_on_the_validation_rows_and_scores_the_test_row
         assert low <= scores["sensitivity"] <= high
 
 
+def test_kept_predictions_stay_in_each_sites_store_and_score_as_published(tmp_path: Path) -> None:
+    from workbench.models.metrics import roc_auc
+
+    recipe = CROSS_SITE.replace("pooled: true}", "pooled: true, keep_predictions: predictions}")
+    run = run_recipe(parse_recipe(recipe), tmp_path / "run")
+    for site in ("cleveland", "hungary"):
+        kept = run.stores[site].table("predictions")
+        assert kept.height == run.metrics["steps"]["evaluate"][site]["local"]["n"] and kept["is_test"].all()
+        y = kept["heart_disease"].cast(float).to_numpy()
+        assert roc_auc(y, kept["prediction_local_at_cleveland"].to_numpy()) == run.metrics["steps"]["evaluate"][site]["local@cleveland"]["auc"]
+    assert not any(m.row_level for m in run.ledger.messages)
+
+
 def test_evaluation_scores_the_held_out_rows_only(flagship_run: RunResult) -> None:
     for site, scores in flagship_run.metrics["steps"]["evaluate"].items():
         assert scores["local"]["n"] == flagship_run.metrics["steps"]["split"][site]["test_rows"]

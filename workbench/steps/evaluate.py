@@ -59,6 +59,11 @@ class EvaluateParams(ScoringParams):
     part: Literal["test", "validation"] = Field(
         "test", description="Rows to score: the held-out test rows, or the validation rows (`split`'s validation_fraction) for choosing settings."
     )
+    keep_predictions: str | None = Field(
+        None,
+        description="Name of a table each site keeps its scored rows in, with a column prediction_MODEL per model: for analyses at the "
+        "site (the report reads none of it; nothing of it leaves).",
+    )
     pooled: bool = Field(
         False, description="Also score every site's held-out rows together, from masked totals of per-site counts (no prediction leaves a site)."
     )
@@ -84,6 +89,10 @@ class EvaluateParams(ScoringParams):
         """The field that makes the step read validation rows (for a missing column's error), or () if none does."""
         return ("part",) if self.part == "validation" else ("threshold_rule",) if self.threshold_rule is not None else ()
 
+    def prediction_columns(self) -> tuple[str, ...]:
+        """The columns `keep_predictions` adds, one a model (`local@cleveland` -> prediction_local_at_cleveland)."""
+        return tuple(f"prediction_{ref.replace('@', '_at_')}" for ref in self.models)
+
     def baseline_model(self) -> str:
         return self.baseline or ("local" if "local" in self.models else self.models[0])
 
@@ -103,6 +112,7 @@ class Evaluate(SiteStep[EvaluateParams]):
             needs=(RoleNeed(Role.HOSPITAL, at_least=2 if p.pooled else 1),),
             reads=(*p.reads(), *((Columns(p.table, (VALIDATION_COLUMN,), where=p.validation_field()),) if p.validation_field() else ())),
             reads_models=tuple(p.models),
+            adds=(Columns(p.keep_predictions, p.prediction_columns(), where=("keep_predictions",), copies=p.table),) if p.keep_predictions else (),
             randomness=Randomness.SEED_AND_SYSTEM if p.pooled else Randomness.SEED,  # the bootstrap's draws; pooling's masks are fresh
         )
 
@@ -130,6 +140,10 @@ class Evaluate(SiteStep[EvaluateParams]):
             for metric in METRICS:
                 if scores[ref][metric] is not None:
                     ctx.metric(f"{ref}.{metric}", scores[ref][metric], party=party)
+        if p.keep_predictions:
+            import polars as pl
+
+            store.put_table(p.keep_predictions, test.with_columns(pl.Series(c, probabilities[ref]) for c, ref in zip(p.prediction_columns(), p.models)))
         if p.pooled:  # kept at the site: only its masked form leaves, in across_sites
             store.put(POOLED_SUMMARY, {ref: self._layout().site_summary(y, probability, thresholds[ref]) for ref, probability in probabilities.items()})
         return scores
