@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from scipy.stats import norm
 
-from workbench.models.uncertainty import auc_interval, delong_covariance
+from workbench.models.uncertainty import auc_interval, delong_covariance, z_value
 
 SETTINGS = ((30, 90, 0.75), (10, 110, 0.85), (6, 114, 0.75), (6, 114, 0.90), (3, 60, 0.80))
 """(positives, negatives, true AUC): a site with 30 positives, then ever fewer, as the trauma centre's 6."""
@@ -31,7 +31,7 @@ def coverage(positives: int, negatives: int, auc: float, replicates: int, rng: n
         interval = auc_interval(y, score, 0.95)
         logit += interval is not None and interval[0] <= auc <= interval[1]
         aucs, covariance = delong_covariance(y, score)
-        half = 1.959964 * np.sqrt(covariance[0, 0])
+        half = z_value(0.95) * np.sqrt(covariance[0, 0])
         wald += aucs[0] - half <= auc <= aucs[0] + half
     return logit / replicates, wald / replicates
 

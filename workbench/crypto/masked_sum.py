@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 EXACT = sa.SecAggParams(clip_range=2.0**50, quantization_bits=51, modulus_bits=64)
 """Step 1 over ±2^50: integers pass unchanged, and a total over up to 2^12 sites stays below the 2^64 modulus."""
-LARGEST = 2**50
+LARGEST = int(EXACT.clip_range)
 
 
 def masked_total(ctx: StepContext, vectors: Mapping[str, np.ndarray], kind: str) -> np.ndarray:

@@ -57,14 +57,29 @@ def calibration(y: np.ndarray, probability: np.ndarray, bins: int = 10) -> dict[
     both = 0 < y.sum() < len(y)
     slope_fit = _logistic_fit(y, logit, np.zeros(len(y))) if both else None
     intercept_fit = _logistic_fit(y, None, logit) if both else None
-    which = np.minimum((p * bins).astype(np.int64), bins - 1)
+    which = equal_width_bins(p, bins)
     counts = np.bincount(which, minlength=bins)
-    kept = counts > 0
-    mean_p = np.divide(np.bincount(which, weights=p, minlength=bins), counts, out=np.zeros(bins), where=kept)
-    observed = np.divide(np.bincount(which, weights=y, minlength=bins), counts, out=np.zeros(bins), where=kept)
     return {
         "calibration_slope": None if slope_fit is None else float(slope_fit[1]),
         "calibration_intercept": None if intercept_fit is None else float(intercept_fit[0]),
-        "ece": float(np.sum(counts[kept] * np.abs(observed[kept] - mean_p[kept])) / len(y)),
-        "reliability": [[float(a), float(b), int(c)] for a, b, c in zip(mean_p[kept], observed[kept], counts[kept])],
+        **reliability(counts, np.bincount(which, weights=p, minlength=bins), np.bincount(which, weights=y, minlength=bins)),
+    }
+
+
+def equal_width_bins(p: np.ndarray, bins: int) -> np.ndarray:
+    """Each probability's bin among `bins` equal-width bins of [0, 1], 1 itself in the last."""
+    import numpy as np
+
+    return np.minimum((np.asarray(p) * bins).astype(np.int64), bins - 1)
+
+
+def reliability(counts: np.ndarray, sum_p: np.ndarray, sum_y: np.ndarray) -> dict[str, Any]:
+    """ECE and the reliability curve from per-bin rows, Σp and Σy: the same from one site's rows or from sums over sites."""
+    import numpy as np
+
+    kept = counts > 0
+    n = int(counts.sum())
+    return {
+        "ece": float(np.sum(np.abs(sum_y[kept] - sum_p[kept])) / n),
+        "reliability": [[float(sp / k), float(sy / k), int(k)] for sp, sy, k in zip(sum_p[kept], sum_y[kept], counts[kept])],
     }

@@ -21,7 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from workbench.models.uncertainty import logit_interval, wilson_interval
+from workbench.models.calibration import equal_width_bins, reliability
+from workbench.models.uncertainty import logit_interval, wilson_interval, z_value
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,10 +47,10 @@ class PooledLayout:
         import numpy as np
 
         positive = y == 1
-        which = np.minimum((p * self.auc_bins).astype(np.int64), self.auc_bins - 1)
+        which = equal_width_bins(p, self.auc_bins)
         error = (p - y) ** 2
         scale = float(1 << FRACTION_BITS)
-        calibration_bin = np.minimum((p * self.calibration_bins).astype(np.int64), self.calibration_bins - 1)
+        calibration_bin = equal_width_bins(p, self.calibration_bins)
         return np.concatenate(
             [
                 np.bincount(which[positive], minlength=self.auc_bins),
@@ -75,8 +76,7 @@ class PooledLayout:
         sum_y = total[2 * b + 5 + 2 * c :].astype(np.float64)
         brier = squared / n
         brier_se = float(np.sqrt(max(fourth / n - brier**2, 0.0) / max(n - 1, 1)))
-        half = _z(level) * brier_se
-        kept = counts > 0
+        half = z_value(level) * brier_se
         return {
             "n": n,
             "positives": positives,
@@ -85,15 +85,8 @@ class PooledLayout:
             "brier_ci": (brier - half, brier + half),
             "accuracy": correct / n,
             "accuracy_ci": wilson_interval(correct, n, level),
-            "ece": float(np.sum(np.abs(sum_y[kept] - sum_p[kept])) / n),
-            "reliability": [[float(sp / k), float(sy / k), int(k)] for sp, sy, k in zip(sum_p[kept], sum_y[kept], counts[kept])],
+            **reliability(counts, sum_p, sum_y),
         }
-
-
-def _z(level: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(0.5 + level / 2))
 
 
 def _binned_auc(positives: np.ndarray, negatives: np.ndarray, level: float) -> dict[str, Any]:

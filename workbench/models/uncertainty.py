@@ -45,7 +45,8 @@ class AucComparison:
         return low > 0 or high < 0
 
 
-def _z(level: float) -> float:
+def z_value(level: float) -> float:
+    """The standard normal quantile of a two-sided interval at `level` (1.96 at 0.95)."""
     from scipy.stats import norm
 
     if not 0 < level < 1:
@@ -92,10 +93,8 @@ def auc_interval(y: np.ndarray, score: np.ndarray, level: float = 0.95) -> Inter
     An AUC of exactly 0 or 1 (perfect separation) has DeLong variance 0 and no logit: its interval is the point
     itself, which says the rows hold no information on how far from perfect the model is.
     """
-    import numpy as np
 
-    positives = int(np.sum(y == 1))
-    if positives < 2 or len(y) - positives < 2:
+    if not _two_of_each(y):
         return None
     aucs, covariance = delong_covariance(y, score)
     return logit_interval(float(aucs[0]), float(covariance[0, 0]), level)
@@ -108,7 +107,7 @@ def logit_interval(auc: float, variance: float, level: float = 0.95) -> Interval
     if auc <= 0.0 or auc >= 1.0 or variance <= 0.0:
         return (auc, auc)
     logit = np.log(auc / (1 - auc))
-    half = _z(level) * np.sqrt(variance) / (auc * (1 - auc))
+    half = z_value(level) * np.sqrt(variance) / (auc * (1 - auc))
     low, high = 1 / (1 + np.exp(-(logit - half))), 1 / (1 + np.exp(-(logit + half)))
     return (float(low), float(high))
 
@@ -117,11 +116,19 @@ def wilson_interval(successes: int, trials: int, level: float = 0.95) -> Interva
     """Wilson's score interval for a proportion (an accuracy over rows), which stays inside [0, 1] at 0 % or 100 %."""
     import numpy as np
 
-    z = _z(level)
+    z = z_value(level)
     share = successes / trials
     centre = (share + z * z / (2 * trials)) / (1 + z * z / trials)
     half = z * np.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
     return (float(centre - half), float(centre + half))
+
+
+def _two_of_each(y: np.ndarray) -> bool:
+    """Whether DeLong's variance is defined: at least two positives and two negatives (a sample variance per class)."""
+    import numpy as np
+
+    positives = int(np.sum(y == 1))
+    return positives >= 2 and len(y) - positives >= 2
 
 
 def compare_aucs(y: np.ndarray, score: np.ndarray, baseline: np.ndarray, level: float = 0.95) -> AucComparison | None:
@@ -129,8 +136,7 @@ def compare_aucs(y: np.ndarray, score: np.ndarray, baseline: np.ndarray, level: 
     import numpy as np
     from scipy.stats import norm
 
-    positives = int(np.sum(y == 1))
-    if positives < 2 or len(y) - positives < 2:
+    if not _two_of_each(y):
         return None
     aucs, covariance = delong_covariance(y, np.vstack([score, baseline]))
     difference = float(aucs[0] - aucs[1])
@@ -138,7 +144,7 @@ def compare_aucs(y: np.ndarray, score: np.ndarray, baseline: np.ndarray, level: 
     if variance <= 1e-300:  # the same ranking (or a perfect one for both): no difference, and none could be shown
         return AucComparison(difference, (difference, difference), 1.0 if difference == 0 else 0.0)
     se = float(np.sqrt(variance))
-    half = _z(level) * se
+    half = z_value(level) * se
     return AucComparison(difference, (difference - half, difference + half), float(2 * norm.sf(abs(difference) / se)))
 
 

@@ -32,7 +32,7 @@ class SiteScores:
 
     @property
     def sites(self) -> list[str]:
-        return [site for site in self.scores if site != POOLED_TEST]
+        return sites_of(self.scores)
 
     @property
     def pooled(self) -> dict[str, dict[str, Any]] | None:
