@@ -21,6 +21,7 @@ PRINTS = {
     "fl.py": ("Federated rounds", "plain loop (no Flower)", "embedded"),
     "he.py": ("CKKS aggregation, custody clients", "CKKS aggregation, custody key_holder", "Flagship federated part", "ckks, custody key_holder"),
     "hostile_inputs.py": ("baseline: validate flagship", "yaml: billion laughs", "corpus: ", "slowest: "),
+    "inference.py": ("Encrypted inference", "ms/patient", "query bytes/patient", "encrypted × plaintext"),
     "intervals.py": ("Coverage of 95 % AUC intervals", "logit DeLong covers", "6 / 114"),
     "privacy.py": ("Held-out AUC per site", "∞ (non-private)", "Audit share of the shipped flagship run", "One training step", "DP-SGD (ms)"),
     "psi.py": ("PSI next to a polars join", "ecdh", "labeled"),

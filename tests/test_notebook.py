@@ -135,6 +135,16 @@ def test_tutorial_runs_top_to_bottom(path: Path, tmp_path: Path, light_flagship_
             if site == "trauma_center":
                 assert (n, deaths) == ("120", "6") and float(high) - float(low) > 0.2, "its words: 6 of 120 died, intervals wider than 0.2"
         assert "sent 2 model(s): general_hospital -> county_hospital, general_hospital -> trauma_center" in printed
+        scored = re.search(rf"AUC {number} \(the plaintext model on the same rows: {number}\); largest logit difference (\S+)", printed)
+        assert scored and abs(float(scored[1]) - float(scored[2])) <= 1e-4 and float(scored[3]) <= 1e-4, "its words: within the precision, every row"
+        crossed = re.findall(r"  rural_clinic -> general_hospital: (\S+) \((\w+)|  general_hospital -> rural_clinic: (\S+) \((\w+)", printed)
+        assert [(a or c, b or d) for a, b, c, d in crossed] == [
+            ("inference.context", "none"),
+            ("inference.rows", "none"),
+            ("inference.query", "ckks"),
+            ("inference.reply", "ckks"),
+        ], "its words: everything that crossed, the weights never"
+        assert "this querier can recover the model" in printed, "its words: a budget that large lets the clinic rebuild the model"
     if path.stem == "intro":  # its words: "every one has fewer than 100 non-members to test against"
         assert len(nonmembers) == 4 and max(nonmembers) < 100, nonmembers
         assert "row-level data" in printed and "oracle" in printed, "its words: the boundary statement names the oracle's rows"

@@ -31,6 +31,9 @@ class Role(StrEnum):
     DATA_PROVIDER = "data_provider"
     AGGREGATOR = "aggregator"
     KEY_HOLDER = "key_holder"
+    CLINIC = "clinic"
+    """A care site outside the consortium: it trained nothing and may query a model (`encrypted_inference`); no training
+    step runs at it by default."""
 
 
 class PartyBoundaryError(WorkbenchError, PermissionError):

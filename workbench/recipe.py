@@ -53,7 +53,7 @@ class PartySpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    role: Role = Field(description="What the party is: hospital, data_provider, aggregator or key_holder.")
+    role: Role = Field(description="What the party is: hospital, data_provider, aggregator, key_holder or clinic (outside the consortium; may query a model).")
     data: DataRef | None = Field(None, description="The private data this party holds, if any.")
     description: str = Field("", description="Free text shown in the report and the gallery.")
 
@@ -65,7 +65,9 @@ class StepSpec(BaseModel):
 
     kind: str = Field(description="The technique, e.g. local_train, evaluate.")
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$", description="Unique name in this recipe; defaults to the kind, numbered when a kind repeats.")
-    at: list[str] | None = Field(None, description="Parties the step runs at; default: every party whose role the step accepts.")
+    at: list[str] | None = Field(
+        None, description="Parties the step runs at; default: those whose role the step accepts (encrypted_inference: clinics and model_owner)."
+    )
     params: StepParams = Field(default_factory=StepParams, description="The step's parameters.")
 
 
@@ -86,11 +88,10 @@ class Recipe(BaseModel):
         return default_step_names((spec.kind, spec.name) for spec in self.steps)
 
     def step_parties(self, spec: StepSpec) -> list[str]:
-        """The parties a step runs at: as listed, or all parties whose role the step accepts."""
+        """The parties a step runs at: as listed, or those the step chooses by role (`Step.default_parties`)."""
         if spec.at is not None:
             return list(spec.at)
-        roles = REGISTRY[spec.kind].roles
-        return [name for name, party in self.parties.items() if party.role in roles]
+        return REGISTRY[spec.kind](spec.params).default_parties({name: party.role for name, party in self.parties.items()})
 
     def contracts(self) -> list[tuple[str, Contract]]:
         """Each step's name and contract: what the chain check, the report and the reproducibility grade read of a step."""

@@ -16,6 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from workbench.data.cohort import (
+    CLINIC_COLUMNS,
     HOSPITAL_COLUMNS,
     NOISE_KINDS,
     NORMALISABLE_NOISE,
@@ -287,6 +288,24 @@ def _hospital(**changes: object) -> dict[str, object]:
     return {"name": "h", "patients": 10, "emergency_rate": 0.1, "mean_age": 60.0, "risk_shift": 0.0, "vendor_coverage": 0.5} | changes
 
 
+def _clinic(**changes: object) -> dict[str, object]:
+    return {"name": "c", "patients": 30, "emergency_rate": 0.2, "mean_age": 65.0, "risk_shift": 0.3, "monitored": 0.5} | changes
+
+
+def test_a_clinic_changes_no_other_part_and_holds_vitals_only_where_matched() -> None:
+    """Issue 15: the flagship's clinic is drawn from its own stream, so adding it leaves every figure of the others as it was."""
+    small = {"hospitals": [_hospital(name="a", patients=200), _hospital(name="b", patients=100)], "vendor_only_people": 300}
+    without = generate_cohort(CohortParams.model_validate(small), SEED)
+    with_clinic = generate_cohort(CohortParams.model_validate(small | {"clinics": [_clinic(patients=400)]}), SEED)
+    assert all(with_clinic.parts[name].equals(frame) for name, frame in without.parts.items())
+    assert with_clinic.truth.links.equals(without.truth.links)
+    clinic = with_clinic.parts["c"]
+    assert clinic.columns == list(CLINIC_COLUMNS) and clinic.height == 400
+    assert 0.4 < clinic["matched"].mean() < 0.6
+    assert clinic.filter(~pl.col("matched")).select(WEARABLE_COLUMNS).null_count().row(0) == (clinic.height - clinic["matched"].sum(),) * 4
+    assert clinic.filter(pl.col("matched")).select(WEARABLE_COLUMNS).null_count().row(0) == (0,) * 4
+
+
 @pytest.mark.parametrize(
     ("params", "location"),
     [
@@ -298,6 +317,8 @@ def _hospital(**changes: object) -> dict[str, object]:
         ({"hospitals": [_hospital(vendor_coverage=1.2)]}, ("hospitals", 0, "vendor_coverage")),
         ({"hospitals": []}, ("hospitals",)),
         ({"hospital": []}, ("hospital",)),
+        ({"hospitals": [_hospital()], "clinics": [_clinic(name="h")]}, ("clinics",)),
+        ({"clinics": [_clinic(monitored=-0.1)]}, ("clinics", 0, "monitored")),
     ],
 )
 def test_bad_params_name_the_field(params: dict[str, object], location: tuple[object, ...]) -> None:

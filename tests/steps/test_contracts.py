@@ -42,6 +42,7 @@ COHORT = {
         {"name": "south", "patients": 60, "emergency_rate": 0.3, "mean_age": 65, "risk_shift": 0, "vendor_coverage": 0.5},
     ],
 }
+CLINIC = {"name": "east_clinic", "patients": 50, "emergency_rate": 0.2, "mean_age": 62, "risk_shift": 0, "monitored": 0.5}
 PHONE = {"phone": {"column": "phone", "type": "phone", "last_digits": 10}}
 LINK = {
     "kind": "psi_link",
@@ -65,6 +66,11 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
     "fl_train": [SPLIT, KEYS, {"kind": "fl_train", "params": {**TRAINING, "rounds": 2, "aggregation": "ckks"}}],
     "psi_link": [LINK],
     "audit": [SPLIT, {"kind": "local_train", "params": TRAINING}, {"kind": "audit", "params": {"label": "heart_disease", "models": ["local"]}}],
+    "encrypted_inference": [
+        {"kind": "split", "params": {"label": "death_30d"}},
+        {"kind": "local_train", "params": {"label": "death_30d", "features": {"numeric": ["age", "asa_class"]}}},
+        {"kind": "encrypted_inference", "params": {"label": "death_30d", "model": "local", "model_owner": "north", "into": "scored"}},
+    ],
 }
 """The smallest chain that ends in each kind, with every need its contract declares."""
 
@@ -76,6 +82,12 @@ def recipe_of(kind: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
             "vendor": {"role": "data_provider", "data": {"dataset": "cohort", "part": "vendor"}},
         }
         return {"name": f"contract-{kind}", "seed": 3, "datasets": {"cohort": COHORT}, "parties": parties, "steps": steps}
+    if kind == "encrypted_inference":
+        parties = {
+            "north": {"role": "hospital", "data": {"dataset": "cohort", "part": "north"}},
+            "east_clinic": {"role": "clinic", "data": {"dataset": "cohort", "part": "east_clinic"}},
+        }
+        return {"name": f"contract-{kind}", "seed": 3, "datasets": {"cohort": {**COHORT, "clinics": [CLINIC]}}, "parties": parties, "steps": steps}
     return {"name": f"contract-{kind}", "seed": 3, "datasets": {"uci": {"kind": "uci_heart"}}, "parties": PARTIES, "steps": steps}
 
 
@@ -88,26 +100,28 @@ def test_every_kind_has_an_example_and_declares_a_contract() -> None:
     assert [kind for kind, step in REGISTRY.items() if step.contract is Step.contract] == []
 
 
-def broken_chains(kind: str) -> list[tuple[str, dict[str, Any]]]:
-    """The example with one need taken away at a time: a step that provides it removed, or parties with the role left out."""
+def broken_chains(kind: str) -> list[tuple[str, dict[str, Any], int]]:
+    """The example with one need taken away at a time, and the first step that may be refused for it: a step that provides
+    the need removed (refused at a step after it: the last, or one between that the last relies on, as local_train on
+    split for encrypted_inference), or parties with the role left out (refused at the last)."""
     steps = EXAMPLES[kind]
     last = parse(recipe_of(kind, steps)).steps[-1]
     contract = REGISTRY[kind](last.params).contract()
-    chains = [(f"without {step['kind']}", recipe_of(kind, [s for s in steps if s is not step])) for step in steps[:-1]]
+    chains = [(f"without {step['kind']}", recipe_of(kind, [s for s in steps if s is not step]), i) for i, step in enumerate(steps[:-1])]
     for need in contract.needs:
         raw = recipe_of(kind, steps)
         kept = [name for name, party in raw["parties"].items() if party["role"] != need.role.value]
         raw["steps"] = [*steps[:-1], {**steps[-1], "at": kept}]
-        chains.append((f"without {need.role.value}", raw))
+        chains.append((f"without {need.role.value}", raw, len(steps) - 1))
     return chains
 
 
 @pytest.mark.parametrize("kind", sorted(EXAMPLES))
 def test_a_chain_missing_a_need_is_refused_by_validate_and_by_the_runner(kind: str, tmp_path: Path) -> None:
-    for what, raw in broken_chains(kind):
+    for what, raw, first in broken_chains(kind):
         with pytest.raises(RecipeError) as refused:
             parse(raw)
-        assert any(problem.loc[:2] == ("steps", len(raw["steps"]) - 1) for problem in refused.value.problems), (what, refused.value)
+        assert any(problem.loc[0] == "steps" and first <= problem.loc[1] < len(raw["steps"]) for problem in refused.value.problems), (what, refused.value)
         try:
             unchecked = parse(raw, check_chain=False)
         except RecipeError:
@@ -122,7 +136,7 @@ def test_missing_columns_the_contract_reads_are_refused(kind: str, monkeypatch: 
     """Each column the step reads from the data, taken out of the data source's schema, makes validation refuse the chain."""
     recipe = parse(recipe_of(kind, EXAMPLES[kind]))
     contract = REGISTRY[kind](recipe.steps[-1].params).contract()
-    data_columns = set(UciHeartSource().columns("cleveland", None) or []) if kind != "psi_link" else None
+    data_columns = set(UciHeartSource().columns("cleveland", None) or []) if "uci" in recipe.datasets else None
     for need in contract.reads:
         for column in need.columns:
             if data_columns is not None and column not in data_columns:

@@ -123,7 +123,7 @@ def add_plain(context: ts.Context, chunks: Sequence[bytes], values: np.ndarray) 
     fill its slots is refused: TenSEAL would have replicated its values into the slots a shorter mask leaves bare.
     """
     slots = slot_count(context)
-    vectors = [_vector(context, chunk, f"ciphertext {i}") for i, chunk in enumerate(chunks)]
+    vectors = [load_vector(context, chunk, f"ciphertext {i}") for i, chunk in enumerate(chunks)]
     short = [i for i, vector in enumerate(vectors) if vector.size() != slots]
     if short:
         raise CKKSError(
@@ -248,11 +248,11 @@ def _sum(context: ts.Context, updates: Sequence[Sequence[bytes | ts.CKKSVector]]
     lengths = {len(update) for update in updates}
     if len(lengths) != 1:
         raise CKKSError(f"encrypted updates have different numbers of ciphertexts: {sorted(lengths)}")
-    totals = [_vector(context, chunk, f"update 0, ciphertext {i}") for i, chunk in enumerate(updates[0])]
+    totals = [load_vector(context, chunk, f"update 0, ciphertext {i}") for i, chunk in enumerate(updates[0])]
     for u, update in enumerate(updates[1:], start=1):
         for i, chunk in enumerate(update):
             try:
-                totals[i] += _vector(context, chunk, f"update {u}, ciphertext {i}")
+                totals[i] += load_vector(context, chunk, f"update {u}, ciphertext {i}")
             except ValueError as error:
                 raise CKKSError(f"update {u}, ciphertext {i} cannot be added ({error}); was it encrypted under another key?") from None
     return totals
@@ -263,11 +263,11 @@ def decrypt(context: ts.Context, chunks: Sequence[bytes], length: int) -> np.nda
 
     if not context.is_private():
         raise CKKSError("this context holds no secret key: it can add ciphertexts but not decrypt them")
-    values = np.concatenate([np.asarray(_vector(context, chunk, f"ciphertext {i}").decrypt()) for i, chunk in enumerate(chunks)])
+    values = np.concatenate([np.asarray(load_vector(context, chunk, f"ciphertext {i}").decrypt()) for i, chunk in enumerate(chunks)])
     return values[:length]
 
 
-def _vector(context: ts.Context, chunk: bytes | ts.CKKSVector, what: str) -> ts.CKKSVector:
+def load_vector(context: ts.Context, chunk: bytes | ts.CKKSVector, what: str) -> ts.CKKSVector:
     import tenseal as ts
 
     if isinstance(chunk, ts.CKKSVector):
@@ -281,3 +281,22 @@ def _vector(context: ts.Context, chunk: bytes | ts.CKKSVector, what: str) -> ts.
 def expansion(chunks: Sequence[bytes], length: int) -> float:
     """Ciphertext bytes over the bytes of the same values as float32."""
     return sum(len(chunk) for chunk in chunks) / (4 * length)
+
+
+def pack(chunks: Sequence[bytes]) -> bytes:
+    """Ciphertexts as one message: each behind its 8-byte little-endian length."""
+    return b"".join(len(chunk).to_bytes(8, "little") + bytes(chunk) for chunk in chunks)
+
+
+def unpack(data: bytes, what: str) -> list[bytes]:
+    """The ciphertexts `pack` framed; `what` names the message in the error when the framing is broken."""
+    chunks, position = [], 0
+    while position < len(data):
+        size = int.from_bytes(data[position : position + 8], "little")
+        if size == 0 or position + 8 + size > len(data):
+            raise CKKSError(f"{what}: broken framing at byte {position} of {len(data)} (truncated or altered)")
+        chunks.append(bytes(data[position + 8 : position + 8 + size]))
+        position += 8 + size
+    if not chunks:
+        raise CKKSError(f"{what}: no ciphertext")
+    return chunks

@@ -218,22 +218,3 @@ def statistical_distance(codec: FixedPoint, parties: int, limb_sums: int) -> flo
     2B / (2^(M+1) + 1) < B / 2^M in statistical distance; distances add over independent masks.
     """
     return limb_sums * codec.limb_sum_bound(parties) / 2.0**MASK_BITS
-
-
-def pack(chunks: Sequence[bytes]) -> bytes:
-    """Ciphertexts as one message: each behind its 8-byte little-endian length."""
-    return b"".join(len(chunk).to_bytes(8, "little") + bytes(chunk) for chunk in chunks)
-
-
-def unpack(data: bytes, what: str) -> list[bytes]:
-    """The ciphertexts `pack` framed; `what` names the message in the error when the framing is broken."""
-    chunks, position = [], 0
-    while position < len(data):
-        size = int.from_bytes(data[position : position + 8], "little")
-        if size == 0 or position + 8 + size > len(data):
-            raise SecureSumError(f"{what}: broken framing at byte {position} of {len(data)} (truncated or altered)")
-        chunks.append(bytes(data[position + 8 : position + 8 + size]))
-        position += 8 + size
-    if not chunks:
-        raise SecureSumError(f"{what}: no ciphertext")
-    return chunks

@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 if TYPE_CHECKING:  # numpy and polars load with the first cohort: the CLI and `workbench schema` import CohortParams only
     import numpy as np
@@ -156,6 +156,8 @@ HOSPITAL_COLUMNS: Final[tuple[str, ...]] = ("patient_id", *_CONTACT_COLUMNS, *EH
 """A hospital part's columns, whatever the cohort's sizes and noise, so `validate` knows them without generating
 anything (tests/data/test_cohort.py holds the generator to them)."""
 VENDOR_COLUMNS: Final[tuple[str, ...]] = ("person_key", *_CONTACT_COLUMNS, *WEARABLE_COLUMNS)
+CLINIC_COLUMNS: Final[tuple[str, ...]] = (*HOSPITAL_COLUMNS, "matched", *WEARABLE_COLUMNS)
+"""A clinic part's columns: a hospital's, and the vitals its own monitoring recorded (null where `matched` is false)."""
 
 # ---------------------------------------------------------------------------------------------------
 # Identifier noise, applied to the vendor's copy (customers type their own details into an app).
@@ -185,8 +187,8 @@ MAX_PEOPLE = 20_000_000
 so that a typo of a few zeros is a validation error, not an hour of generating."""
 
 
-class HospitalSpec(BaseModel):
-    """One hospital party; the fields are the knobs that make sites heterogeneous."""
+class SiteSpec(BaseModel):
+    """One care site with patients; the fields are the knobs that make sites heterogeneous."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -194,18 +196,33 @@ class HospitalSpec(BaseModel):
         pattern=r"^[a-z][a-z0-9_]*$",
         description="Party-part name, a lowercase identifier such as 'general_hospital'.",
     )
-    patients: int = Field(gt=0, le=MAX_PEOPLE, description="Number of surgical patients in this hospital's EHR extract.")
+    patients: int = Field(gt=0, le=MAX_PEOPLE, description="Number of surgical patients in this site's EHR extract.")
     emergency_rate: float = Field(ge=0, le=1, description="Share of emergency surgery (case mix).")
     mean_age: float = Field(ge=18, le=95, description="Mean patient age in years (case mix).")
     risk_shift: float = Field(ge=-5, le=5, description="Logit shift of 30-day mortality at this site (quality of care, coding).")
-    vendor_coverage: float = Field(ge=0, le=1, description="Share of this hospital's patients that the wearables vendor also knows.")
 
     @field_validator("name")
     @classmethod
     def _not_vendor(cls, name: str) -> str:
         if name == VENDOR_PART:
-            raise ValueError(f"hospital name must not be {VENDOR_PART!r}: that part name is the vendor's")
+            raise ValueError(f"site name must not be {VENDOR_PART!r}: that part name is the vendor's")
         return name
+
+
+class HospitalSpec(SiteSpec):
+    """A consortium hospital: the vendor knows some of its patients, under identifiers of its own."""
+
+    vendor_coverage: float = Field(ge=0, le=1, description="Share of this hospital's patients that the wearables vendor also knows.")
+
+
+class ClinicSpec(SiteSpec):
+    """A site outside the consortium that joins after training to score its patients (encrypted_inference).
+
+    It runs a remote-monitoring programme of its own, so its table arrives with the four vitals for the patients
+    enrolled (`matched` true) and none for the others: the shape of a hospital's linked table, with no linkage.
+    """
+
+    monitored: float = Field(ge=0, le=1, description="Share of the clinic's patients whose vitals its own monitoring records.")
 
 
 def _default_hospitals() -> list[HospitalSpec]:
@@ -247,6 +264,10 @@ class CohortParams(BaseModel):
         min_length=1,
         description="The hospital parties; names must be unique.",
     )
+    clinics: list[ClinicSpec] = Field(
+        default_factory=list,
+        description="Sites outside the consortium, each drawn from a random stream of its own: adding one changes no other part.",
+    )
     vendor_only_people: int = Field(default=20000, ge=0, le=MAX_PEOPLE, description="Vendor customers who are no hospital's patients.")
     id_noise: float = Field(
         default=0.15,
@@ -263,6 +284,16 @@ class CohortParams(BaseModel):
         if duplicates:
             raise ValueError(f"hospital names must be unique; repeated: {', '.join(duplicates)}")
         return hospitals
+
+    @field_validator("clinics")
+    @classmethod
+    def _clinic_names_are_their_own(cls, clinics: list[ClinicSpec], info: ValidationInfo) -> list[ClinicSpec]:
+        names = [clinic.name for clinic in clinics]
+        taken = {hospital.name for hospital in info.data.get("hospitals", [])}
+        repeated = sorted({name for name in names if names.count(name) > 1 or name in taken})
+        if repeated:
+            raise ValueError(f"clinic names must be unique and no hospital's; repeated: {', '.join(repeated)}")
+        return clinics
 
 
 @dataclass(frozen=True)
@@ -393,7 +424,7 @@ def _surgery_types(rng: np.random.Generator, ages: np.ndarray, emergency: np.nda
     return types
 
 
-def _clinical(rng: np.random.Generator, spec: HospitalSpec, ages: np.ndarray, female: np.ndarray, frailty: np.ndarray) -> dict[str, np.ndarray]:
+def _clinical(rng: np.random.Generator, spec: SiteSpec, ages: np.ndarray, female: np.ndarray, frailty: np.ndarray) -> dict[str, np.ndarray]:
     """EHR features: each sees frailty only through noise, so the EHR alone under-measures it."""
     import numpy as np
 
@@ -554,7 +585,7 @@ def _people(rng: np.random.Generator, ages: np.ndarray) -> tuple[pl.DataFrame, n
     return identity.with_columns(**wearables), frailty
 
 
-def _hospital_part(rng: np.random.Generator, spec: HospitalSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _hospital_part(rng: np.random.Generator, spec: SiteSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The site's EHR table and, row-aligned, each patient's identity and wearables as the vendor would see them."""
     import numpy as np
     import polars as pl
@@ -602,6 +633,19 @@ def _vendor_part(rng: np.random.Generator, people: pl.DataFrame) -> pl.DataFrame
     )
 
 
+CLINIC_STREAM: Final = 1
+"""Clinic i draws from the stream [seed, 1, i], apart from the one stream of the hospitals and the vendor."""
+
+
+def _clinic_part(rng: np.random.Generator, spec: ClinicSpec) -> pl.DataFrame:
+    """A clinic's EHR with the vitals of the patients its own monitoring enrolled, as `matched` and four columns."""
+    import polars as pl
+
+    ehr, view = _hospital_part(rng, spec)
+    monitored = pl.Series("matched", rng.random(spec.patients) < spec.monitored)
+    return ehr.with_columns(monitored, *(pl.when(monitored).then(view[column]).alias(column) for column in WEARABLE_COLUMNS))
+
+
 def generate_cohort(params: CohortParams, seed: int) -> Cohort:
     """One seeded draw of every party's table; the same params and seed always give equal frames."""
     import numpy as np
@@ -625,7 +669,9 @@ def generate_cohort(params: CohortParams, seed: int) -> Cohort:
     vendor = _vendor_part(rng, pl.concat([linked_people, others]))
     parts[VENDOR_PART] = vendor.drop("hospital", "patient_id", "noise")
     links = vendor.filter(pl.col("hospital").is_not_null()).select("hospital", "patient_id", "person_key", "noise").sort("hospital", "patient_id")
-    coefficients = dict(_COEFFICIENTS) | {f"site_shift[{h.name}]": h.risk_shift for h in params.hospitals}
+    for index, clinic in enumerate(params.clinics):
+        parts[clinic.name] = _clinic_part(np.random.default_rng([seed, CLINIC_STREAM, index]), clinic)
+    coefficients = dict(_COEFFICIENTS) | {f"site_shift[{site.name}]": site.risk_shift for site in [*params.hospitals, *params.clinics]}
     return Cohort(parts=parts, truth=CohortTruth(links=links, coefficients=coefficients))
 
 

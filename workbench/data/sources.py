@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from workbench.data.cohort import HOSPITAL_COLUMNS, VENDOR_COLUMNS, VENDOR_PART, CohortParams, generate_cohort
+from workbench.data.cohort import CLINIC_COLUMNS, HOSPITAL_COLUMNS, VENDOR_COLUMNS, VENDOR_PART, CohortParams, generate_cohort
 from workbench.data.uci_heart import UCI_COLUMNS, UCI_SITES, load_uci_heart
 from workbench.errors import WorkbenchError
 
@@ -29,12 +29,12 @@ class LoadedDataset:
 
 
 class SyntheticCohortSource(CohortParams):
-    """The seeded surgical cohort: one part per hospital and one for the wearables vendor."""
+    """The seeded surgical cohort: one part per hospital, one per clinic and one for the wearables vendor."""
 
     kind: Literal["synthetic_cohort"] = "synthetic_cohort"
 
     def part_names(self) -> list[str]:
-        return [hospital.name for hospital in self.hospitals] + [VENDOR_PART]
+        return [site.name for site in [*self.hospitals, *self.clinics]] + [VENDOR_PART]
 
     def load(self, seed: int, base_dir: Path) -> LoadedDataset:
         cohort = generate_cohort(self, seed)
@@ -44,6 +44,8 @@ class SyntheticCohortSource(CohortParams):
         """The part's columns, as the generator declares them (they do not depend on the cohort's sizes or noise)."""
         if part == VENDOR_PART:
             return list(VENDOR_COLUMNS)
+        if part in {clinic.name for clinic in self.clinics}:
+            return list(CLINIC_COLUMNS)
         return list(HOSPITAL_COLUMNS) if part in self.part_names() else None
 
 

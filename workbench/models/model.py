@@ -64,6 +64,14 @@ class Model:
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self.spec.build().predict_proba(self.params, self.standardizer.apply(X))
 
+    def linear_form(self) -> tuple[np.ndarray, float]:
+        """A logistic model's logit as `X @ weights + bias` on raw design-matrix rows, the standardizer folded in: a party
+        that scores encrypted rows then needs only plaintext products and sums, and the querier never learns the scaling."""
+        if self.spec.family != "logistic":
+            raise ValueError(f"a {self.spec.family} model has no linear form: only a logistic model's logit is linear in its inputs")
+        weights = self.params[:-1] / self.standardizer.scale
+        return weights, float(self.params[-1] - weights @ self.standardizer.center)
+
     def named_params(self) -> dict[str, float]:
         names = self.spec.build().param_names(self.features.names())
         return {name: float(value) for name, value in zip(names, self.params, strict=True)}

@@ -8,6 +8,7 @@ runner knows steps only through `REGISTRY`; steps never import each other.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -60,6 +61,12 @@ class Step(ABC, Generic[P]):
 
     def __init__(self, params: P) -> None:
         self.params = params
+
+    def default_parties(self, roles: Mapping[str, Role]) -> list[str]:
+        """The parties the step runs at when the recipe gives no `at:`, from every party's role: by default those whose
+        role it accepts; a step that also runs at a party its parameters name (encrypted_inference's model_owner)
+        says so here."""
+        return [party for party, role in roles.items() if role in self.roles]
 
     def contract(self) -> Contract:
         """What this step needs and produces with these parameters: checked by `workbench validate` before anything runs.

@@ -133,8 +133,8 @@ class SecureSum(Step[SecureSumParams]):
             context = self._hospital_context(ctx, hospital, parties.key_holder)
             codec.check_context(context, len(parties.hospitals))
             limbs = codec.encode(self._statistics(ctx, hospital), [f"{name} at {hospital!r}" for name in names])
-            share = ctx.send(hospital, parties.aggregator, "secure_sum.share", ss.pack(ss.encrypt(context, limbs)), Protection.CKKS)
-            shares.append(ss.unpack(share, f"secure_sum.share from {hospital!r}"))
+            share = ctx.send(hospital, parties.aggregator, "secure_sum.share", ckks.pack(ss.encrypt(context, limbs)), Protection.CKKS)
+            shares.append(ckks.unpack(share, f"secure_sum.share from {hospital!r}"))
             ctx.progress(done, len(parties.hospitals) + 1, hospital)
         total = ckks.add(keyless, shares)  # at the aggregator, which holds no secret key
         if parties.key_holder is None:
@@ -182,10 +182,10 @@ class SecureSum(Step[SecureSumParams]):
     def _decrypt_at_hospital(self, ctx: StepContext, parties: Parties, total: list[bytes]) -> tuple[str, list[int]]:
         """Custody clients: the first hospital decrypts the total (it holds the shared secret key) and publishes it."""
         decryptor = parties.hospitals[0]
-        received = ctx.send(parties.aggregator, decryptor, "secure_sum.total", ss.pack(total), Protection.CKKS)
+        received = ctx.send(parties.aggregator, decryptor, "secure_sum.total", ckks.pack(total), Protection.CKKS)
         secret = ckks.load_context(ctx.store(decryptor).get(ckks.SECRET_ITEM))
         count = len(self.params.statistic_names())
-        return decryptor, ss.decrypt(secret, ss.unpack(received, "secure_sum.total"), count, self.params.codec, len(parties.hospitals))
+        return decryptor, ss.decrypt(secret, ckks.unpack(received, "secure_sum.total"), count, self.params.codec, len(parties.hospitals))
 
     def _decrypt_at_key_holder(self, ctx: StepContext, parties: Parties, public: Any, total: list[bytes]) -> list[int]:
         """Custody key_holder: mask at the aggregator, decrypt and round at the key holder, unmask at the aggregator."""
@@ -194,9 +194,9 @@ class SecureSum(Step[SecureSumParams]):
         assert parties.key_holder is not None
         codec, count, n = self.params.codec, len(self.params.statistic_names()), len(parties.hospitals)
         masked = ss.mask(public, total, count, codec, n)
-        received = ctx.send(parties.aggregator, parties.key_holder, "secure_sum.masked_total", ss.pack(masked.chunks), Protection.CKKS)
+        received = ctx.send(parties.aggregator, parties.key_holder, "secure_sum.masked_total", ckks.pack(masked.chunks), Protection.CKKS)
         secret = ckks.load_context(ctx.store(parties.key_holder).get(ckks.SECRET_ITEM))
-        seen = ss.decrypt_masked(secret, ss.unpack(received, "secure_sum.masked_total"), count * codec.limbs, codec, n)
+        seen = ss.decrypt_masked(secret, ckks.unpack(received, "secure_sum.masked_total"), count * codec.limbs, codec, n)
         answer = ctx.send(parties.key_holder, parties.aggregator, "secure_sum.masked_decryption", seen.astype("<i8").tobytes(), Protection.MASKED)
         return ss.unmask(np.frombuffer(answer, dtype="<i8"), masked, codec, n)
 
