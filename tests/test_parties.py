@@ -66,13 +66,15 @@ def test_scoped_view_lists_only_allowed_parties() -> None:
         view["b"]
 
 
-def test_each_party_holds_only_its_own_part(light_flagship_run: RunResult) -> None:
+def test_each_party_holds_only_its_own_part(light_flagship: Recipe, light_flagship_run: RunResult) -> None:
     stores = light_flagship_run.stores
     assert set(stores["general_hospital"].tables()) == {"ehr", "linked"}
     assert set(stores["vendor"].tables()) == {"vitals"}
+    assert set(stores["rural_clinic"].tables()) == {"patients", "scored"}  # its own rows, and its own scores of them
     assert stores["aggregator"].tables() == {} and stores["key_holder"].tables() == {}
     sizes = {name: fp["rows"] for name, fp in light_flagship_run.manifest["data"].items()}
-    assert {name: store.tables().get("ehr", store.tables().get("vitals")).height for name, store in stores.items() if store.tables()} == sizes
+    loaded = {name: party.data.table for name, party in light_flagship.parties.items() if party.data}
+    assert {name: stores[name].table(table).height for name, table in loaded.items()} == sizes
 
 
 def test_ground_truth_never_enters_a_store(light_flagship_run: RunResult) -> None:
@@ -83,15 +85,17 @@ def test_ground_truth_never_enters_a_store(light_flagship_run: RunResult) -> Non
 
 
 def test_only_the_declared_oracle_moves_rows_in_the_clear(light_flagship_run: RunResult) -> None:
-    """The pooled oracle is declared in the recipe; linkage moves per-record messages, but only blinded ones."""
+    """The pooled oracle is declared in the recipe; linkage moves per-record messages, but only blinded ones, and encrypted
+    inference only ciphertexts."""
     row_level = [m for m in light_flagship_run.ledger.messages if m.row_level]
     clear = [m for m in row_level if m.protection is Protection.NONE]
     assert {(m.step, m.receiver, m.kind) for m in clear} == {("pooled_train", "oracle", "oracle.training_rows")}
     assert {m.sender for m in clear} == {"general_hospital", "county_hospital", "trauma_center"}
     blinded = [m for m in row_level if m.protection is not Protection.NONE]
-    assert {(m.step, m.protection) for m in blinded} == {("link", Protection.BLINDED)}
+    assert {(m.step, m.protection) for m in blinded} == {("link", Protection.BLINDED), ("encrypted_inference", Protection.CKKS)}
     assert {frozenset((m.sender, m.receiver)) for m in blinded} == {
-        frozenset((site, "vendor")) for site in ("general_hospital", "county_hospital", "trauma_center")
+        *(frozenset((site, "vendor")) for site in ("general_hospital", "county_hospital", "trauma_center")),
+        frozenset(("rural_clinic", "general_hospital")),
     }
 
 

@@ -28,7 +28,7 @@ def test_recipe_as_run_reloads_to_the_same_hash(flagship_run: RunResult, flagshi
 def test_manifest_records_data_packages_and_seed(flagship_run: RunResult, flagship: Recipe) -> None:
     manifest = json.loads((flagship_run.out_dir / "manifest.json").read_text())
     assert manifest["seeds"]["recipe"] == 7
-    assert set(manifest["data"]) == {"general_hospital", "county_hospital", "trauma_center", "vendor"}
+    assert set(manifest["data"]) == {"general_hospital", "county_hospital", "trauma_center", "vendor", "rural_clinic"}
     assert all(len(fp["sha256"]) == 64 and fp["rows"] > 0 for fp in manifest["data"].values())
     assert {"ppml-workbench", "numpy", "polars", "pydantic"} <= set(manifest["packages"])
     assert manifest["ledger"]["bytes"] == flagship_run.ledger.total_bytes()
