@@ -26,6 +26,7 @@ PRINTS = {
     "privacy.py": ("Held-out AUC per site", "∞ (non-private)", "Audit share of the shipped flagship run", "One training step", "DP-SGD (ms)"),
     "psi.py": ("PSI next to a polars join", "ecdh", "labeled"),
     "small_sites.py": ("Synthetic cohort", "UCI heart sites", "trauma_center", "switzerland"),
+    "synthetic.py": ("Synthetic cohort at general_hospital", "train-on-synthetic AUC", "synthesize alone", "measured pairs"),
     "secagg.py": ("Secure aggregation by masking", "server s, 1 dropout", "CKKS aggregation, custody clients", "Flagship federated part", "secagg"),
 }
 """Per benchmark, text its figures come under: titles, headers or row names."""

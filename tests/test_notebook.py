@@ -145,6 +145,11 @@ def test_tutorial_runs_top_to_bottom(path: Path, tmp_path: Path, light_flagship_
             ("inference.reply", "ckks"),
         ], "its words: everything that crossed, the weights never"
         assert "this querier can recover the model" in printed, "its words: a budget that large lets the clinic rebuild the model"
+    if path.stem == "synthetic":  # its words: counts only masked, the tree and table dp, about half on either side
+        assert "hospitals sent: keys (none), masked (masked), shares (encrypted), unmask-shares (none)" in printed
+        assert "synthesize.table (dp)" in printed and "synthesize.tree (dp)" in printed
+        shares = [float(share) for share in re.findall(r": (\d\.\d+) of synthetic rows closer to a training row", printed)]
+        assert len(shares) == 3 and all(0.35 < share < 0.65 for share in shares), shares
     if path.stem == "intro":  # its words: "every one has fewer than 100 non-members to test against"
         assert len(nonmembers) == 4 and max(nonmembers) < 100, nonmembers
         assert "row-level data" in printed and "oracle" in printed, "its words: the boundary statement names the oracle's rows"
@@ -153,7 +158,7 @@ def test_tutorial_runs_top_to_bottom(path: Path, tmp_path: Path, light_flagship_
 
 
 def test_there_are_tutorials() -> None:
-    assert {p.stem for p in TUTORIALS} >= {"flagship", "intro"}
+    assert {p.stem for p in TUTORIALS} >= {"flagship", "intro", "synthetic"}
 
 
 def test_a_notebook_without_its_parameters_cell_is_refused_not_exported_with_defaults(flagship) -> None:

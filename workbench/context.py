@@ -45,6 +45,9 @@ class StepContext:
     """What the coordinator learned from this step; becomes the step's part of metrics.json."""
     manifest: dict[str, Any] = field(default_factory=dict)
     """Provenance that is not a result (e.g. key fingerprints, which change every run); goes to manifest.json."""
+    releases: dict[str, bytes] = field(default_factory=dict)
+    """Files the step releases to the coordinator (a DP synthetic table), by file name; the runner writes them to
+    released/<step>/ in the run directory."""
 
     def store(self, party: str) -> PartyStore:
         return self.parties[party]

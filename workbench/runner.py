@@ -50,6 +50,8 @@ USER_ERRORS = (WorkbenchError,)
 """Errors that describe bad input, a recipe mistake or the environment: shown to the user as a message, not a traceback."""
 
 ERROR_LOG = "error.log"
+RELEASED_DIR = "released"
+"""Where a run keeps what steps released to the coordinator (released/STEP/FILE), e.g. a DP synthetic table."""
 
 
 class RunError(RuntimeError):
@@ -159,6 +161,7 @@ def run_recipe(
                 scores[name] = score
             if ctx.manifest:
                 provenance[name] = ctx.manifest
+            _write_releases(out_dir / RELEASED_DIR / name, ctx.releases)
             emit(StepFinished(step=name, seconds=timings[name]))
         phase = "report"
         metrics = {"recipe": recipe.name, "recipe_hash": recipe.hash(), "seed": recipe.seed, "steps": results} | ({SIMULATION_TRUTH: scores} if scores else {})
@@ -183,6 +186,13 @@ def run_recipe(
         raise RunError(f"{phase}: internal error ({type(error).__name__}); this is a bug", user_error=False) from error
     finally:
         emit.close()
+
+
+def _write_releases(folder: Path, releases: dict[str, bytes]) -> None:
+    """What a step released to the coordinator, one file a release (names are the step's own, never a party's input)."""
+    for file_name, data in releases.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / file_name).write_bytes(data)
 
 
 def _write_status(out_dir: Path, status: str, step: str | None) -> None:

@@ -66,6 +66,21 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
     "fl_train": [SPLIT, KEYS, {"kind": "fl_train", "params": {**TRAINING, "rounds": 2, "aggregation": "ckks"}}],
     "psi_link": [LINK],
     "audit": [SPLIT, {"kind": "local_train", "params": TRAINING}, {"kind": "audit", "params": {"label": "heart_disease", "models": ["local"]}}],
+    "synthesize": [
+        SPLIT,
+        {
+            "kind": "synthesize",
+            "params": {
+                **TRAINING,
+                "columns": {
+                    "heart_disease": {"levels": [False, True]},
+                    "age": {"edges": [20, 45, 55, 65, 80]},
+                    "chol": {"edges": [0, 200, 250, 300, 700]},
+                    "sex_male": {"levels": [False, True]},
+                },
+            },
+        },
+    ],
     "encrypted_inference": [
         {"kind": "split", "params": {"label": "death_30d"}},
         {"kind": "local_train", "params": {"label": "death_30d", "features": {"numeric": ["age", "asa_class"]}}},
