@@ -98,3 +98,24 @@ def test_closest_records_tell_a_copy_from_a_fresh_draw() -> None:
     honest = quality.closest_records(fresh, train, holdout, rng)
     assert copied["dcr_share_closer_to_train"] > 0.99 and copied["nndr_train_median"] < 0.01
     assert 0.4 < honest["dcr_share_closer_to_train"] < 0.6
+
+
+def test_the_correlation_gap_skips_columns_constant_on_either_side() -> None:
+    rng = np.random.default_rng(5)
+    real = np.column_stack([rng.random(100), np.zeros(100), rng.random(100)])
+    synthetic = np.column_stack([real[:, 0], rng.random(100) < 0.1, real[:, 2]])
+    assert quality.correlation_gap(real, synthetic) == pytest.approx(0.0, abs=1e-12)
+    assert quality.correlation_gap(real, np.column_stack([real[:, 0], real[:, 1], -real[:, 0]])) > 0.9
+
+
+def test_a_declared_missing_bin_carries_missing_values_through() -> None:
+    vitals = syn.ColumnBins(edges=[40, 70, 130], missing=True)
+    codes = vitals.encode(pl.Series("resting_hr", [55.0, None, 90.0]), "here")
+    assert codes.tolist() == [0, 2, 1] and vitals.size == 3
+    back = vitals.decode(codes, "resting_hr", np.random.default_rng(0))
+    assert back.null_count() == 1 and back[1] is None and 40 <= back[0] < 70
+    flags = syn.ColumnBins(levels=[False, True], missing=True)
+    assert flags.encode(pl.Series("matched", [True, None]), "here").tolist() == [1, 2]
+    assert flags.decode(np.array([2, 0]), "matched", np.random.default_rng(0)).to_list() == [None, False]
+    points = quality.embed({"resting_hr": back.cast(float).to_numpy()}, [vitals])
+    assert points.shape == (3, 2) and np.isfinite(points).all() and points[1].tolist() == [0.0, 1.0]

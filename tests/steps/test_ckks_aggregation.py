@@ -21,11 +21,14 @@ PLAIN, CLIENTS, KEY_HOLDER = "federated", "federated_ckks", "federated_key_holde
 
 
 def test_encrypted_fedavg_equals_plain_fedavg_under_both_custodies(light_flagship_run: RunResult) -> None:
+    """Each round's decrypted aggregate is within CKKS's 1e-6 of the plain one; a FedAvg step at learning rate 1 passes
+    that error on, so after R rounds the models differ by at most about R x 1e-6 (1.1e-6 was seen after 15 rounds: the
+    per-round errors do not always cancel in the worst coordinate)."""
     run = light_flagship_run
     for site in SITES:
         plain = run.stores[site].get(model_key(PLAIN)).params
         for name in (CLIENTS, KEY_HOLDER):
-            assert np.abs(run.stores[site].get(model_key(name)).params - plain).max() < 1e-6, (site, name)
+            assert np.abs(run.stores[site].get(model_key(name)).params - plain).max() < LIGHT_ROUNDS * 1e-6, (site, name)
     for site, scores in run.metrics["steps"]["evaluate"].items():
         for name in (CLIENTS, KEY_HOLDER):
             for metric in ("auc", "brier", "accuracy"):

@@ -127,3 +127,18 @@ def test_the_flagship_clinic_scores_as_the_plaintext_federated_model(light_flags
         ("inference.query", Protection.CKKS),
         ("inference.reply", Protection.CKKS),
     }
+
+
+def test_a_clinic_table_without_a_column_the_model_reads_is_named(tmp_path: Path) -> None:
+    """The model's columns are the recipe's; a clinic whose table lacks one is told which, before anything is encrypted."""
+    from workbench.data.cohort import CohortParams, generate_cohort
+
+    clinic = generate_cohort(CohortParams.model_validate({k: v for k, v in COHORT.items() if k != "kind"}), 5).parts["east_clinic"]
+    clinic.drop("albumin").write_parquet(tmp_path / "clinic.parquet")
+    raw = yaml.safe_load(recipe({}))
+    raw["datasets"]["clinic_file"] = {"kind": "file", "path": str(tmp_path / "clinic.parquet")}
+    raw["parties"]["east_clinic"]["data"] = {"dataset": "clinic_file"}
+    with pytest.raises(RunError, match=r"party 'east_clinic', table 'data': missing column\(s\) albumin") as refused:
+        run_recipe(parse_recipe(yaml.safe_dump(raw, sort_keys=False)), tmp_path / "run")
+    assert refused.value.user_error
+    assert "inference.query" not in (tmp_path / "run" / "ledger.jsonl").read_text()

@@ -100,3 +100,11 @@ def test_the_report_measures_fidelity_and_closeness_at_each_site(run: RunResult)
 def test_the_model_must_read_synthesized_columns_only() -> None:
     with pytest.raises(RecipeError, match="reads creatinine, which columns does not synthesize"):
         parse_recipe(recipe(features={"numeric": ["age", "creatinine"]}))
+
+
+def test_a_value_outside_the_declared_levels_is_named_with_party_table_and_column(tmp_path: Path) -> None:
+    from workbench.runner import RunError
+
+    columns = {**COLUMNS, "asa_class": {"levels": [1, 2, 3, 4]}}
+    with pytest.raises(RunError, match=r"party 'north', table 'data': column 'asa_class' holds value\(s\) 5 not among its levels"):
+        run_recipe(parse_recipe(recipe(columns=columns)), tmp_path / "run")

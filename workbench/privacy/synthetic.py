@@ -56,6 +56,7 @@ class ColumnBins(BaseModel):
         None, min_length=3, max_length=65, description="Increasing bin edges, outer bounds included; values beyond them fall in the outer bins."
     )
     levels: list[bool | int | str] | None = Field(None, min_length=2, max_length=64, description="Every value the column takes, in order.")
+    missing: bool = Field(False, description="A bin of its own for missing values, released as missing (else a missing value is an error).")
 
     @model_validator(mode="after")
     def _one_of_them(self) -> ColumnBins:
@@ -68,28 +69,35 @@ class ColumnBins(BaseModel):
         return self
 
     @property
-    def size(self) -> int:
+    def values(self) -> int:
+        """Bins of present values; the missing bin, if any, comes after them."""
         return len(self.levels) if self.levels is not None else len(self.edges or ()) - 1
+
+    @property
+    def size(self) -> int:
+        return self.values + self.missing
 
     def encode(self, series: pl.Series, where: str) -> np.ndarray:
         """Each value's bin (0..size-1), or an error naming the column and what does not fit."""
         import numpy as np
         import polars as pl
 
-        if series.null_count():
-            raise SyntheticDataError(f"{where}: column {series.name!r} has {series.null_count()} missing values; impute or drop them first")
+        if series.null_count() and not self.missing:
+            raise SyntheticDataError(f"{where}: column {series.name!r} has {series.null_count()} missing values; impute or drop them, or declare missing: true")
+        absent = series.is_null().to_numpy()
+        present = series.drop_nulls()
         if self.edges is not None:
             if not series.dtype.is_numeric():
                 raise SyntheticDataError(f"{where}: column {series.name!r} has edges, so it must be numeric; got {series.dtype}")
-            inner = np.asarray(self.edges[1:-1])
-            codes: np.ndarray = np.searchsorted(inner, series.cast(float).to_numpy(), side="right")
+            codes = np.full(len(series), self.values, dtype=np.int64)
+            codes[~absent] = np.searchsorted(np.asarray(self.edges[1:-1]), present.cast(float).to_numpy(), side="right")
             return codes
         levels = list(self.levels or ())
         kinds = {type(level) for level in levels}
         fits = {bool: series.dtype == pl.Boolean, str: series.dtype in (pl.Utf8, pl.Categorical), int: series.dtype.is_integer()}
         if len(kinds) != 1 or not fits[kinds.pop()]:
             raise SyntheticDataError(f"{where}: column {series.name!r} is {series.dtype}, but its levels {levels} are not all of that kind")
-        index = {level: i for i, level in enumerate(levels)}
+        index: dict[object, int] = {level: i for i, level in enumerate(levels)} | {None: self.values}
         values = series.cast(pl.Utf8).to_list() if series.dtype == pl.Categorical else series.to_list()
         unknown = sorted({repr(value) for value in values if value not in index})
         if unknown:
@@ -99,14 +107,17 @@ class ColumnBins(BaseModel):
         return np.fromiter((index[value] for value in values), dtype=np.int64, count=len(values))
 
     def decode(self, codes: np.ndarray, name: str, rng: np.random.Generator) -> pl.Series:
-        """Values for bins: the level itself, or a value drawn uniformly within the bin (the bins are all that was measured)."""
+        """Values for bins: the level itself, or a value drawn uniformly within the bin (the bins are all that was
+        measured); the missing bin as missing."""
         import numpy as np
         import polars as pl
 
         if self.levels is not None:
-            return pl.Series(name, [self.levels[code] for code in codes.tolist()])
+            return pl.Series(name, [None if code == self.values else self.levels[code] for code in codes.tolist()])
         edges = np.asarray(self.edges)
-        return pl.Series(name, rng.uniform(edges[codes], edges[codes + 1]))
+        inside = np.minimum(codes, self.values - 1)
+        drawn = rng.uniform(edges[inside], edges[inside + 1])
+        return pl.Series(name, drawn).set(pl.Series(codes == self.values), None) if self.missing else pl.Series(name, drawn)
 
 
 def rho_for(epsilon: float, delta: float) -> float:

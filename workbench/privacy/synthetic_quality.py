@@ -8,8 +8,9 @@ its held-out rows: a generator that copies training rows puts synthetic rows clo
 so the share of synthetic rows closer to a training row than to a held-out one is 0.5 when nothing is memorized; and
 the nearest-neighbour distance ratio (closest over second closest: near 0 flags a near copy).
 
-The metrics are small and numpy-only on purpose: `sdmetrics` and `syntheval` would bring several dozen pinned
-packages (and their own plotting stacks) into every install for a handful of these formulas.
+The metrics are small and numpy-only: `sdmetrics` (with copulas, plotly and tqdm) and `syntheval` (with lightgbm,
+seaborn and pcametric) would install here, but each works on pandas frames of real rows at one place and brings a
+plotting stack into every install for a few formulas that run at each site on its own rows (docs/synthetic.md).
 """
 
 from __future__ import annotations
@@ -47,29 +48,33 @@ def marginal_distances(real: np.ndarray, synthetic: np.ndarray, sizes: Sequence[
 
 
 def embed(columns: dict[str, Any], bins: Sequence[ColumnBins]) -> np.ndarray:
-    """Rows as points: a numeric column scaled to [0, 1] by its outer edges, a categorical one as one-hot columns."""
+    """Rows as points: a numeric column scaled to [0, 1] by its outer edges (a missing value at 0, with an indicator
+    column beside it), a categorical one as one-hot columns."""
     import numpy as np
 
     parts = []
     for values, column in zip(columns.values(), bins):
         if column.edges is not None:
             low, high = column.edges[0], column.edges[-1]
-            parts.append(np.clip((np.asarray(values, dtype=float) - low) / (high - low), 0, 1)[:, None])
+            scaled = np.clip((np.asarray(values, dtype=float) - low) / (high - low), 0, 1)
+            parts.append(np.nan_to_num(scaled)[:, None])
+            if column.missing:
+                parts.append(np.isnan(scaled)[:, None])
         else:
             parts.append(np.asarray(values)[:, None] == np.arange(column.size)[None, :])
     return np.hstack(parts).astype(float) if parts else np.zeros((0, 0))
 
 
 def correlation_gap(real: np.ndarray, synthetic: np.ndarray) -> float:
-    """Largest absolute difference between a pairwise correlation in the real and in the synthetic rows (embedded)."""
+    """Largest absolute difference between a pairwise correlation in the real and in the synthetic rows (embedded), over
+    the pairs whose correlation both define (a column constant in either, as a rare flag in a small site's held-out rows
+    can be, has none)."""
     import numpy as np
 
-    def correlations(points: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            matrix: np.ndarray = np.nan_to_num(np.corrcoef(points, rowvar=False))
-        return matrix
-
-    return float(np.abs(correlations(real) - correlations(synthetic)).max())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a, b = np.corrcoef(real, rowvar=False), np.corrcoef(synthetic, rowvar=False)
+    defined = np.isfinite(a) & np.isfinite(b) & ~np.eye(len(a), dtype=bool)
+    return float(np.abs(a - b)[defined].max(initial=0.0))
 
 
 def propensity_mse(real: np.ndarray, synthetic: np.ndarray, rng: np.random.Generator) -> float:
@@ -102,7 +107,8 @@ def _closest_two(points: np.ndarray, reference: np.ndarray, chunk: int = 2048) -
 
 
 def closest_records(synthetic: np.ndarray, train: np.ndarray, holdout: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
-    """DCR and NNDR of the synthetic rows against the training rows and against as many held-out rows."""
+    """DCR and NNDR of the synthetic rows against the training rows and against as many held-out rows: the held-out
+    figures are what the same generator would give if it had never seen the rows, the yardstick of the training ones."""
     import numpy as np
 
     size = min(len(train), len(holdout))
@@ -110,12 +116,16 @@ def closest_records(synthetic: np.ndarray, train: np.ndarray, holdout: np.ndarra
     holdout = holdout[rng.choice(len(holdout), size=size, replace=False)]
     to_train, to_holdout = _closest_two(synthetic, train), _closest_two(synthetic, holdout)
     closer = np.mean(to_train[:, 0] < to_holdout[:, 0]) + 0.5 * np.mean(to_train[:, 0] == to_holdout[:, 0])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(to_train[:, 1] > 0, to_train[:, 0] / to_train[:, 1], 1.0)
+
+    def ratio(closest: np.ndarray) -> float:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return float(np.median(np.where(closest[:, 1] > 0, closest[:, 0] / closest[:, 1], 1.0)))
+
     return {
         "dcr_share_closer_to_train": float(closer),
         "dcr_train_median": float(np.median(to_train[:, 0])),
         "dcr_holdout_median": float(np.median(to_holdout[:, 0])),
-        "nndr_train_median": float(np.median(ratio)),
+        "nndr_train_median": ratio(to_train),
+        "nndr_holdout_median": ratio(to_holdout),
         "compared_rows": int(size),
     }

@@ -228,7 +228,15 @@ class Synthesize(Step[SynthesizeParams]):
             ),
             Table(
                 "Synthetic data: closeness to real rows",
-                ["site", "rows compared", "share closer to a training row than a held-out one", "median DCR train", "median DCR held out", "median NNDR"],
+                [
+                    "site",
+                    "rows compared",
+                    "share closer to a training row than a held-out one",
+                    "median DCR train",
+                    "median DCR held out",
+                    "median NNDR train",
+                    "median NNDR held out",
+                ],
                 [
                     [
                         site,
@@ -237,6 +245,7 @@ class Synthesize(Step[SynthesizeParams]):
                         round(f["privacy"]["dcr_train_median"], 4),
                         round(f["privacy"]["dcr_holdout_median"], 4),
                         round(f["privacy"]["nndr_train_median"], 3),
+                        round(f["privacy"]["nndr_holdout_median"], 3),
                     ]
                     for site, f in sites.items()
                 ],
