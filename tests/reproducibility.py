@@ -19,8 +19,10 @@ import pytest
 from workbench.contracts import Randomness
 from workbench.recipe import Recipe
 
-CKKS_TOLERANCE = {"rel": 1e-3, "abs": 1e-6}
-"""Decrypted values carry CKKS noise (≤1e-6); compressed ciphertext sizes vary by up to ~1e-4 relative."""
+CKKS_TOLERANCE = {"rel": 1e-3, "abs": 1e-4}
+"""Decrypted values carry CKKS noise (≤1e-6); compressed ciphertext sizes vary by up to ~1e-4 relative; and a figure
+computed from ranks of an encrypted model's scores (an AUC and its paired difference) moves by a whole rank pair,
+1/(positives x negatives), 1e-5 at the large hospital, when that noise swaps two scores (seen in a clean CI run)."""
 
 
 def encrypted_names(recipe: Recipe) -> set[str]:
