@@ -42,7 +42,10 @@ def recipe(epsilon: float, rounds: int, repeats: int, clip: float, training: str
         ),
         f"{{kind: evaluate, params: {{label: heart_disease, models: [plain, sample, {', '.join(clients)}]}}}}",
     ]
-    head = f"name: client_dp\nseed: 1\ndatasets: {{uci: {{kind: uci_heart}}}}\nparties:\n{parties}  aggregator: {{role: aggregator}}\nsteps:\n"
+    head = (
+        f"name: client_dp\nseed: 1\napprovals: not_required\ndatasets: {{uci: {{kind: uci_heart}}}}\n"
+        f"parties:\n{parties}  aggregator: {{role: aggregator}}\nsteps:\n"
+    )
     return head + "".join(f"  - {step}\n" for step in steps)
 
 

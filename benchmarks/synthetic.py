@@ -100,6 +100,7 @@ def wide_step(rows: int, columns: int, repeats: int, console: Console) -> None:
         raw = {
             "name": "synthetic-wide",
             "seed": 0,
+            "approvals": "not_required",
             "datasets": {f"site{s}": {"kind": "file", "path": str(folder / f"site{s}.parquet")} for s in range(3)},
             "parties": {f"site{s}": {"role": "hospital", "data": {"dataset": f"site{s}"}} for s in range(3)},
             "steps": [{"kind": "synthesize", "params": {"label": "label", "features": {"numeric": ["x0", "x1"]}, "columns": bins, "epsilon": 4}}],

@@ -36,7 +36,8 @@ def uci_recipe(name: str, steps: str, sites: tuple[str, ...] = ("cleveland", "hu
     parties = "".join(f"  {site}: {{role: hospital, data: {{dataset: uci, part: {site}}}}}\n" for site in sites)
     holder = "  key_holder: {role: key_holder}\n" if key_holder else ""
     return (
-        f"name: {name}\nseed: 1\ndatasets: {{uci: {{kind: uci_heart}}}}\nparties:\n{parties}  aggregator: {{role: aggregator}}\n{holder}"
+        f"name: {name}\nseed: 1\napprovals: not_required\ndatasets: {{uci: {{kind: uci_heart}}}}\n"
+        f"parties:\n{parties}  aggregator: {{role: aggregator}}\n{holder}"
         f"steps:\n  - {{kind: split, params: {{label: heart_disease}}}}\n{steps}"
     )
 

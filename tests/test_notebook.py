@@ -155,6 +155,11 @@ def test_tutorial_runs_top_to_bottom(path: Path, tmp_path: Path, light_flagship_
         assert "row-level data" in printed and "oracle" in printed, "its words: the boundary statement names the oracle's rows"
         sweep = json.loads((tmp_path / "run-sweep" / "sweep.json").read_text())
         assert [v["status"] for v in sweep["variants"]] == ["finished", "finished"], "its words: the recipe at l2 0.05 and 100"
+        reviews = re.findall(r"(\w+) reviews 2 steps; row-level flows: (\d+);", printed)
+        assert [site for site, _ in reviews] == ["cleveland", "hungary", "switzerland", "va_long_beach"] and {n for _, n in reviews} == {"0"}
+        assert "Data access: every data owner approved this recipe's hash: cleveland (key" in printed, "its words: the run goes ahead"
+        assert re.search(r"audit trails: \d+ entries checked, 0 problems", printed), "its words: its trails verify"
+        assert "refused: no data was read: party 'cleveland' has not approved recipe 'uci_heart' as run" in printed, "its words: the changed seed is refused"
 
 
 def test_there_are_tutorials() -> None:

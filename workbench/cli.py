@@ -1,4 +1,4 @@
-"""`workbench run | runs | validate | schema | export | data`: a thin face over the runner.
+"""`workbench run | runs | validate | schema | export | data | keys | approve | audit`: a thin face over the runner.
 
 Each command imports what it uses when it runs: `validate`, `schema` and `--help` must start in a moment, and the
 runner, the report and the generator bring numpy, polars and matplotlib with them.
@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from workbench.governance.review import PartyReview
     from workbench.recipe import Recipe
     from workbench.sweep import Variant
 
@@ -24,6 +25,10 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Datasets: generate the synthetic cohort.", no_args_is_help=True, pretty_exceptions_show_locals=False)
 app.add_typer(data_app, name="data")
+keys_app = typer.Typer(help="Data owners' signing keys.", no_args_is_help=True, pretty_exceptions_show_locals=False)
+app.add_typer(keys_app, name="keys")
+audit_app = typer.Typer(help="Parties' audit trails of a run.", no_args_is_help=True, pretty_exceptions_show_locals=False)
+app.add_typer(audit_app, name="audit")
 console = Console()
 errors = Console(stderr=True)
 
@@ -48,6 +53,10 @@ def run(
     set_: Annotated[list[str], typer.Option("--set", help="Override a field, e.g. --set steps[1].params.l2=0.1")] = [],  # noqa: B006
     force: Annotated[bool, typer.Option(help="Write into a non-empty run directory.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on standard output (progress goes to standard error).")] = False,
+    mock: Annotated[
+        bool, typer.Option(help="Run on mock rows drawn from each source's declared schema; no real row is read and no approval is needed.")
+    ] = False,
+    approvals: Annotated[Path | None, typer.Option(help="Folder of the owners' keys and approvals (default: approvals/ beside the recipe).")] = None,
     sweep: Annotated[
         str | None,
         typer.Option(
@@ -71,7 +80,7 @@ def run(
     previous = signal.signal(signal.SIGTERM, _interrupt)  # what timeout, docker stop and systemd send: stop as Ctrl-C does
     try:
         with ConsoleRenderer(errors if json_ else console) as renderer:
-            result = run_recipe(parsed, out, base_dir=recipe.parent, listeners=[renderer], force=force)
+            result = run_recipe(parsed, out, base_dir=recipe.parent, listeners=[renderer], force=force, mock=mock, approvals_dir=approvals)
     except KeyboardInterrupt:
         errors.print(f"[yellow]interrupted:[/] child processes stopped, private temporary files removed; {out} is marked interrupted", highlight=False)
         raise typer.Exit(130) from None
@@ -203,6 +212,113 @@ def validate(recipes: Annotated[list[Path], typer.Argument(help="Recipe YAML fil
     if failed:
         errors.print(f"[red]{failed} of {len(recipes)} recipe(s) have problems")
         raise typer.Exit(2)
+
+
+@keys_app.command("new")
+def keys_new(
+    party: Annotated[str, typer.Option(help="The party whose owner this key is.")],
+    key_dir: Annotated[Path, typer.Option(help="The owner's own folder for the private key (PARTY.key, readable by the owner only).")] = Path("owner-keys"),
+    register: Annotated[Path, typer.Option(help="The approvals folder where the public key is registered (PARTY.pub).")] = Path("approvals"),
+) -> None:
+    """Make a data owner's Ed25519 signing key and register its public half."""
+    from workbench.governance.signing import SigningError, fingerprint, new_key, read_public_key
+
+    try:
+        private, public = new_key(key_dir, register, party)
+    except SigningError as error:
+        errors.print(f"[red]error:[/] {error}", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"wrote {private} (keep it with the owner) and registered {public} (key {fingerprint(read_public_key(public))})", highlight=False)
+
+
+@app.command()
+def approve(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    party: Annotated[str, typer.Option(help="The party whose owner approves.")],
+    key: Annotated[Path, typer.Option(help="The owner's private key (from `workbench keys new`).")],
+    approvals: Annotated[Path | None, typer.Option(help="Approvals folder (default: approvals/ beside the recipe).")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="The same overrides the run will use: they change the hash.")] = [],  # noqa: B006
+    min_rows: Annotated[int, typer.Option(help="Release policy: publish summaries computed from at least this many of the party's rows.")] = 10,
+    yes: Annotated[bool, typer.Option("--yes", help="Sign without asking (after printing the review).")] = False,
+) -> None:
+    """Show what the recipe does with the party's data (contracts and a dry run on mock rows), then sign its hash."""
+    import tempfile
+
+    from workbench.errors import WorkbenchError
+    from workbench.governance.approvals import APPROVALS_DIR, ReleasePolicy
+    from workbench.governance.approvals import approve as sign_approval
+    from workbench.governance.review import review_party
+    from workbench.runner import RunError, run_recipe
+
+    parsed = _load_or_exit(recipe, set_)
+    if party not in parsed.parties:
+        errors.print(f"[red]error:[/] recipe {parsed.name!r} has no party {party!r}; its parties: {', '.join(parsed.parties)}", highlight=False)
+        raise typer.Exit(2)
+    console.print(f"dry run of {parsed.name} on mock rows, to see what leaves {party} ...", highlight=False)
+    try:
+        with tempfile.TemporaryDirectory(prefix="workbench-review-") as folder:
+            mock_run = run_recipe(parsed, Path(folder) / "run", base_dir=recipe.parent, mock=True)
+    except RunError as error:
+        errors.print(f"[red]error:[/] the dry run on mock rows failed, so there is nothing to review: {error}", highlight=False)
+        raise typer.Exit(2) from None
+    review = review_party(parsed, party, mock_run.ledger.messages)
+    _print_review(review)
+    if not yes and not typer.confirm(f"Sign recipe {parsed.name} (hash {parsed.hash()[:12]}) as the owner of {party}?"):
+        raise typer.Exit(1)
+    try:
+        approval = sign_approval(
+            approvals or recipe.parent / APPROVALS_DIR, party, parsed.name, parsed.hash(), review.digest(), key, ReleasePolicy(min_rows=min_rows)
+        )
+    except WorkbenchError as error:
+        errors.print(f"[red]error:[/] {error}", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(
+        f"{party} approved {parsed.name} (hash {approval.recipe_hash[:12]}, key {approval.key}, review {approval.review_digest[:12]})", highlight=False
+    )
+
+
+def _print_review(review: PartyReview) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"What {review.recipe_name} does with {review.party}'s data", show_lines=True)
+    for column in ("step", "reads", "sends (to whom, what, protection)", "on mock rows"):
+        table.add_column(column)
+    for step in review.steps:
+        reads = (
+            "\n".join(f"{table_name}: {', '.join(columns) or 'its columns as named by the step'}" for table_name, columns in step.reads.items()) or "no table"
+        )
+        sends = "\n".join(f"{f.receiver}: {f.kind}, {f.protection}" + (" [bold red]ROW-LEVEL[/]" if f.row_level else "") for f in step.sends) or "nothing"
+        sizes = "\n".join(f"{f.messages} msg, {f.bytes_on_mock:,} B" for f in step.sends)
+        table.add_row(f"{step.step} ({step.kind})", reads, sends, sizes)
+    console.print(table)
+    row_level = review.row_level_flows
+    console.print(
+        f"[bold]{len(row_level)} row-level flow(s) leave {review.party}[/]: "
+        + "; ".join(f"{step} → {f.receiver} ({f.kind}, {f.protection})" for step, f in row_level)
+        if row_level
+        else f"No row-level data leaves {review.party}."
+    )
+
+
+@audit_app.command("verify")
+def audit_verify(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    approvals: Annotated[Path | None, typer.Option(help="Approvals folder, to check the owners' signatures too.")] = None,
+) -> None:
+    """Check every party's hash-chained audit trail against the run's manifest, ledger and metrics."""
+    from workbench.errors import WorkbenchError
+    from workbench.governance.verify import verify_run
+
+    try:
+        problems, checked = verify_run(run_dir, approvals)
+    except (OSError, ValueError, KeyError, WorkbenchError) as error:
+        errors.print(f"[red]error:[/] {run_dir} cannot be verified: {error}", highlight=False)
+        raise typer.Exit(2) from None
+    for problem in problems:
+        errors.print(f"[red]{problem}", highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"{run_dir}: every trail verifies ({checked} entries)", highlight=False)
 
 
 @app.command()

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # numpy loads when a step draws random numbers, and events wh
     import numpy as np
 
     from workbench.events import EventListener
+    from workbench.governance.oversight import Oversight
 
 
 def derive_rng(seed: int, *labels: str) -> np.random.Generator:
@@ -48,6 +49,8 @@ class StepContext:
     releases: dict[str, bytes] = field(default_factory=dict)
     """Files the step releases to the coordinator (a DP synthetic table), by file name; the runner writes them to
     released/<step>/ in the run directory."""
+    oversight: Oversight | None = None
+    """The parties' audit trails and release policies; None outside a run (unit tests of a step's parts)."""
 
     def store(self, party: str) -> PartyStore:
         return self.parties[party]
@@ -92,11 +95,18 @@ class StepContext:
 
         It travels as JSON through the ledger, so the report and metrics.json hold
         only what the coordinator actually received.
+        Its owner's release policy is asked first: a summary it holds is not sent, and the step stops naming it.
         """
         self.parties[party]  # only a party this step runs at may publish
         payload = json.dumps(summary, sort_keys=True, default=_json_scalar).encode()
-        received = self.send(party, COORDINATOR, "metrics.summary", payload, Protection.NONE)
-        self.results[party] = json.loads(received)
+        if self.oversight is not None:
+            self.oversight.release(party)
+        message = self.ledger.record(
+            step=self.step, sender=party, receiver=COORDINATOR, kind="metrics.summary", payload=payload, protection=Protection.NONE, row_level=False
+        )
+        if self.oversight is not None:
+            self.oversight.released(party, message)
+        self.results[party] = json.loads(payload)
 
     def progress(self, done: int, total: int, label: str = "") -> None:
         from workbench.events import Progress

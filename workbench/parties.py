@@ -11,7 +11,7 @@ its own process.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -50,9 +50,11 @@ class MissingItemError(WorkbenchError, KeyError):
 class PartyStore:
     """One party's private data: named tables (polars frames) and named objects (models, keys)."""
 
-    def __init__(self, name: str, role: Role) -> None:
+    def __init__(self, name: str, role: Role, on_read: Callable[[str, str, pl.DataFrame], None] | None = None) -> None:
         self.name = name
         self.role = role
+        self.on_read = on_read
+        """Told (party, table, frame) whenever a table is opened: the party's audit trail (`governance.oversight`)."""
         self._tables: dict[str, pl.DataFrame] = {}
         self._objects: dict[str, Any] = {}
 
@@ -60,6 +62,8 @@ class PartyStore:
         if name not in self._tables:
             held = ", ".join(sorted(self._tables)) or "none"
             raise MissingItemError(f"party {self.name!r} holds no table {name!r} (tables it holds: {held})")
+        if self.on_read is not None:
+            self.on_read(self.name, name, self._tables[name])
         return self._tables[name]
 
     def put_table(self, name: str, frame: pl.DataFrame) -> None:

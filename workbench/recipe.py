@@ -79,6 +79,11 @@ class Recipe(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Short name; with the hash it names the run.")
     description: str = Field("", description="What the pipeline shows, in a sentence or two.")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed from which every random choice of the run is derived.")
+    approvals: Literal["required", "not_required"] = Field(
+        "required",
+        description="required: the runner opens a party's data only with its owner's signed approval of this recipe's hash "
+        "(`workbench approve`); not_required: for teaching and synthetic data, and the report says so in its first lines.",
+    )
     datasets: dict[str, DatasetSource] = Field(default_factory=dict, description="Named data sources the parties draw from.")
     parties: dict[PartyName, PartySpec] = Field(min_length=1, description="The organisations, by name.")
     steps: list[StepSpec] = Field(min_length=1, description="The chain of steps, run in order.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -36,6 +37,9 @@ from workbench.events import (
     StepFinished,
     StepStarted,
 )
+from workbench.governance.approvals import APPROVALS_DIR, Approval, ApprovalError, check_approval
+from workbench.governance.audit_trail import TRAIL_DIR
+from workbench.governance.oversight import MODE_WORDS, Mode, Oversight
 from workbench.ledger import Ledger
 from workbench.manifest import build_manifest, table_fingerprint
 from workbench.parties import PartyStore, ScopedParties
@@ -111,11 +115,15 @@ def run_recipe(
     base_dir: Path = Path("."),
     listeners: Sequence[EventListener] = (),
     force: bool = False,
+    mock: bool = False,
+    approvals_dir: Path | None = None,
 ) -> RunResult:
     """Run every step in order; on failure raise RunError after recording what happened.
 
     status.json says at every moment what state the run directory is in (running, finished, failed or interrupted,
-    and at which step), so a run that died is never taken for a finished one.
+    and at which step), so a run that died is never taken for a finished one. Before any data is loaded, every party
+    holding data must have approved the recipe's hash in `approvals_dir` (default: approvals/ beside the recipe),
+    unless the recipe declares `approvals: not_required` or `mock` runs it on mock rows.
     """
     _prepare(out_dir, force)
     (out_dir / "recipe.yaml").write_text(recipe.to_yaml())
@@ -129,7 +137,9 @@ def run_recipe(
         if swept:
             emit(Notice(text=f"removed {len(swept)} private temporary folder(s) that killed runs left behind: {', '.join(map(str, swept))}"))
         ledger = Ledger(out_dir / "ledger.jsonl", listeners=[lambda message: emit(MessageSent(message=message))])
-        stores, truth, fingerprints = _load_parties(recipe, base_dir, emit)
+        oversight = _admit(recipe, out_dir, approvals_dir or base_dir / APPROVALS_DIR, mock)
+        emit(Notice(text=f"data access: {MODE_WORDS[oversight.mode]}"))
+        stores, truth, fingerprints = _load_parties(recipe, base_dir, emit, oversight, mock)
         roles = {name: party.role for name, party in recipe.parties.items()}
         results: dict[str, Any] = {}
         scores: dict[str, Any] = {}
@@ -137,6 +147,7 @@ def run_recipe(
         timings: dict[str, float] = {}
         for index, (name, spec) in enumerate(zip(names, recipe.steps)):
             phase = name
+            oversight.begin(name)
             _write_status(out_dir, "running", name)
             at = recipe.step_parties(spec)
             emit(StepStarted(step=name, kind=spec.kind, index=index, total=len(names), parties=at))
@@ -147,6 +158,7 @@ def run_recipe(
                 roles=roles,
                 ledger=ledger,
                 emit=emit,
+                oversight=oversight,
             )
             step_started = time.perf_counter()
             try:
@@ -166,7 +178,7 @@ def run_recipe(
         phase = "report"
         metrics = {"recipe": recipe.name, "recipe_hash": recipe.hash(), "seed": recipe.seed, "steps": results} | ({SIMULATION_TRUTH: scores} if scores else {})
         _write_json(out_dir / "metrics.json", metrics)
-        manifest = build_manifest(recipe, fingerprints, timings, ledger) | {"steps": provenance}
+        manifest = build_manifest(recipe, fingerprints, timings, ledger) | {"steps": provenance, "governance": oversight.manifest()}
         _write_json(out_dir / "manifest.json", manifest)
         write_report(out_dir / "report.html", recipe, metrics, manifest, ledger)
         emit(RunFinished(out_dir=str(out_dir), seconds=time.perf_counter() - started))
@@ -214,7 +226,7 @@ def _record_failure(out_dir: Path, phase: str, *, log_traceback: bool) -> None:
         sys.stderr.write(f"could not write to {out_dir} ({error.strerror}); the stack of the failure follows\n{stack}")
 
 
-RUN_FILES = ("recipe.yaml", "manifest.json", "ledger.jsonl", "metrics.json", "events.jsonl", "report.html", STATUS_FILE, ERROR_LOG)
+RUN_FILES = ("recipe.yaml", "manifest.json", "ledger.jsonl", "metrics.json", "events.jsonl", "report.html", STATUS_FILE, ERROR_LOG, TRAIL_DIR)
 """What a run writes; --force removes these of an earlier run first, so no old result survives beside a new recipe."""
 
 
@@ -232,7 +244,10 @@ def _prepare(out_dir: Path, force: bool) -> None:
                 user_error=True,
             )
         for name in RUN_FILES:
-            (out_dir / name).unlink(missing_ok=True)
+            if (out_dir / name).is_dir():
+                shutil.rmtree(out_dir / name)
+            else:
+                (out_dir / name).unlink(missing_ok=True)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         probe = out_dir / ".writable"
@@ -242,14 +257,39 @@ def _prepare(out_dir: Path, force: bool) -> None:
         raise RunError(f"run directory {out_dir} cannot be written ({error.strerror}); choose another --out", user_error=True) from None
 
 
-def _load_parties(recipe: Recipe, base_dir: Path, emit: EventListener) -> tuple[dict[str, PartyStore], dict[str, Any], dict[str, dict[str, Any]]]:
-    """Load each dataset once and hand each party its part; keep generator truth apart from every store."""
-    stores = {name: PartyStore(name, party.role) for name, party in recipe.parties.items()}
+def _admit(recipe: Recipe, out_dir: Path, approvals_dir: Path, mock: bool) -> Oversight:
+    """The parties' trails, opened with how each let the run in; a RunError naming every party whose approval is missing
+    or invalid, before any of their data is read."""
+    parties = list(recipe.parties)
+    if mock or recipe.approvals == "not_required":
+        mode: Mode = "mock" if mock else "not_required"
+        return Oversight.open(out_dir, parties, mode, recipe.hash(), {})
+    approvals: dict[str, Approval] = {}
+    refused: dict[str, str] = {}
+    for name, party in recipe.parties.items():
+        if party.data is None:  # holds no data: nothing of its to approve
+            continue
+        try:
+            approvals[name] = check_approval(approvals_dir, name, recipe.name, recipe.hash())
+        except ApprovalError as error:
+            refused[name] = str(error)
+    if refused:
+        Oversight.refuse(out_dir, refused, recipe.hash())
+        raise RunError("no data was read: " + "; ".join(refused.values()), user_error=True)
+    return Oversight.open(out_dir, parties, "approved", recipe.hash(), approvals)
+
+
+def _load_parties(
+    recipe: Recipe, base_dir: Path, emit: EventListener, oversight: Oversight, mock: bool
+) -> tuple[dict[str, PartyStore], dict[str, Any], dict[str, dict[str, Any]]]:
+    """Load each dataset once (or its mock) and hand each party its part; keep generator truth apart from every store."""
+    stores = {name: PartyStore(name, party.role, on_read=oversight.read) for name, party in recipe.parties.items()}
     used = {party.data.dataset for party in recipe.parties.values() if party.data}
     loaded, truth = {}, {}
     for done, dataset in enumerate(sorted(used), start=1):
+        source = recipe.datasets[dataset]
         try:
-            loaded[dataset] = recipe.datasets[dataset].load(recipe.seed, base_dir)
+            loaded[dataset] = source.load_mock(recipe.seed, base_dir) if mock else source.load(recipe.seed, base_dir)
         except DataSourceError as error:
             raise RunError(f"dataset {dataset!r}: {error}", user_error=True) from error
         if loaded[dataset].truth is not None:
@@ -265,6 +305,7 @@ def _load_parties(recipe: Recipe, base_dir: Path, emit: EventListener) -> tuple[
             raise RunError(f"party {name!r}: dataset {party.data.dataset!r} has no part {part!r}", user_error=True)
         stores[name].put_table(party.data.table, parts[part])
         fingerprints[name] = table_fingerprint(party.data.dataset, part, parts[part])
+        oversight.loaded(name, party.data.dataset, part, party.data.table, parts[part], fingerprints[name])
     return stores, truth, fingerprints
 
 

@@ -29,6 +29,7 @@ steps:
 
 SLOW_RECIPE = """\
 name: slow
+approvals: not_required
 parties:
   north: {role: hospital, data: {dataset: cohort, part: north, table: ehr}}
   south: {role: hospital, data: {dataset: cohort, part: south, table: ehr}}

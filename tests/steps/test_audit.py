@@ -37,6 +37,7 @@ def controls(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
     _site(folder / "large.csv", rng, train=4000, held_out=3000, features=3)
     recipe = f"""
 name: audit_controls
+approvals: not_required
 seed: 5
 datasets: {{small: {{kind: file, path: small.csv}}, large: {{kind: file, path: large.csv}}}}
 parties:
@@ -130,6 +131,7 @@ def federated_sites(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
     _site(folder / "many.csv", rng, train=400, held_out=300, features=4)
     recipe = f"""
 name: update_leakage
+approvals: not_required
 seed: 2
 datasets: {{single: {{kind: file, path: single.csv}}, many: {{kind: file, path: many.csv}}}}
 parties:

@@ -96,14 +96,21 @@ def recipe_of(kind: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
             "north": {"role": "hospital", "data": {"dataset": "cohort", "part": "north"}},
             "vendor": {"role": "data_provider", "data": {"dataset": "cohort", "part": "vendor"}},
         }
-        return {"name": f"contract-{kind}", "seed": 3, "datasets": {"cohort": COHORT}, "parties": parties, "steps": steps}
+        return {"name": f"contract-{kind}", "seed": 3, "approvals": "not_required", "datasets": {"cohort": COHORT}, "parties": parties, "steps": steps}
     if kind == "encrypted_inference":
         parties = {
             "north": {"role": "hospital", "data": {"dataset": "cohort", "part": "north"}},
             "east_clinic": {"role": "clinic", "data": {"dataset": "cohort", "part": "east_clinic"}},
         }
-        return {"name": f"contract-{kind}", "seed": 3, "datasets": {"cohort": {**COHORT, "clinics": [CLINIC]}}, "parties": parties, "steps": steps}
-    return {"name": f"contract-{kind}", "seed": 3, "datasets": {"uci": {"kind": "uci_heart"}}, "parties": PARTIES, "steps": steps}
+        return {
+            "name": f"contract-{kind}",
+            "seed": 3,
+            "approvals": "not_required",
+            "datasets": {"cohort": {**COHORT, "clinics": [CLINIC]}},
+            "parties": parties,
+            "steps": steps,
+        }
+    return {"name": f"contract-{kind}", "seed": 3, "approvals": "not_required", "datasets": {"uci": {"kind": "uci_heart"}}, "parties": PARTIES, "steps": steps}
 
 
 def parse(raw: dict[str, Any], **options: Any) -> Recipe:

@@ -45,7 +45,14 @@ def recipe(*inference: dict, model: dict | None = None, extra_hospital: bool = F
         {"kind": "local_train", "params": {"label": "death_30d", "features": FEATURES, **({"model": model} if model else {})}},
         *({"kind": "encrypted_inference", "params": {**INFERENCE, **params}} for params in inference),
     ]
-    raw = {"name": "inference", "seed": 5, "datasets": {"cohort": {**COHORT, "hospitals": hospitals}}, "parties": parties, "steps": steps}
+    raw = {
+        "name": "inference",
+        "seed": 5,
+        "approvals": "not_required",
+        "datasets": {"cohort": {**COHORT, "hospitals": hospitals}},
+        "parties": parties,
+        "steps": steps,
+    }
     return yaml.safe_dump(raw, sort_keys=False)
 
 

@@ -153,7 +153,7 @@ def test_a_site_whose_held_out_rows_have_one_class_trains_and_reports_its_auc_as
         train_labels = (x[:60] > 0).astype(int).tolist()
         pl.DataFrame({"x": x, "y": train_labels + test_labels, "is_test": [False] * 60 + [True] * 20}).write_csv(tmp_path / f"{site}.csv")
     recipe = (
-        "name: one_class\nseed: 1\ndatasets: {a: {kind: file, path: a.csv}, b: {kind: file, path: b.csv}}\n"
+        "name: one_class\nseed: 1\napprovals: not_required\ndatasets: {a: {kind: file, path: a.csv}, b: {kind: file, path: b.csv}}\n"
         "parties: {a: {role: hospital, data: {dataset: a}}, b: {role: hospital, data: {dataset: b}}, aggregator: {role: aggregator}}\n"
         "steps:\n  - {kind: fl_train, params: {label: y, features: {numeric: [x]}, rounds: 2, save_as: m}}\n"
     )

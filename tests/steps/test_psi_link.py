@@ -54,6 +54,7 @@ def _small_recipe(**changes: Any) -> str:
         {
             "name": "small-linkage",
             "seed": SEED,
+            "approvals": "not_required",
             "datasets": {"cohort": SMALL_COHORT},
             "parties": {
                 "north": {"role": "hospital", "data": {"dataset": "cohort", "part": "north", "table": "ehr"}},

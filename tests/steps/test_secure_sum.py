@@ -43,6 +43,7 @@ def recipe_text(custody: str | None, statistics: dict[str, Any] = STATISTICS) ->
         {
             "name": "cohort-statistics",
             "seed": 5,
+            "approvals": "not_required",
             "datasets": {"cohort": {"kind": "synthetic_cohort", "vendor_only_people": 100}},
             "parties": parties,
             "steps": steps,

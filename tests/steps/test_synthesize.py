@@ -41,7 +41,9 @@ def recipe(**params: object) -> str:
         {"kind": "synthesize", "params": {"label": "death_30d", "features": FEATURES, "columns": COLUMNS, **params}},
         {"kind": "evaluate", "params": {"label": "death_30d", "models": ["synthetic"]}},
     ]
-    return yaml.safe_dump({"name": "synthesize", "seed": 4, "datasets": {"cohort": COHORT}, "parties": parties, "steps": steps}, sort_keys=False)
+    return yaml.safe_dump(
+        {"name": "synthesize", "seed": 4, "approvals": "not_required", "datasets": {"cohort": COHORT}, "parties": parties, "steps": steps}, sort_keys=False
+    )
 
 
 @pytest.fixture(scope="module")

@@ -62,11 +62,14 @@ def test_the_wheel_holds_the_prebuilt_extension_and_the_server_switch(wheel: Pat
 
 def test_a_fresh_environment_with_only_the_wheel_lists_the_extension_enabled_and_ok(wheel: Path, scratch: Path) -> None:
     env_dir = scratch / "venv"
-    venv.create(env_dir, with_pip=True)
+    venv.create(env_dir, with_pip=False)
     python = env_dir / "bin" / "python"
     clean = _clean_env(env_dir)
+    # uv (pinned in constraints.txt) resolves the wheel's own metadata as pip does, against the same constraints, and
+    # installs in parallel: seconds where pip took two minutes of the suite.
+    uv = Path(sys.prefix) / "bin" / "uv"
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--no-compile", "-c", str(ROOT / "constraints.txt"), str(wheel)],
+        [str(uv), "pip", "install", "--quiet", "--python", str(python), "-c", str(ROOT / "constraints.txt"), str(wheel)],
         capture_output=True,
         text=True,
         env=clean,

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from workbench.data.cohort import CLINIC_COLUMNS, HOSPITAL_COLUMNS, VENDOR_COLUMNS, VENDOR_PART, CohortParams, generate_cohort
-from workbench.data.uci_heart import UCI_COLUMNS, UCI_SITES, load_uci_heart
+from workbench.data.mock import MOCK_ROWS, MockColumn, mock_frame, mock_seed
+from workbench.data.uci_heart import UCI_COLUMNS, UCI_MOCK_RANGES, UCI_SITES, load_uci_heart
 from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:  # polars loads with the data: `workbench validate` reads only a file's header, and only for file sources
@@ -40,6 +41,19 @@ class SyntheticCohortSource(CohortParams):
         cohort = generate_cohort(self, seed)
         return LoadedDataset(parts=cohort.parts, truth=cohort.truth)
 
+    def load_mock(self, seed: int, base_dir: Path) -> LoadedDataset:
+        """The generator at a seed of its own and at most MOCK_ROWS people a site (and beyond the hospitals'): the same
+        columns, case mix and linkage structure, in seconds."""
+        small = self.model_copy(
+            update={
+                "hospitals": [site.model_copy(update={"patients": min(site.patients, MOCK_ROWS)}) for site in self.hospitals],
+                "clinics": [site.model_copy(update={"patients": min(site.patients, MOCK_ROWS)}) for site in self.clinics],
+                "vendor_only_people": min(self.vendor_only_people, MOCK_ROWS),
+            }
+        )
+        cohort = generate_cohort(small, mock_seed(seed, "synthetic_cohort"))
+        return LoadedDataset(parts=cohort.parts, truth=cohort.truth)
+
     def columns(self, part: str, base_dir: Path | None) -> list[str] | None:
         """The part's columns, as the generator declares them (they do not depend on the cohort's sizes or noise)."""
         if part == VENDOR_PART:
@@ -61,6 +75,18 @@ class UciHeartSource(BaseModel):
     def load(self, seed: int, base_dir: Path) -> LoadedDataset:
         return LoadedDataset(parts=load_uci_heart())
 
+    def load_mock(self, seed: int, base_dir: Path) -> LoadedDataset:
+        """Rows drawn from the declared schema (UCI_MOCK_RANGES, Booleans), MOCK_ROWS a site; the package is not read."""
+        columns = {
+            name: MockColumn(type="id")
+            if name == "patient_id"
+            else MockColumn(type="float", range=UCI_MOCK_RANGES[name])
+            if name in UCI_MOCK_RANGES
+            else MockColumn(type="bool")
+            for name in UCI_COLUMNS
+        }
+        return LoadedDataset(parts={site: mock_frame(columns, MOCK_ROWS, mock_seed(seed, site)) for site in UCI_SITES})
+
     def columns(self, part: str, base_dir: Path | None) -> list[str] | None:
         return list(UCI_COLUMNS)
 
@@ -81,6 +107,10 @@ class FileSource(BaseModel):
         default_factory=list,
         description="CSV columns read as text exactly as written (identifiers). Columns with a value written with a leading zero are read as text anyway.",
     )
+    mock: dict[str, MockColumn] | None = Field(
+        None, description="The file's columns as declared for mock rows (`workbench run --mock`, `workbench approve`): type, range, levels."
+    )
+    mock_rows: int = Field(MOCK_ROWS, ge=1, le=100_000, description="Rows of the mock table.")
 
     @field_validator("path")
     @classmethod
@@ -136,6 +166,15 @@ class FileSource(BaseModel):
         if frame.height == 0:
             raise DataSourceError(f"data file {path} has a header ({len(frame.columns)} columns) but no rows")
         return LoadedDataset(parts={"table": frame})
+
+    def load_mock(self, seed: int, base_dir: Path) -> LoadedDataset:
+        """Rows drawn from the declared `mock:` columns; the file itself is not opened."""
+        if not self.mock:
+            raise DataSourceError(
+                f"data file {self.path} declares no mock columns; add `mock:` to its dataset with each column's type "
+                "(id, int, float, bool, text, category) and its range or levels, so mock rows can be drawn without reading the file"
+            )
+        return LoadedDataset(parts={"table": mock_frame(self.mock, self.mock_rows, mock_seed(seed, str(self.path)))})
 
     def _read_csv(self, path: Path) -> pl.DataFrame:
         """Typed as polars infers, except identifier-like columns, which keep their exact text."""

@@ -83,6 +83,16 @@ UCI_COLUMNS: Final[tuple[str, ...]] = (
 )
 """Every site's columns, as `load_uci_heart` makes them (a test holds the two equal): validation knows them without reading the csv."""
 
+UCI_MOCK_RANGES: Final[dict[str, tuple[float, float]]] = {
+    "age": (18, 90),
+    "trestbps": (80, 200),
+    "chol": (100, 600),
+    "thalch": (60, 210),
+    "oldpeak": (-3, 7),
+}
+"""Declared clinical ranges of the numeric columns (the UCI documentation's units), from which mock rows are drawn;
+not the sites' observed minima and maxima."""
+
 
 def load_uci_heart() -> dict[str, pl.DataFrame]:
     """Each site's typed, imputed table; all sites share column names and dtypes and hold no nulls."""

@@ -72,6 +72,17 @@ def boundary_statement(ledger: Ledger) -> str:
     return f"{len(row_level)} message(s) carried row-level data, as the recipe declares: " + "; ".join(flows) + "."
 
 
+def admission_statement(manifest: dict[str, Any]) -> str:
+    """The report's first line: what let this run open the parties' data (signed approvals, a declaration, or mock rows)."""
+    from workbench.governance.oversight import MODE_WORDS
+
+    governance = manifest.get("governance", {})
+    words = MODE_WORDS.get(governance.get("mode", ""), "how this run was admitted is not recorded")
+    approvals = governance.get("approvals", {})
+    signed = "; ".join(f"{party} (key {entry['key']}, {entry['signed_at']})" for party, entry in approvals.items())
+    return f"Data access: {words}" + (f": {signed}." if signed else ".")
+
+
 def write_report(path: Path, recipe: Recipe, metrics: dict[str, Any], manifest: dict[str, Any], ledger: Ledger) -> None:
     template = _env().get_template("report.html.j2")
     html = template.render(
@@ -83,6 +94,7 @@ def write_report(path: Path, recipe: Recipe, metrics: dict[str, Any], manifest: 
         ledger=ledger.summary(),
         ledger_total=ledger.total_bytes(),
         boundary=boundary_statement(ledger),
+        admission=admission_statement(manifest),
         parties=recipe.parties,
         at={name: recipe.step_parties(spec) for name, spec in zip(recipe.step_names(), recipe.steps)},
     )

@@ -21,7 +21,7 @@ from workbench.steps import REGISTRY
 from workbench.widgets.forms import ERROR_STYLE, Path, SchemaForm, place_problems
 from workbench.widgets.html import MUTED
 
-HEADER_FIELDS = ("name", "description", "seed", "datasets")
+HEADER_FIELDS = ("name", "description", "seed", "approvals", "datasets")
 STEP_META_FIELDS = ("name", "at")
 BUTTON = widgets.Layout(width="32px")
 

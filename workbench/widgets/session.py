@@ -104,14 +104,15 @@ class RecipeSession:
         """The whole recipe, validated; raises RecipeError naming each problem."""
         return parse_recipe(self.yaml(), "notebook")
 
-    def run(self, out_dir: str | Path | None = None, *, show: bool = True) -> RunResult:
-        """Run the recipe with a live monitor; the run directory is the same as `workbench run` writes."""
+    def run(self, out_dir: str | Path | None = None, *, show: bool = True, mock: bool = False, approvals_dir: Path | None = None) -> RunResult:
+        """Run the recipe with a live monitor; the run directory is the same as `workbench run` writes (with `--mock`
+        and `--approvals` as `mock` and `approvals_dir`)."""
         recipe = self.recipe()
         out = Path(out_dir) if out_dir else default_run_dir(recipe)
         monitor = RunMonitor(recipe.name)
         if show:
             display(monitor)
-        return run_recipe(recipe, out, base_dir=self.base_dir, listeners=[monitor])
+        return run_recipe(recipe, out, base_dir=self.base_dir, listeners=[monitor], mock=mock, approvals_dir=approvals_dir)
 
     def results(self, run: RunResult | str | Path) -> widgets.VBox:
         """Per-site scores, the ledger, and a link to the report, for a finished run or a run directory."""
