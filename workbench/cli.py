@@ -73,7 +73,7 @@ def run(
 
     overrides = [*set_, *([f"seed={seed}"] if seed is not None else [])]
     if sweep is not None:
-        _sweep(recipe, sweep, out, overrides, force=force, json_=json_)
+        _sweep(recipe, sweep, out, overrides, force=force, json_=json_, mock=mock, approvals=approvals)
         return
     parsed = _load_or_exit(recipe, overrides)
     out = out or default_run_dir(parsed)
@@ -99,7 +99,7 @@ def run(
         render_summary(console, summary)
 
 
-def _sweep(recipe: Path, text: str, out: Path | None, overrides: list[str], *, force: bool, json_: bool) -> None:
+def _sweep(recipe: Path, text: str, out: Path | None, overrides: list[str], *, force: bool, json_: bool, mock: bool, approvals: Path | None) -> None:
     """`run --sweep`: every variant in turn, a line each as it ends; exit 2 when one failed (1 when of a bug), after all ran."""
     from rich.markup import escape
 
@@ -134,7 +134,7 @@ def _sweep(recipe: Path, text: str, out: Path | None, overrides: list[str], *, f
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         parsed = Sweep.parse(text)
-        result = run_sweep(recipe, parsed, out, overrides=overrides, listeners=listeners, on_variant=ended, force=force)
+        result = run_sweep(recipe, parsed, out, overrides=overrides, listeners=listeners, on_variant=ended, force=force, mock=mock, approvals_dir=approvals)
     except RecipeError as error:
         for problem in error.problems:
             errors.print(problem.render(error.source), markup=False, highlight=False, soft_wrap=True)

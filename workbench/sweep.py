@@ -167,13 +167,16 @@ def run_sweep(
     listeners: Callable[[str], Sequence[EventListener]] = lambda label: (),
     on_variant: Callable[[Variant], None] = lambda variant: None,
     force: bool = False,
+    mock: bool = False,
+    approvals_dir: Path | None = None,
 ) -> SweepResult:
     """Run the recipe (a file, or YAML text with `base_dir` for its data) once per value into OUT/<label>/; write
     OUT/sweep.json as it goes and OUT/sweep.html at the end.
 
     The recipe itself (with `overrides`) must be valid and the path must name a field it has: a RecipeError or SweepError
     before anything runs. A variant whose value is refused, or whose run fails, is recorded as failed and the others
-    run; `listeners(label)` watch each variant's run, `on_variant` hears of each variant as it ends.
+    run; `listeners(label)` watch each variant's run, `on_variant` hears of each variant as it ends. `mock` and
+    `approvals_dir` go to every variant's run: each variant has a hash of its own, so each needs its own approvals.
     """
     if isinstance(recipe, Path):
         text, source, base_dir = _read(recipe), str(recipe), recipe.parent if base_dir is None else base_dir
@@ -192,7 +195,8 @@ def run_sweep(
     save()
     try:
         for variant in variants:
-            _run_variant(variant, text, source, [*overrides, (format_path(loc), variant.value)], base_dir, out_dir, listeners, force, save)
+            run_options = {"force": force, "mock": mock, "approvals_dir": approvals_dir}
+            _run_variant(variant, text, source, [*overrides, (format_path(loc), variant.value)], base_dir, out_dir, listeners, run_options, save)
             save()
             on_variant(variant)
     except KeyboardInterrupt:
@@ -268,7 +272,7 @@ def _run_variant(
     base_dir: Path,
     out_dir: Path,
     listeners: Callable[[str], Sequence[EventListener]],
-    force: bool,
+    run_options: dict[str, Any],
     save: Callable[[], None],
 ) -> None:
     """Validate and run one variant, recording how it ended on it; only an interrupt goes further."""
@@ -281,7 +285,7 @@ def _run_variant(
     variant.run_dir = variant.label
     save()  # sweep.json says which variant runs, and where, while it runs
     try:
-        variant.result = run_recipe(variant.recipe, out_dir / variant.label, base_dir=base_dir, listeners=listeners(variant.label), force=force)
+        variant.result = run_recipe(variant.recipe, out_dir / variant.label, base_dir=base_dir, listeners=listeners(variant.label), **run_options)
     except RunError as error:
         variant.status, variant.error, variant.user_error = "failed", str(error), error.user_error
         if not (out_dir / variant.label / EVENTS_FILE).is_file():  # refused before it began (e.g. its folder is taken)

@@ -187,3 +187,14 @@ def test_a_mock_run_opens_no_data_file(folder: Path) -> None:
     assert result.manifest["data"]["north"]["rows"] == 200 and result.manifest["data"]["south"]["rows"] == 50
     assert "mock data: every table is drawn from its declared schema" in (folder / "run" / "report.html").read_text()
     assert read_trail(folder / "run" / TRAIL_DIR / "north.jsonl")[0]["mode"] == "mock"
+
+
+def test_each_variant_of_a_sweep_needs_its_own_approval(folder: Path) -> None:
+    from workbench.sweep import Sweep, run_sweep
+
+    recipe = parse_recipe(RECIPE, base_dir=folder)
+    _approve_all(folder, recipe)  # the recipe as written, l2 0.01: the variants below are other recipes
+    swept = run_sweep(folder / "recipe.yaml", Sweep.parse("steps[local_train].params.model.l2=0.01,1"), folder / "sweep")
+    outcome = {variant.label: (variant.status, variant.error or "") for variant in swept.variants}
+    assert outcome["l2=0.01"][0] == "finished"
+    assert outcome["l2=1"][0] == "failed" and "has not approved recipe 'approved_sites' as run" in outcome["l2=1"][1]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.errors import WorkbenchError
-from workbench.governance.approvals import Approval, ReleasePolicy
+from workbench.governance.approvals import Approval
 from workbench.governance.audit_trail import TRAIL_DIR, AuditTrail
 
 if TYPE_CHECKING:
@@ -38,10 +38,13 @@ class ReleaseHeld(WorkbenchError, PermissionError):
 class Oversight:
     mode: Mode
     trails: dict[str, AuditTrail]
-    policies: dict[str, ReleasePolicy] = field(default_factory=dict)
-    """Release policy per approving party; parties without one (no data, or no approval needed) release freely."""
+    approvals: dict[str, Approval] = field(default_factory=dict)
+    """Each approving party's approval, and with it its release policy; parties without one (no data, or no approval
+    needed) release freely."""
     step: str = ""
     _rows_read: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(step, party) -> the most rows the step read of one of the party's tables: what a release policy weighs."""
+    _logged: set[tuple[str, str, str]] = field(default_factory=set)
 
     @classmethod
     def open(cls, out_dir: Path, parties: list[str], mode: Mode, recipe_hash: str, approvals: dict[str, Approval]) -> Oversight:
@@ -51,9 +54,7 @@ class Oversight:
             signed = approval.model_dump(mode="json", exclude={"party", "recipe_hash"}) if approval else {}
             admitted = "holds no data: no approval needed" if mode == "approved" and approval is None else mode
             trail.append("admission", mode=admitted, recipe_hash=recipe_hash, **signed)
-        oversight = cls(mode, trails, {party: approval.release for party, approval in approvals.items()})
-        oversight._approvals = {party: approval.model_dump(mode="json") for party, approval in approvals.items()}
-        return oversight
+        return cls(mode, trails, approvals)
 
     @staticmethod
     def refuse(out_dir: Path, refused: dict[str, str], recipe_hash: str) -> None:
@@ -63,7 +64,7 @@ class Oversight:
 
     def manifest(self) -> dict[str, Any]:
         """The run's admission and each trail's last hash, for the manifest (what `workbench audit verify` checks the trails against)."""
-        approvals = {party: {"key": trail_approval["key"], "signed_at": trail_approval["signed_at"]} for party, trail_approval in self._approvals.items()}
+        approvals = {party: {"key": approval.key, "signed_at": approval.signed_at} for party, approval in self.approvals.items()}
         return {"mode": self.mode, "approvals": approvals, "audit_heads": self.heads()}
 
     def begin(self, step: str) -> None:
@@ -85,8 +86,8 @@ class Oversight:
 
     def release(self, party: str) -> None:
         """Raise ReleaseHeld when the party's policy does not cover a summary of this step."""
-        policy = self.policies.get(party)
-        reason = policy.holds(self._rows_read.get((self.step, party), 0)) if policy else None
+        approval = self.approvals.get(party)
+        reason = approval.release.holds(self._rows_read.get((self.step, party), 0)) if approval else None
         if reason is not None:
             self.trails[party].append("held", step=self.step, reason=reason)
             raise ReleaseHeld(
@@ -101,7 +102,3 @@ class Oversight:
 
     def heads(self) -> dict[str, str]:
         return {party: trail.head for party, trail in self.trails.items()}
-
-    def __post_init__(self) -> None:
-        self._logged: set[tuple[str, str, str]] = set()
-        self._approvals: dict[str, dict[str, Any]] = {}
