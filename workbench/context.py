@@ -98,7 +98,7 @@ class StepContext:
         Its owner's release policy is asked first: a summary it holds is not sent, and the step stops naming it.
         """
         self.parties[party]  # only a party this step runs at may publish
-        payload = json.dumps(summary, sort_keys=True, default=_json_scalar).encode()
+        payload = summary_payload(summary)
         if self.oversight is not None:
             self.oversight.release(party)
         message = self.ledger.record(
@@ -117,6 +117,11 @@ class StepContext:
         from workbench.events import Metric
 
         self.emit(Metric(step=self.step, name=name, value=float(value), party=party, round=round))
+
+
+def summary_payload(summary: Mapping[str, Any]) -> bytes:
+    """The bytes a published summary travels as: what the ledger's digest, and a release's in the audit trail, cover."""
+    return json.dumps(summary, sort_keys=True, default=_json_scalar).encode()
 
 
 def _json_scalar(value: Any) -> Any:

@@ -77,14 +77,7 @@ class UciHeartSource(BaseModel):
 
     def load_mock(self, seed: int, base_dir: Path) -> LoadedDataset:
         """Rows drawn from the declared schema (UCI_MOCK_RANGES, Booleans), MOCK_ROWS a site; the package is not read."""
-        columns = {
-            name: MockColumn(type="id")
-            if name == "patient_id"
-            else MockColumn(type="float", range=UCI_MOCK_RANGES[name])
-            if name in UCI_MOCK_RANGES
-            else MockColumn(type="bool")
-            for name in UCI_COLUMNS
-        }
+        columns = {name: _uci_mock_column(name) for name in UCI_COLUMNS}
         return LoadedDataset(parts={site: mock_frame(columns, MOCK_ROWS, mock_seed(seed, site)) for site in UCI_SITES})
 
     def columns(self, part: str, base_dir: Path | None) -> list[str] | None:
@@ -187,6 +180,15 @@ class FileSource(BaseModel):
             raise DataSourceError(f"data file {path}: text_columns names {', '.join(missing)}, which the file does not have")
         keep = [c for c in text.columns if c in self.text_columns or (typed.schema[c] != pl.Utf8 and _leading_zero(text.get_column(c)))]
         return typed.with_columns(text.select(keep)) if keep else typed
+
+
+def _uci_mock_column(name: str) -> MockColumn:
+    """patient_id an identifier, the numeric columns in their declared ranges, every other column a Boolean."""
+    if name == "patient_id":
+        return MockColumn(type="id")
+    if name in UCI_MOCK_RANGES:
+        return MockColumn(type="float", range=UCI_MOCK_RANGES[name])
+    return MockColumn(type="bool")
 
 
 def _leading_zero(column: pl.Series) -> bool:

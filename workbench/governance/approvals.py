@@ -68,16 +68,17 @@ def approve(folder: Path, party: str, recipe_name: str, recipe_hash: str, review
             f"{key_path} is not the key registered for party {party!r} in {folder / (party + signing.PUBLIC_SUFFIX)} "
             f"(fingerprints {signing.fingerprint(own)} and {signing.fingerprint(registered)}); sign with the party's own key"
         )
-    body = {
-        "party": party,
-        "recipe_name": recipe_name,
-        "recipe_hash": recipe_hash,
-        "review_digest": review_digest,
-        "release": release.model_dump(mode="json"),
-        "signed_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "key": signing.fingerprint(own),
-    }
-    approval = Approval.model_validate(body | {"signature": signing.sign(key_path, body)})
+    unsigned = Approval(
+        party=party,
+        recipe_name=recipe_name,
+        recipe_hash=recipe_hash,
+        review_digest=review_digest,
+        release=release,
+        signed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        key=signing.fingerprint(own),
+        signature="",
+    )
+    approval = unsigned.model_copy(update={"signature": signing.sign(key_path, unsigned.body())})
     kept = [other for other in approvals_of(folder, party) if other.recipe_hash != recipe_hash]
     path = folder / f"{party}{APPROVALS_SUFFIX}"
     path.write_text(json.dumps([a.model_dump(mode="json") for a in [*kept, approval]], indent=2) + "\n")

@@ -42,9 +42,8 @@ class Oversight:
     """Each approving party's approval, and with it its release policy; parties without one (no data, or no approval
     needed) release freely."""
     step: str = ""
-    _rows_read: dict[tuple[str, str], int] = field(default_factory=dict)
-    """(step, party) -> the most rows the step read of one of the party's tables: what a release policy weighs."""
-    _logged: set[tuple[str, str, str]] = field(default_factory=set)
+    _rows_read: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    """(step, party, table) -> rows of the table when the step opened it; a release policy weighs a step's largest."""
 
     @classmethod
     def open(cls, out_dir: Path, parties: list[str], mode: Mode, recipe_hash: str, approvals: dict[str, Approval]) -> Oversight:
@@ -78,16 +77,16 @@ class Oversight:
     def read(self, party: str, table: str, frame: pl.DataFrame) -> None:
         """A step opened one of the party's tables: logged once per step and table, with its rows and columns."""
         key = (self.step, party, table)
-        if key in self._logged:
+        if key in self._rows_read:
             return
-        self._logged.add(key)
-        self._rows_read[(self.step, party)] = max(self._rows_read.get((self.step, party), 0), frame.height)
+        self._rows_read[key] = frame.height
         self.trails[party].append("read", step=self.step, table=table, rows=frame.height, columns=list(frame.columns))
 
     def release(self, party: str) -> None:
         """Raise ReleaseHeld when the party's policy does not cover a summary of this step."""
         approval = self.approvals.get(party)
-        reason = approval.release.holds(self._rows_read.get((self.step, party), 0)) if approval else None
+        rows = max((n for (step, reader, _), n in self._rows_read.items() if (step, reader) == (self.step, party)), default=0)
+        reason = approval.release.holds(rows) if approval else None
         if reason is not None:
             self.trails[party].append("held", step=self.step, reason=reason)
             raise ReleaseHeld(

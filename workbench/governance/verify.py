@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from workbench.context import summary_payload
 from workbench.governance import signing
 from workbench.governance.approvals import Approval, registered_key
 from workbench.governance.audit_trail import TRAIL_DIR, read_trail, verify_trail
@@ -51,7 +52,7 @@ def _release_problems(party: str, entry: dict[str, Any], ledger: dict[int, Any],
     if message is None or (message.sender, message.step, message.digest) != (party, entry["step"], entry["digest"]):
         return [f"{where}: the ledger does not hold this release (sender, step or digest differ)"]
     kept = metrics["steps"].get(entry["step"], {}).get(party)
-    if kept is None or hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest() != entry["digest"]:
+    if kept is None or hashlib.sha256(summary_payload(kept)).hexdigest() != entry["digest"]:
         return [f"{where}: metrics.json does not hold what was released"]
     return []
 
