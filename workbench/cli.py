@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from workbench.governance.approvals import SyftEvidence
     from workbench.governance.review import PartyReview
     from workbench.recipe import Recipe
     from workbench.sweep import Variant
@@ -240,15 +241,16 @@ def approve(
     set_: Annotated[list[str], typer.Option("--set", help="The same overrides the run will use: they change the hash.")] = [],  # noqa: B006
     min_rows: Annotated[int, typer.Option(help="Release policy: publish summaries computed from at least this many of the party's rows.")] = 10,
     yes: Annotated[bool, typer.Option("--yes", help="Sign without asking (after printing the review).")] = False,
+    via: Annotated[
+        Literal["folder", "syft"], typer.Option(help="syft: submit the recipe to the party's PySyft datasite and approve it there first.")
+    ] = "folder",
 ) -> None:
     """Show what the recipe does with the party's data (contracts and a dry run on mock rows), then sign its hash."""
-    import tempfile
-
     from workbench.errors import WorkbenchError
     from workbench.governance.approvals import APPROVALS_DIR, ReleasePolicy
     from workbench.governance.approvals import approve as sign_approval
-    from workbench.governance.review import review_party
-    from workbench.runner import RunError, run_recipe
+    from workbench.governance.review import dry_run_review
+    from workbench.runner import RunError
 
     parsed = _load_or_exit(recipe, set_)
     if party not in parsed.parties:
@@ -256,25 +258,48 @@ def approve(
         raise typer.Exit(2)
     console.print(f"dry run of {parsed.name} on mock rows, to see what leaves {party} ...", highlight=False)
     try:
-        with tempfile.TemporaryDirectory(prefix="workbench-review-") as folder:
-            mock_run = run_recipe(parsed, Path(folder) / "run", base_dir=recipe.parent, mock=True)
+        review = dry_run_review(parsed, party, recipe.parent)
     except RunError as error:
         errors.print(f"[red]error:[/] the dry run on mock rows failed, so there is nothing to review: {error}", highlight=False)
         raise typer.Exit(2) from None
-    review = review_party(parsed, party, mock_run.ledger.messages)
     _print_review(review)
-    if not yes and not typer.confirm(f"Sign recipe {parsed.name} (hash {parsed.hash()[:12]}) as the owner of {party}?"):
-        raise typer.Exit(1)
+    question = f"Sign recipe {parsed.name} (hash {parsed.hash()[:12]}) as the owner of {party}?"
     try:
+        syft = _approve_on_datasite(parsed, party, recipe.parent, review.digest(), question, yes) if via == "syft" else None
+        if via == "folder" and not yes and not typer.confirm(question):
+            raise typer.Exit(1)
         approval = sign_approval(
-            approvals or recipe.parent / APPROVALS_DIR, party, parsed.name, parsed.hash(), review.digest(), key, ReleasePolicy(min_rows=min_rows)
+            approvals or recipe.parent / APPROVALS_DIR, party, parsed.name, parsed.hash(), review.digest(), key, ReleasePolicy(min_rows=min_rows), syft
         )
     except WorkbenchError as error:
         errors.print(f"[red]error:[/] {error}", highlight=False)
         raise typer.Exit(2) from None
+    through = f", through syft request {approval.syft.request_id}" if approval.syft else ""
     console.print(
-        f"{party} approved {parsed.name} (hash {approval.recipe_hash[:12]}, key {approval.key}, review {approval.review_digest[:12]})", highlight=False
+        f"{party} approved {parsed.name} (hash {approval.recipe_hash[:12]}, key {approval.key}, review {approval.review_digest[:12]}{through})",
+        highlight=False,
     )
+
+
+def _approve_on_datasite(parsed: Recipe, party: str, base_dir: Path, review_digest: str, question: str, yes: bool) -> SyftEvidence:
+    """The syft half of `approve --via syft`: the request as the datasite holds it, then the owner's decision there."""
+    from workbench.governance.syft_bridge import PendingRequest, approve_through_syft
+    from workbench.runner import party_table
+
+    table, private = party_table(parsed, party, base_dir)
+    mock = party_table(parsed, party, base_dir, mock=True)[1]
+
+    def decide(request: PendingRequest) -> bool:
+        console.print(
+            f"syft request {request.request_id} from {request.requested_by} is {request.status} on {party}'s datasite "
+            f"(code hash {request.code_hash[:12]}); while pending, syft refused to run it on the private table: "
+            f"{request.refused_while_pending.splitlines()[0] if request.refused_while_pending else 'it did not refuse'}\n{request.code}",
+            highlight=False,
+        )
+        return yes or typer.confirm(question)
+
+    console.print(f"starting {party}'s syft datasite (about 20 s) ...", highlight=False)
+    return approve_through_syft(party, parsed.name, parsed.hash(), review_digest, table, mock, private, decide)
 
 
 def _print_review(review: PartyReview) -> None:

@@ -20,8 +20,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from workbench.context import StepContext
-from workbench.data.sources import DataSourceError
+from workbench.data.sources import DataSourceError, LoadedDataset
 from workbench.errors import WorkbenchError
 from workbench.events import (
     Event,
@@ -43,7 +45,7 @@ from workbench.governance.oversight import MODE_WORDS, Mode, Oversight
 from workbench.ledger import Ledger
 from workbench.manifest import build_manifest, table_fingerprint
 from workbench.parties import PartyStore, ScopedParties
-from workbench.recipe import Recipe
+from workbench.recipe import DataRef, Recipe
 from workbench.report.html import write_report
 from workbench.report.linkage_truth import SIMULATION_TRUTH, score_linkage
 from workbench.run_state import DATA_PHASE, EVENTS_FILE, STATUS_FILE
@@ -299,14 +301,31 @@ def _load_parties(
     for name, party in recipe.parties.items():
         if party.data is None:
             continue
-        parts = loaded[party.data.dataset].parts
-        part = party.data.part or next(iter(parts))
-        if part not in parts:  # a file or package changed under the recipe since it was validated
-            raise RunError(f"party {name!r}: dataset {party.data.dataset!r} has no part {part!r}", user_error=True)
-        stores[name].put_table(party.data.table, parts[part])
-        fingerprints[name] = table_fingerprint(party.data.dataset, part, parts[part])
-        oversight.loaded(name, party.data.dataset, part, party.data.table, parts[part], fingerprints[name])
+        part, table = _part_of(name, party.data, loaded[party.data.dataset])
+        stores[name].put_table(party.data.table, table)
+        fingerprints[name] = table_fingerprint(party.data.dataset, part, table)
+        oversight.loaded(name, party.data.dataset, part, party.data.table, table, fingerprints[name])
     return stores, truth, fingerprints
+
+
+def party_table(recipe: Recipe, name: str, base_dir: Path, mock: bool = False) -> tuple[str, pl.DataFrame]:
+    """One party's table (its name in the party's store, and the rows), or its mock: for an owner's own review."""
+    data = recipe.parties[name].data
+    if data is None:
+        raise RunError(f"party {name!r} holds no data in recipe {recipe.name!r}", user_error=True)
+    source = recipe.datasets[data.dataset]
+    try:
+        loaded = source.load_mock(recipe.seed, base_dir) if mock else source.load(recipe.seed, base_dir)
+    except DataSourceError as error:
+        raise RunError(f"dataset {data.dataset!r}: {error}", user_error=True) from error
+    return data.table, _part_of(name, data, loaded)[1]
+
+
+def _part_of(name: str, data: DataRef, loaded: LoadedDataset) -> tuple[str, pl.DataFrame]:
+    part = data.part or next(iter(loaded.parts))
+    if part not in loaded.parts:  # a file or package changed under the recipe since it was validated
+        raise RunError(f"party {name!r}: dataset {data.dataset!r} has no part {part!r}", user_error=True)
+    return part, loaded.parts[part]
 
 
 def _write_json(path: Path, content: dict[str, Any]) -> None:

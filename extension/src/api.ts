@@ -3,7 +3,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { IRecipeCard, IRunSummary, IValidation } from './types';
+import { IPartyReview, IRecipeCard, IRunSummary, ISignedApproval, IValidation } from './types';
 
 const API = 'ppml-workbench/api';
 
@@ -37,6 +37,11 @@ export const api = {
   validate: (ref: string): Promise<IValidation> => post('recipes/validate', { ref }),
   newNotebook: (ref: string): Promise<{ path: string }> => post('notebooks', { ref }),
   exportNotebook: (path: string): Promise<{ path: string; hash: string }> => post('export', { path }),
+  /** A dry run on mock rows (seconds): what the recipe does with `party`'s data. */
+  review: (ref: string, party: string): Promise<IPartyReview> => post('approvals/review', { ref, party }),
+  /** Signs the reviewed recipe with the owner's key (a workspace path); refused if the review changed since `digest`. */
+  approve: (ref: string, party: string, key: string, digest: string, minRows: number): Promise<ISignedApproval> =>
+    post('approvals', { ref, party, key, digest, min_rows: minRows }),
   runs: async (): Promise<IRunSummary[]> => (await request<{ runs: IRunSummary[] }>('runs')).runs,
   startRun: (ref: string): Promise<IRunSummary> => post('runs', { ref }),
   /** Stops a run this server started (SIGTERM, then SIGKILL); resolves with its summary once its processes are gone. */

@@ -1,9 +1,10 @@
 /** The recipe gallery: one card per recipe with its parties, its chain of steps and its actions. */
 
+import { approvingParties, IApproveActions, renderApproval } from './approve';
 import { h } from './dom';
-import { IProblem, IRecipeCard } from './types';
+import { IPartyCard, IProblem, IRecipeCard } from './types';
 
-export interface IGalleryActions {
+export interface IGalleryActions extends IApproveActions {
   openNotebook(card: IRecipeCard): Promise<void>;
   run(card: IRecipeCard): Promise<void>;
   validate(card: IRecipeCard): Promise<IProblem[]>;
@@ -52,6 +53,21 @@ function renderCard(card: IRecipeCard, actions: IGalleryActions): HTMLElement {
     return element;
   };
 
+  const partiesNode = h('div', { class: 'wb-parties' }, ...card.parties.map(renderParty));
+  const showApproved = (name: string): void => {
+    const party = card.parties.find(p => p.name === name);
+    const chip = Array.from(partiesNode.children).find(node => (node as HTMLElement).dataset.party === name);
+    if (party && chip) {
+      chip.replaceWith(renderParty({ ...party, approval: 'approved' }));
+    }
+  };
+  const approval = h('div', { class: 'wb-approval-host' });
+  const approveButton = approvingParties(card).length
+    ? button('Approve…', "Review what the recipe does with a party's data and sign it as its owner", async () => {
+        approval.replaceChildren(...(approval.childElementCount ? [] : [renderApproval(card, actions, showApproved)]));
+      }, 'wb-approve-button')
+    : null;
+
   return h(
     'section',
     { class: 'wb-card', 'data-recipe': card.name, 'data-ref': card.ref },
@@ -62,26 +78,31 @@ function renderCard(card: IRecipeCard, actions: IGalleryActions): HTMLElement {
       h('span', { class: `wb-badge wb-source-${card.source}`, title: card.path }, card.source)
     ),
     card.description ? h('p', { class: 'wb-card-description' }, card.description) : null,
-    h(
-      'div',
-      { class: 'wb-parties' },
-      ...card.parties.map(party =>
-        h(
-          'span',
-          { class: `wb-party wb-role-${party.role}`, title: party.description || party.role },
-          party.name
-        )
-      )
-    ),
+    partiesNode,
     steps,
     status,
+    approval,
     h(
       'div',
       { class: 'wb-actions' },
       button('Open as notebook', 'Write a notebook with one section per step and open it', () => actions.openNotebook(card), 'wb-open'),
       button('Run', 'Run headless in the background; progress appears under Runs', () => actions.run(card), 'wb-run'),
-      button('Validate', 'Check the recipe; problems appear against their step', async () => showProblems(await actions.validate(card)), 'wb-validate')
+      button('Validate', 'Check the recipe; problems appear against their step', async () => showProblems(await actions.validate(card)), 'wb-validate'),
+      approveButton
     )
+  );
+}
+
+function renderParty(party: IPartyCard): HTMLElement {
+  const approval = party.approval ? ` · ${party.approval === 'approved' ? 'approved by its owner' : "needs its owner's approval"}` : '';
+  return h(
+    'span',
+    {
+      class: `wb-party wb-role-${party.role}${party.approval ? ` wb-approval-${party.approval}` : ''}`,
+      title: `${party.description || party.role}${approval}`,
+      'data-party': party.name
+    },
+    party.approval === 'approved' ? `✓ ${party.name}` : party.name
   );
 }
 

@@ -89,7 +89,10 @@ export class WorkbenchPanel extends Widget {
       await this.loadRuns();
       this.runsHeading.scrollIntoView({ behavior: 'smooth', block: 'start' });
     },
-    validate: async (card: IRecipeCard) => (await api.validate(card.ref)).problems
+    validate: async (card: IRecipeCard) => (await api.validate(card.ref)).problems,
+    review: (card: IRecipeCard, party: string) => api.review(card.ref, party),
+    approve: (card: IRecipeCard, party: string, key: string, digest: string, minRows: number) =>
+      api.approve(card.ref, party, key, digest, minRows)
   };
 
   private readonly cancelling = new Set<string>();

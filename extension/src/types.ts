@@ -12,6 +12,8 @@ export interface IPartyCard {
   name: string;
   role: string;
   description: string;
+  /** 'approved' when a valid approval for the recipe's exact hash is filed, 'needed' when not; null when the party holds no data or the recipe needs no approvals. */
+  approval: 'approved' | 'needed' | null;
 }
 
 export interface IStepCard {
@@ -28,6 +30,8 @@ export interface IRecipeCard {
   path: string;
   name: string;
   description: string;
+  /** 'required' (the default): every party holding data signs the exact recipe before its store opens. */
+  approvals: 'required' | 'not_required';
   parties: IPartyCard[];
   steps: IStepCard[];
   problems: IProblem[];
@@ -73,4 +77,42 @@ export interface IRunSummary {
   metrics: IKeyMetric[];
   report: boolean;
   sweep: IRunSweep | null;
+}
+
+/** One kind of message a step sends from the party, as the dry run on mock rows recorded it. */
+export interface IReviewFlow {
+  receiver: string;
+  kind: string;
+  protection: string;
+  row_level: boolean;
+  messages: number;
+  bytes_on_mock: number;
+}
+
+export interface IStepReview {
+  step: string;
+  kind: string;
+  /** Table -> the columns the step's contract declares it reads at the party. */
+  reads: Record<string, string[]>;
+  sends: IReviewFlow[];
+}
+
+/** What a recipe does with one party's data: what its owner signs (workbench/governance/review.py). */
+export interface IPartyReview {
+  party: string;
+  recipe_name: string;
+  recipe_hash: string;
+  steps: IStepReview[];
+  /** The digest of this review: a sign request carries it, so a recipe changed since is refused. */
+  digest: string;
+  row_level: number;
+}
+
+export interface ISignedApproval {
+  party: string;
+  recipe: string;
+  hash: string;
+  /** Fingerprint of the owner's public key. */
+  key: string;
+  signed_at: string;
 }

@@ -7,49 +7,17 @@ import html
 import json
 from pathlib import Path
 
-import numpy as np
-import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from tests.governance.conftest import MOCK_COLUMNS, RECIPE, SITES, mocked_recipe
 from workbench.cli import app
 from workbench.data.sources import FileSource
-from workbench.governance import signing
 from workbench.governance.approvals import ReleasePolicy, approve
 from workbench.governance.audit_trail import TRAIL_DIR, read_trail
 from workbench.governance.verify import verify_run
 from workbench.recipe import Recipe, parse_recipe
 from workbench.runner import RunError, run_recipe
-
-SITES = ("north", "south")
-RECIPE = """\
-name: approved_sites
-seed: 2
-datasets:
-  north: {kind: file, path: north.csv}
-  south: {kind: file, path: south.csv}
-parties:
-  north: {role: hospital, data: {dataset: north}}
-  south: {role: hospital, data: {dataset: south}}
-  aggregator: {role: aggregator}
-steps:
-  - {kind: split, params: {label: y, test_fraction: 0.3}}
-  - {kind: local_train, params: {label: y, features: {numeric: [x0, x1]}, model: {family: logistic, l2: 0.01}}}
-  - {kind: evaluate, params: {label: y, models: [local], resamples: 100}}
-"""
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    """Two sites' CSV files beside the recipe, each owner's key made and registered."""
-    rng = np.random.default_rng(4)
-    for site, rows in zip(SITES, (160, 120)):
-        x = rng.normal(size=(rows, 2))
-        y = rng.random(rows) < 1 / (1 + np.exp(-2 * x[:, 0]))
-        pl.DataFrame({"x0": x[:, 0], "x1": x[:, 1], "y": y}).write_csv(tmp_path / f"{site}.csv")
-        signing.new_key(tmp_path / "owners" / site, tmp_path / "approvals", site)
-    (tmp_path / "recipe.yaml").write_text(RECIPE)
-    return tmp_path
 
 
 def _approve_all(folder: Path, recipe: Recipe, policy: ReleasePolicy | None = None) -> None:
@@ -161,10 +129,7 @@ def test_the_owner_reviews_on_mock_rows_signs_and_the_run_goes_ahead(folder: Pat
         )
         text = " ".join(review.output.split())
         assert review.exit_code == 2 and "declares no mock columns; add `mock:`" in text, "a file without declared mock columns cannot be reviewed"
-    mocked = RECIPE.replace(
-        "path: north.csv}", "path: north.csv, mock: &columns {x0: {type: float, range: [-3, 3]}, x1: {type: float, range: [-3, 3]}, y: {type: bool}}}"
-    )
-    (folder / "recipe.yaml").write_text(mocked.replace("path: south.csv}", "path: south.csv, mock: *columns}"))
+    (folder / "recipe.yaml").write_text(mocked_recipe())
     for site in ("north", "south"):
         review = CliRunner().invoke(
             app, ["approve", str(folder / "recipe.yaml"), "--party", site, "--key", str(folder / "owners" / site / f"{site}.key"), "--yes"]
@@ -179,9 +144,8 @@ def test_the_owner_reviews_on_mock_rows_signs_and_the_run_goes_ahead(folder: Pat
 
 
 def test_a_mock_run_opens_no_data_file(folder: Path) -> None:
-    columns = "{x0: {type: float, range: [-3, 3]}, x1: {type: float, range: [-3, 3]}, y: {type: bool}}"
-    text = RECIPE.replace("path: north.csv}", f"path: gone.csv, mock: {columns}}}").replace(
-        "path: south.csv}", f"path: gone.csv, mock: {columns}, mock_rows: 50}}"
+    text = RECIPE.replace("path: north.csv}", f"path: gone.csv, mock: {MOCK_COLUMNS}}}").replace(
+        "path: south.csv}", f"path: gone.csv, mock: {MOCK_COLUMNS}, mock_rows: 50}}"
     )
     result = run_recipe(parse_recipe(text), folder / "run", base_dir=folder, mock=True)
     assert result.manifest["data"]["north"]["rows"] == 200 and result.manifest["data"]["south"]["rows"] == 50

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.governance.conftest import mocked_recipe, write_sites
 from tests.server.live import JupyterProcess, private_dir
 from workbench.recipe import Recipe
 
@@ -69,6 +70,10 @@ LIGHT_REF = "workspace/lab/light.recipe.yaml"
 """The light flagship (tests/conftest.py), for a whole run through the server at a fraction of the full one's cost."""
 
 
+SITES_REF = "workspace/consortium/sites.recipe.yaml"
+"""Two sites' CSV files whose owners must approve the recipe beside them, keys in consortium/owners/SITE/SITE.key."""
+
+
 @pytest.fixture(scope="session")
 def workspace(scratch: Path, light_flagship: Recipe) -> Path:
     root = scratch / "workspace"
@@ -76,6 +81,7 @@ def workspace(scratch: Path, light_flagship: Recipe) -> Path:
     (root / "lab" / "broken.recipe.yaml").write_text(BROKEN_RECIPE)
     (root / "lab" / "slow.recipe.yaml").write_text(SLOW_RECIPE)
     (root / "lab" / "light.recipe.yaml").write_text(light_flagship.to_yaml())
+    write_sites(root / "consortium", mocked_recipe(), "sites.recipe.yaml")
     return root
 
 

@@ -20,6 +20,8 @@ ROUTES = [
     ("POST", "recipes/validate"),
     ("POST", "notebooks"),
     ("POST", "export"),
+    ("POST", "approvals/review"),
+    ("POST", "approvals"),
     ("GET", "runs"),
     ("POST", "runs"),
     ("GET", "runs/anything/report"),

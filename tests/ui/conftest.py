@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.governance.conftest import mocked_recipe, write_sites
 from tests.server.conftest import BROKEN_RECIPE
 from tests.server.live import JupyterProcess, private_dir
 from workbench.recipe import Recipe
@@ -36,13 +37,15 @@ def artifacts() -> Path:
 
 @pytest.fixture(scope="session")
 def lab(artifacts: Path, light_flagship: Recipe) -> Iterator[JupyterProcess]:
-    """JupyterLab on a workspace with a broken recipe and the light flagship (the package's flagship, with fewer rounds
-    and vendor-only people: the same chain, run in the browser in a fraction of the time)."""
+    """JupyterLab on a workspace with a broken recipe, the light flagship (the package's flagship, with fewer rounds
+    and vendor-only people: the same chain, run in the browser in a fraction of the time) and two sites whose owners
+    must approve the recipe beside their files."""
     with private_dir("lab") as scratch:
         root, settings = scratch / "workspace", scratch / "app-settings"
         (root / "lab").mkdir(parents=True)
         (root / "lab" / "broken.recipe.yaml").write_text(BROKEN_RECIPE)
         (root / "lab" / "light.recipe.yaml").write_text(light_flagship.to_yaml())
+        write_sites(root / "consortium", mocked_recipe(), "sites.recipe.yaml")
         settings.mkdir()
         (settings / "overrides.json").write_text(json.dumps(OVERRIDES))
         env = {**os.environ, "JUPYTERLAB_WORKSPACES_DIR": str(scratch / "lab-workspaces"), "JUPYTERLAB_SETTINGS_DIR": str(scratch / "user-settings")}

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.server.live import JupyterProcess
+from workbench.governance.approvals import APPROVALS_DIR, check_approval
 from workbench.recipe import Recipe, load_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,3 +149,30 @@ def test_palette_offers_both_notebook_commands(lab_page, lab: JupyterProcess, ar
     page.locator(".jp-LauncherCard:visible", has_text="Notebook from a recipe").first.wait_for(timeout=SHORT_MS)
     page.locator(".jp-LauncherCard:visible", has_text="Export current notebook to a recipe").first.wait_for(timeout=SHORT_MS)
     page.screenshot(path=str(artifacts / "11-launcher.png"))
+
+
+def test_an_owner_reviews_and_signs_a_recipe_from_its_card(lab_page, lab: JupyterProcess, artifacts: Path) -> None:  # noqa: ANN001
+    _, page = lab_page
+    _open_sidebar(page)
+    card = page.locator(".wb-card[data-ref='workspace/consortium/sites.recipe.yaml']")
+    north = card.locator(".wb-party[data-party='north']")
+    assert "wb-approval-needed" in (north.get_attribute("class") or "")
+    card.locator(".wb-approve-button").click()
+    form = card.locator(".wb-approve")
+    assert form.locator(".wb-approve-party").input_value() == "north"
+    assert form.locator(".wb-sign").is_disabled(), "nothing is signed before its review is shown"
+    form.locator(".wb-approve-key").fill("consortium/owners/north/north.key")
+    form.locator(".wb-review-button").click()
+    steps = form.locator(".wb-review tr.wb-review-step")
+    steps.first.wait_for(timeout=LONG_MS)
+    assert [steps.nth(i).get_attribute("data-step") for i in range(steps.count())] == ["split", "local_train", "evaluate"]
+    assert "no row-level data leaves north" in form.locator(".wb-review-headline").inner_text()
+    card.scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "12-approval-review.png"))
+    form.locator(".wb-sign").click()
+    form.locator(".wb-approve-status.wb-valid").wait_for(timeout=LONG_MS)
+    assert "north approved approved_sites" in form.locator(".wb-approve-status").inner_text()
+    assert "wb-approval-approved" in (card.locator(".wb-party[data-party='north']").get_attribute("class") or "")
+    recipe = load_recipe(lab.root / "consortium" / "sites.recipe.yaml")  # type: ignore[attr-defined]
+    check_approval(lab.root / "consortium" / APPROVALS_DIR, "north", recipe.name, recipe.hash())  # type: ignore[attr-defined]
+    page.screenshot(path=str(artifacts / "13-approval-signed.png"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -40,6 +40,19 @@ class ReleasePolicy(BaseModel):
         return None
 
 
+class SyftEvidence(BaseModel):
+    """What the party's PySyft datasite recorded when the owner approved the recipe there (`approve --via syft`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    datasite: str
+    request_id: str
+    code_hash: str = Field(description="syft's hash of the code request, whose source pins the recipe hash.")
+    requested_by: str
+    status: Literal["approved"]
+    released_rows: int = Field(ge=0, description="What the approved request released when it ran on the private table: its row count.")
+
+
 class Approval(BaseModel):
     """One owner's signature over one recipe hash."""
 
@@ -52,14 +65,24 @@ class Approval(BaseModel):
     release: ReleasePolicy = Field(default_factory=ReleasePolicy)
     signed_at: str
     key: str = Field(description="Fingerprint of the key that signed.")
+    syft: SyftEvidence | None = Field(None, description="Set when the owner approved through its syft datasite.")
     signature: str
 
     def body(self) -> dict[str, Any]:
-        """What the signature covers: everything but itself."""
-        return self.model_dump(mode="json", exclude={"signature"})
+        """What the signature covers: everything but itself (an unset field is left out, so older approvals still verify)."""
+        return self.model_dump(mode="json", exclude={"signature"}, exclude_none=True)
 
 
-def approve(folder: Path, party: str, recipe_name: str, recipe_hash: str, review_digest: str, key_path: Path, release: ReleasePolicy) -> Approval:
+def approve(
+    folder: Path,
+    party: str,
+    recipe_name: str,
+    recipe_hash: str,
+    review_digest: str,
+    key_path: Path,
+    release: ReleasePolicy,
+    syft: SyftEvidence | None = None,
+) -> Approval:
     """Sign the recipe hash with the owner's key and file it, replacing an earlier approval of the same hash."""
     registered = registered_key(folder, party)
     own = signing.public_key_of(key_path)
@@ -76,6 +99,7 @@ def approve(folder: Path, party: str, recipe_name: str, recipe_hash: str, review
         release=release,
         signed_at=datetime.now(UTC).isoformat(timespec="seconds"),
         key=signing.fingerprint(own),
+        syft=syft,
         signature="",
     )
     approval = unsigned.model_copy(update={"signature": signing.sign(key_path, unsigned.body())})

@@ -9,8 +9,10 @@ columns, flows and their protection), not the mock run's byte counts, so the sam
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from workbench.governance.signing import canonical
 from workbench.ledger import Message
@@ -79,3 +81,15 @@ def review_party(recipe: Recipe, party: str, mock_ledger: Sequence[Message]) -> 
         sends = [Flow(receiver, kind, protection, row_level, len(sizes), sum(sizes)) for (receiver, kind, protection, row_level), sizes in flows.items()]
         steps.append(StepReview(name, spec.kind, reads, sends))
     return PartyReview(party, recipe.name, recipe.hash(), steps)
+
+
+def dry_run_review(recipe: Recipe, party: str, base_dir: Path) -> PartyReview:
+    """Run the chain on mock rows in a scratch folder and review what it did with `party`'s data.
+
+    Raises the runner's RunError when the chain fails on mock rows: then there is nothing to review.
+    """
+    from workbench.runner import run_recipe  # the runner admits runs through governance: import it only when reviewing
+
+    with tempfile.TemporaryDirectory(prefix="workbench-review-") as folder:
+        mock_run = run_recipe(recipe, Path(folder) / "run", base_dir=base_dir, mock=True)
+    return review_party(recipe, party, mock_run.ledger.messages)

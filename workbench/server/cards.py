@@ -7,6 +7,7 @@ from typing import Any
 import yaml
 
 from workbench.recipe import Problem, RecipeError
+from workbench.server.approvals import approval_states
 from workbench.server.workspace import RecipeFile, Workspace
 from workbench.steps import REGISTRY
 
@@ -37,8 +38,9 @@ def recipe_card(workspace: Workspace, file: RecipeFile) -> dict[str, Any]:
     for index, (name, spec) in enumerate(zip(recipe.step_names(), recipe.steps)):
         doc = (REGISTRY[spec.kind].__doc__ or "").strip().splitlines()[0]
         steps.append({"index": index, "name": name, "kind": spec.kind, "at": recipe.step_parties(spec), "summary": doc})
-    parties = [{"name": n, "role": p.role.value, "description": p.description} for n, p in recipe.parties.items()]
-    return {**base, "name": recipe.name, "description": recipe.description, "parties": parties, "steps": steps, "problems": []}
+    states = approval_states(file, recipe)
+    parties = [{"name": n, "role": p.role.value, "description": p.description, "approval": states.get(n)} for n, p in recipe.parties.items()]
+    return {**base, "name": recipe.name, "description": recipe.description, "approvals": recipe.approvals, "parties": parties, "steps": steps, "problems": []}
 
 
 def _raw_card(workspace: Workspace, file: RecipeFile) -> dict[str, Any]:
@@ -52,7 +54,11 @@ def _raw_card(workspace: Workspace, file: RecipeFile) -> dict[str, Any]:
     return {
         "name": str(raw.get("name") or file.file.name),
         "description": str(raw.get("description") or ""),
-        "parties": [{"name": str(n), "role": str((p or {}).get("role", "?")) if isinstance(p, dict) else "?", "description": ""} for n, p in parties.items()],
+        "approvals": "not_required",  # nothing can be approved until the recipe is valid
+        "parties": [
+            {"name": str(n), "role": str((p or {}).get("role", "?")) if isinstance(p, dict) else "?", "description": "", "approval": None}
+            for n, p in parties.items()
+        ],
         "steps": [
             {
                 "index": i,

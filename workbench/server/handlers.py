@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 
+from workbench.governance.approvals import ReleasePolicy
 from workbench.notebook import NotebookError, read_notebook_recipe, recipe_to_notebook
 from workbench.recipe import RecipeError
+from workbench.server import approvals
 from workbench.server.cards import recipe_card, validate
 from workbench.server.runs import RunManager, RunRefused
 from workbench.server.workspace import RecipeFile, Workspace, WorkspaceError
@@ -40,6 +43,15 @@ class WorkbenchHandler(APIHandler):
         if missing:
             raise tornado.web.HTTPError(400, f"request body needs string field(s): {', '.join(missing)}")
         return data
+
+    async def off_loop(self, ref: str, work: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+        """Run `work` (a dry run takes seconds) in a worker thread, with its refusals as 400s naming what to fix."""
+        try:
+            return await IOLoop.current().run_in_executor(None, work, *args)
+        except RecipeError as error:
+            raise tornado.web.HTTPError(400, "\n".join(p.render(ref) for p in error.problems)) from None
+        except (approvals.ApprovalRefused, WorkspaceError) as error:
+            raise tornado.web.HTTPError(400, str(error)) from None
 
     def recipe_file(self, ref: str) -> RecipeFile:
         try:
@@ -96,6 +108,29 @@ class ExportHandler(WorkbenchHandler):
         except RecipeError as error:
             raise tornado.web.HTTPError(400, "\n".join(p.render(path) for p in error.problems)) from None
         self.finish({"path": self.workspace.relative(out), "hash": recipe.hash()})
+
+
+class ReviewHandler(WorkbenchHandler):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        """What the recipe does with one party's data, from a dry run on mock rows: what its owner signs."""
+        data = self.body("ref", "party")
+        file = self.recipe_file(data["ref"])
+        self.finish(await self.off_loop(data["ref"], approvals.review, self.workspace, file, data["party"]))
+
+
+class ApprovalsHandler(WorkbenchHandler):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        """Sign the reviewed recipe as the owner of a party (the digest says which review was shown)."""
+        data = self.body("ref", "party", "key", "digest")
+        min_rows = data.get("min_rows", ReleasePolicy().min_rows)
+        if not isinstance(min_rows, int) or isinstance(min_rows, bool):
+            raise tornado.web.HTTPError(400, "min_rows must be a whole number of rows")
+        file = self.recipe_file(data["ref"])
+        signed = await self.off_loop(data["ref"], approvals.sign, self.workspace, file, data["party"], data["key"], data["digest"], min_rows)
+        self.set_status(201)
+        self.finish(signed)
 
 
 class RunsHandler(WorkbenchHandler):
@@ -155,6 +190,8 @@ def handlers(base_url: str, workspace: Workspace, runs: RunManager) -> list[tupl
         ("recipes/validate", ValidateHandler),
         ("notebooks", NotebooksHandler),
         ("export", ExportHandler),
+        ("approvals/review", ReviewHandler),
+        ("approvals", ApprovalsHandler),
         ("runs", RunsHandler),
         (r"runs/([^/]+)", RunHandler),
         (r"runs/([^/]+)/report", ReportHandler),
