@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,7 +27,10 @@ def _approve(folder: Path, party: str, *extra: str) -> tuple[int, str]:
 
 
 @pytest.mark.slow
-def test_the_owner_approves_on_its_syft_datasite_and_the_run_goes_ahead(folder: Path) -> None:
+def test_the_owner_approves_on_its_syft_datasite_and_the_run_goes_ahead(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As Ray leaves it once a simulation ran in this process: this stack's numpy 2 first on the path, where syft's
+    # own Python must not look (it needs numpy 1.24 and fails inside its import otherwise).
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in sys.path if p.endswith("site-packages")))
     (folder / "recipe.yaml").write_text(mocked_recipe())
     recipe = parse_recipe(mocked_recipe(), base_dir=folder)
     before = set(Path(tempfile.gettempdir()).glob("workbench-syft-*"))

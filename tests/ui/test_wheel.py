@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 
 from tests.server.live import private_dir
 from tests.ui.conftest import ARTIFACTS
+from workbench.subprocess_env import for_another_python
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = "ppml_workbench-0.1.0.data/data"
@@ -44,10 +44,7 @@ def _clean_env(env_dir: Path) -> dict[str, str]:
     Earlier tests in the same session may leave e.g. PYTHONPATH set (Ray does), which would let pip see this
     suite's packages as installed and skip them; only the fresh environment is on PATH.
     """
-    leaks = ("JUPYTER", "PYTHON", "VIRTUAL_ENV", "PIP_TARGET", "PIP_PREFIX", "PIP_USER", "CONDA")
-    clean = {key: value for key, value in os.environ.items() if not key.startswith(leaks)}
-    clean["PATH"] = f"{env_dir / 'bin'}:/usr/bin:/bin"
-    return clean
+    return for_another_python(PATH=f"{env_dir / 'bin'}:/usr/bin:/bin")
 
 
 def test_the_wheel_holds_the_prebuilt_extension_and_the_server_switch(wheel: Path) -> None:

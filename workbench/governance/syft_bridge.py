@@ -28,6 +28,7 @@ import polars as pl
 
 from workbench.governance.approvals import ApprovalError, SyftEvidence
 from workbench.governance.syft_datasite import EVENT_PREFIX
+from workbench.subprocess_env import for_another_python
 
 SYFT_PYTHON_ENV = "WORKBENCH_SYFT_PYTHON"
 DEFAULT_SYFT_PYTHON = Path(sys.prefix).parent / ".syftenv" / "bin" / "python"
@@ -91,7 +92,7 @@ def approve_through_syft(
         job["private"], job["mock"] = str(folder / "private.parquet"), str(folder / "mock.parquet")
         private.write_parquet(job["private"])
         mock.write_parquet(job["mock"])
-        env = {**os.environ, "TMPDIR": str(folder), "PYTHONUNBUFFERED": "1"}
+        env = for_another_python(TMPDIR=str(folder), PYTHONUNBUFFERED="1")
         script = Path(__file__).with_name("syft_datasite.py")
         with subprocess.Popen(
             [str(python), str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=folder
