@@ -19,7 +19,6 @@ import yaml
 
 from workbench.chain import chain_problems
 from workbench.crypto import ckks
-from workbench.data.sources import UciHeartSource
 from workbench.models import model_key
 from workbench.parties import Role
 from workbench.recipe import Recipe, RecipeError, parse_recipe
@@ -81,6 +80,19 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
             },
         },
     ],
+    "vfl_train": [
+        {"kind": "psi_link", "params": {**LINK["params"], "reveal": "both", "payload_columns": [], "into": "linked", "keep_unmatched": True}},
+        {"kind": "split", "params": {"table": "linked", "label": "death_30d"}},
+        {
+            "kind": "vfl_train",
+            "params": {
+                "label": "death_30d",
+                "features": {"numeric": ["age", "asa_class"]},
+                "vendor_features": {"numeric": ["resting_hr"]},
+                "iterations": 2,
+            },
+        },
+    ],
     "encrypted_inference": [
         {"kind": "split", "params": {"label": "death_30d"}},
         {"kind": "local_train", "params": {"label": "death_30d", "features": {"numeric": ["age", "asa_class"]}}},
@@ -95,6 +107,15 @@ def recipe_of(kind: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
         parties = {
             "north": {"role": "hospital", "data": {"dataset": "cohort", "part": "north"}},
             "vendor": {"role": "data_provider", "data": {"dataset": "cohort", "part": "vendor"}},
+        }
+        return {"name": f"contract-{kind}", "seed": 3, "approvals": "not_required", "datasets": {"cohort": COHORT}, "parties": parties, "steps": steps}
+    if kind == "vfl_train":
+        parties = {
+            "north": {"role": "hospital", "data": {"dataset": "cohort", "part": "north"}},
+            "south": {"role": "hospital", "data": {"dataset": "cohort", "part": "south"}},
+            "vendor": {"role": "data_provider", "data": {"dataset": "cohort", "part": "vendor"}},
+            "aggregator": {"role": "aggregator"},
+            "key_holder": {"role": "key_holder"},
         }
         return {"name": f"contract-{kind}", "seed": 3, "approvals": "not_required", "datasets": {"cohort": COHORT}, "parties": parties, "steps": steps}
     if kind == "encrypted_inference":
@@ -158,10 +179,11 @@ def test_missing_columns_the_contract_reads_are_refused(kind: str, monkeypatch: 
     """Each column the step reads from the data, taken out of the data source's schema, makes validation refuse the chain."""
     recipe = parse(recipe_of(kind, EXAMPLES[kind]))
     contract = REGISTRY[kind](recipe.steps[-1].params).contract()
-    data_columns = set(UciHeartSource().columns("cleveland", None) or []) if "uci" in recipe.datasets else None
+    source = recipe.datasets[next(iter(recipe.datasets))]
+    data_columns = {column for party in recipe.parties.values() if party.data for column in source.columns(party.data.part, None) or []}
     for need in contract.reads:
         for column in need.columns:
-            if data_columns is not None and column not in data_columns:
+            if column not in data_columns:
                 continue  # made by an earlier step (is_test): covered by the broken chains above
             original = type(recipe.datasets[next(iter(recipe.datasets))]).columns
 

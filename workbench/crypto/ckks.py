@@ -109,10 +109,16 @@ def mask(context: ts.Context, chunks: Sequence[bytes], length: int) -> tuple[lis
     comes from the operating system's randomness, never from the recipe seed: a key holder who knows the recipe
     must not be able to recompute it.
     """
+    values = fresh_mask(len(chunks) * slot_count(context))
+    return add_plain(context, chunks, values), values[:length]
+
+
+def fresh_mask(size: int) -> np.ndarray:
+    """`size` uniform values in ±2^MASK_BITS from the operating system's randomness (never the recipe seed)."""
     import numpy as np
 
-    values = np.random.default_rng(secrets.randbits(128)).uniform(-(2.0**MASK_BITS), 2.0**MASK_BITS, len(chunks) * slot_count(context))
-    return add_plain(context, chunks, values), values[:length]
+    values: np.ndarray = np.random.default_rng(secrets.randbits(128)).uniform(-(2.0**MASK_BITS), 2.0**MASK_BITS, size)
+    return values
 
 
 def add_plain(context: ts.Context, chunks: Sequence[bytes], values: np.ndarray) -> list[bytes]:
@@ -238,10 +244,10 @@ def slot_count(context: ts.Context) -> int:
 
 def add(context: ts.Context, updates: Sequence[Sequence[bytes]]) -> list[bytes]:
     """Element-wise sum of several encrypted vectors; needs no key at all."""
-    return [total.serialize() for total in _sum(context, updates)]
+    return [total.serialize() for total in sum_vectors(context, updates)]
 
 
-def _sum(context: ts.Context, updates: Sequence[Sequence[bytes | ts.CKKSVector]]) -> list[ts.CKKSVector]:
+def sum_vectors(context: ts.Context, updates: Sequence[Sequence[bytes | ts.CKKSVector]]) -> list[ts.CKKSVector]:
     """Serialized ciphertexts are loaded, vectors taken as they are; the first update's are summed into in place."""
     if not updates:
         raise CKKSError("nothing to add")

@@ -20,8 +20,8 @@ from typing import Any
 import polars as pl
 
 from workbench.context import StepContext
+from workbench.data.link_columns import LINK_PARTY, LINK_PASS
 from workbench.steps.base import StepParams
-from workbench.steps.psi_link.engine import LINK_PARTY, LINK_PASS
 from workbench.steps.psi_link.modes import mode_for
 from workbench.steps.psi_link.params import PsiLinkParams
 from workbench.steps.psi_link.sides import Side, build_side, link_parties

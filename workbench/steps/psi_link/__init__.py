@@ -30,11 +30,12 @@ from typing import Any
 
 from workbench.context import StepContext
 from workbench.contracts import Contract
+from workbench.data.link_columns import MATCHED_COLUMN
 from workbench.parties import Role
 from workbench.report.blocks import Block
 from workbench.steps.base import Step, register, total
 from workbench.steps.psi_link.contract import link_contract
-from workbench.steps.psi_link.engine import MATCHED_COLUMN, PassEngine
+from workbench.steps.psi_link.engine import PassEngine
 from workbench.steps.psi_link.modes import mode_for
 from workbench.steps.psi_link.params import LinkPass, PsiLinkParams, Reveal
 from workbench.steps.psi_link.summary import report_blocks

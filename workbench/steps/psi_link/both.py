@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from workbench.context import StepContext
+from workbench.data.link_columns import LINK_ID
 from workbench.ledger import Protection
 from workbench.steps.psi_link.ecdh import ECDH_MESSAGES, ecdh_session
 from workbench.steps.psi_link.engine import Link, link_table
@@ -16,9 +17,6 @@ from workbench.steps.psi_link.sides import Candidates
 if TYPE_CHECKING:  # numpy and polars load where they are used: `workbench validate` reads the contract only
     import numpy as np
     import polars as pl
-
-LINK_ID = "link_id"
-"""Joins a requester's linked rows with the provider's: numbered per pair in a random order, so it says nothing about either table's order."""
 
 
 class BothMode(RevealMode):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.context import StepContext
 from workbench.crypto.evaluation_budget import EvaluationBudget, EvaluationBudgetError
+from workbench.data.link_columns import LINK_PARTY, LINK_PASS, MATCHED_COLUMN
 from workbench.data.normalize import LinkageInputError, check_same_canonical_forms
 from workbench.steps.psi_link.sides import Side, build_side, link_parties
 
@@ -26,11 +27,6 @@ if TYPE_CHECKING:
     from workbench.crypto.psi import Send
     from workbench.steps.psi_link.mode import Messages, RevealMode
     from workbench.steps.psi_link.params import PsiLinkParams
-
-LINK_PARTY, LINK_PASS = "link_party", "link_pass"
-"""Columns every output table adds: the other party of the link, and the pass that linked the record."""
-MATCHED_COLUMN = "matched"
-"""With keep_unmatched: True on the requester's rows some pass linked, so a model can tell filled-in payload from received."""
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from workbench.data.link_columns import MATCHED_COLUMN
 from workbench.data.normalize import KeySource
 from workbench.steps.base import StepParams
-from workbench.steps.psi_link.engine import MATCHED_COLUMN
 from workbench.steps.psi_link.modes import MODES, mode_for
 
 Reveal = Literal["requester", "both", "payload", "cardinality"]

@@ -1,0 +1,281 @@
+"""Hybrid vertical logistic regression: the hospitals' EHR block, federated across them, and the vendor's vitals block.
+
+The model is one logistic regression on [EHR features, 1, vendor features]. Each hospital holds the EHR block
+(the same weights at every hospital, with the intercept) and its labels; the vendor holds the vitals block and its
+rows aligned with each hospital's matched patients by `psi_link`'s opaque link ids. Unmatched patients have no
+vitals: their vendor part is 0 (the vendor's mean, after centring), so they train the EHR block only.
+
+Training is full-batch gradient descent on the exact mean log-loss plus l2/2 |w|^2 (intercept unpenalized), the
+objective `models.logistic.Logistic` minimizes, so it reaches the centralized optimum on the joined table. The
+exchange is FATE's coordinated (arbiter) hetero-LR, with one change: FATE replaces the sigmoid by its Taylor
+expansion so that no one decrypts a logit; here the arbiter decrypts the joint logits and applies the exact
+sigmoid, which is what lets vertical training equal centralized training, and is what the arbiter learns. Per
+iteration, under `protection: ckks` (Encrypted), at every hospital h:
+
+1. vendor -> h      `vfl.partial_logits`   [[u_V]]: the vendor's partial logits of h's matched rows, encrypted under
+                                            the arbiter's key (CKKS); h cannot read them.
+2. h -> arbiter     `vfl.logits`           [[u_V + u_H]] for h's matched training rows; its test rows are set to
+                                            EXCLUDED_LOGIT, whose sigmoid is 0, so they add nothing to any gradient
+                                            and the arbiter sees no logit of a test row.
+3. arbiter -> h     `vfl.probabilities`    [[sigmoid(z)]], encrypted again.
+4. h -> vendor      `vfl.residuals`        [[p - y]]: h's labels subtracted under encryption.
+5. vendor -> arbiter -> vendor             the vendor's gradient, as masked slot sums (`vfl.host_gradient`).
+6. h -> aggregator  `vfl.guest_gradient`   [[X_H^T r]] over h's matched rows, plus its unmatched rows' part,
+                                            computed in the clear at h from its own rows only;
+   aggregator -> arbiter -> aggregator     the hospitals' total, masked (`vfl.guest_total`);
+   aggregator -> h  `vfl.guest_step`       the total EHR gradient, the same for every hospital.
+
+What each party learns, per iteration: the arbiter, the joint logit of every matched training row (slot by slot,
+without any link id or feature, but it can follow one slot across iterations); the aggregator, the hospitals'
+total EHR-block gradient (as a FedAvg server learns the sum of updates); the vendor, its own block's gradient;
+each hospital, the total EHR-block gradient. No vendor feature value, partial logit, residual or label crosses in
+the clear. Over many iterations the gradients the vendor and the aggregator see are linear in the residuals, the
+leakage every gradient-sharing protocol has (docs/vfl.md). Under `protection: none` (Plain) the same steps run
+in the clear with no arbiter: the hospital reads the vendor's partial logits and the vendor the residuals.
+
+The step size is 1/L with L = 0.25 (Σ_h λ_max(X_h^T X_h) + λ_max(X_V^T X_V)) / N + l2, a bound on the loss's
+curvature each party computes on its own block (Cauchy-Schwarz across blocks, Weyl across hospitals); with l2 > 0
+the momentum is Nesterov's for a μ = l2 strongly convex function, which needs nothing more to be shared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from workbench.crypto import ckks
+from workbench.ledger import Protection
+from workbench.parties import COORDINATOR
+from workbench.vfl.cipher import PARAMS, Cipher, Encrypted, Plain, from_bytes, to_bytes
+
+if TYPE_CHECKING:
+    import numpy as np
+
+EXCLUDED_LOGIT = -1000.0
+"""A test row's logit as the arbiter receives it: its sigmoid is 0 in float64, so its residual is 0."""
+
+
+class Wire:
+    """Sends through the ledger: `ctx.send` in a step, a recorder in a unit test."""
+
+    def __init__(self, send: Callable[..., bytes]) -> None:
+        self.send = send
+
+
+@dataclass(frozen=True)
+class GuestRows:
+    """A hospital's standardized EHR rows with a last column of ones, in the order the protocol needs them."""
+
+    matched: np.ndarray
+    """Rows of patients the vendor also holds, in link-id order (the vendor's order)."""
+    matched_labels: np.ndarray
+    matched_train: np.ndarray
+    """Boolean: whether each matched row is a training row."""
+    unmatched: np.ndarray
+    """Training rows of patients the vendor does not hold."""
+    unmatched_labels: np.ndarray
+
+    @property
+    def train_rows(self) -> int:
+        return int(self.matched_train.sum()) + len(self.unmatched_labels)
+
+
+@dataclass
+class Trained:
+    """Where training ended: the EHR block (the intercept last) every hospital holds, and the vendor's block."""
+
+    guest_weights: np.ndarray
+    host_weights: np.ndarray
+    iterations: int
+    gradient_norm: float
+    step_size: float
+    history: list[float] = field(default_factory=list)
+    """Gradient norm at each iteration, as the coordinator was told it."""
+
+
+@dataclass(frozen=True)
+class Parties:
+    hospitals: tuple[str, ...]
+    vendor: str
+    aggregator: str
+    arbiter: str | None
+    """The key holder under CKKS; None in the clear."""
+
+
+def alignment_digest(link_ids: np.ndarray) -> str:
+    """What a hospital and the vendor compare before training: the same link ids, in the same order, on both sides."""
+    import numpy as np
+
+    return hashlib.sha256(np.asarray(link_ids, dtype=np.int64).tobytes()).hexdigest()
+
+
+def train(
+    wire: Wire,
+    parties: Parties,
+    guests: Mapping[str, GuestRows],
+    host_blocks: Mapping[str, np.ndarray],
+    *,
+    l2: float,
+    iterations: int,
+    tolerance: float,
+    on_iteration: Callable[[int, float], None] = lambda iteration, norm: None,
+) -> Trained:
+    """Run the protocol; `host_blocks` are the vendor's standardized rows aligned with each hospital's `matched`."""
+    import numpy as np
+
+    for hospital in parties.hospitals:
+        if len(host_blocks[hospital]) != len(guests[hospital].matched):
+            raise ValueError(f"{parties.vendor} holds {len(host_blocks[hospital])} rows aligned with {hospital}, which matched {len(guests[hospital].matched)}")
+    ciphers = _ciphers(wire, parties)
+    total_rows = _total_rows(wire, parties, guests)
+    step = 1.0 / _curvature_bound(wire, parties, guests, host_blocks, total_rows, l2)
+    momentum = _momentum(step, l2)
+    guest_dims, host_dims = next(iter(guests.values())).matched.shape[1], next(iter(host_blocks.values())).shape[1]
+    guest_w, host_w = np.zeros(guest_dims), np.zeros(host_dims)
+    guest_prev, host_prev = guest_w.copy(), host_w.copy()
+    result = Trained(guest_w, host_w, 0, math.inf, step)
+    for iteration in range(1, iterations + 1):
+        beta = momentum(iteration)
+        guest_y, host_y = guest_w + beta * (guest_w - guest_prev), host_w + beta * (host_w - host_prev)
+        guest_grad, host_grad = _gradients(wire, parties, ciphers, guests, host_blocks, guest_y, host_y, total_rows)
+        guest_grad[:-1] += l2 * guest_y[:-1]
+        host_grad += l2 * host_y
+        guest_prev, host_prev = guest_w, host_w
+        guest_w, host_w = guest_y - step * guest_grad, host_y - step * host_grad
+        norm = _report_norm(wire, parties, guest_grad, host_grad)
+        result = Trained(guest_w, host_w, iteration, norm, step, [*result.history, norm])
+        on_iteration(iteration, norm)
+        if norm <= tolerance:
+            break
+    return result
+
+
+def _ciphers(wire: Wire, parties: Parties) -> dict[str, Cipher]:
+    """Each party's view of the vectors: the arbiter makes the key pair and sends the public half to every other party."""
+    others = [*parties.hospitals, parties.vendor, parties.aggregator]
+    if parties.arbiter is None:
+        return {party: Plain() for party in others}
+    secret = ckks.secret_context(PARAMS)
+    public = ckks.context_bytes(secret, secret=False)
+    views: dict[str, Cipher] = {parties.arbiter: Encrypted(secret)}
+    for party in others:
+        views[party] = Encrypted(ckks.load_context(wire.send(parties.arbiter, party, "vfl.public_key", public, Protection.NONE)))
+    return views
+
+
+def _total_rows(wire: Wire, parties: Parties, guests: Mapping[str, GuestRows]) -> int:
+    """N, the training rows of every hospital: the gradient is a mean over them (each hospital's count to the aggregator)."""
+    counts = [
+        int(from_bytes(wire.send(h, parties.aggregator, "vfl.train_rows", to_bytes([guests[h].train_rows]), Protection.NONE))[0]) for h in parties.hospitals
+    ]
+    total = sum(counts)
+    for hospital in parties.hospitals:
+        wire.send(parties.aggregator, hospital, "vfl.train_rows", to_bytes([total]), Protection.NONE)
+    wire.send(parties.aggregator, parties.vendor, "vfl.train_rows", to_bytes([total]), Protection.NONE)
+    return total
+
+
+def _curvature_bound(wire: Wire, parties: Parties, guests: Mapping[str, GuestRows], host_blocks: Mapping[str, np.ndarray], total_rows: int, l2: float) -> float:
+    import numpy as np
+
+    def largest_eigenvalue(rows: np.ndarray) -> float:
+        return float(np.linalg.eigvalsh(rows.T @ rows)[-1]) if len(rows) else 0.0
+
+    bounds = []
+    for hospital in parties.hospitals:
+        rows = guests[hospital]
+        own = np.vstack([rows.matched[rows.matched_train], rows.unmatched])
+        bounds.append(from_bytes(wire.send(hospital, COORDINATOR, "vfl.curvature", to_bytes([largest_eigenvalue(own)]), Protection.NONE))[0])
+    vendor_rows = np.vstack(list(host_blocks.values()))
+    bounds.append(from_bytes(wire.send(parties.vendor, COORDINATOR, "vfl.curvature", to_bytes([largest_eigenvalue(vendor_rows)]), Protection.NONE))[0])
+    bound = 0.25 * float(sum(bounds)) / total_rows + l2
+    for party in [*parties.hospitals, parties.vendor]:
+        wire.send(COORDINATOR, party, "vfl.step_size", to_bytes([1.0 / bound]), Protection.NONE)
+    return bound
+
+
+def _momentum(step: float, l2: float) -> Callable[[int], float]:
+    """Nesterov's constant momentum for a μ-strongly convex loss (μ = l2); FISTA's schedule when there is no l2."""
+    if l2 > 0:
+        root = math.sqrt(1.0 / (step * l2))
+        constant = (root - 1.0) / (root + 1.0)
+        return lambda iteration: constant if iteration > 1 else 0.0
+    return lambda iteration: (iteration - 2) / (iteration + 1) if iteration > 1 else 0.0
+
+
+def _gradients(
+    wire: Wire,
+    parties: Parties,
+    ciphers: Mapping[str, Cipher],
+    guests: Mapping[str, GuestRows],
+    host_blocks: Mapping[str, np.ndarray],
+    guest_w: np.ndarray,
+    host_w: np.ndarray,
+    total_rows: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The loss gradient (without the penalty) at (guest_w, host_w), each block computed where its weights are."""
+    import numpy as np
+
+    vendor, aggregator = parties.vendor, parties.aggregator
+    residuals_at_vendor, guest_parts = {}, []
+    for hospital in parties.hospitals:
+        rows, at_h = guests[hospital], ciphers[hospital]
+        sent = at_h.protection
+        partial = wire.send(vendor, hospital, "vfl.partial_logits", ciphers[vendor].encrypt(host_blocks[hospital] @ host_w), sent, row_level=True)
+        own = rows.matched @ guest_w
+        if parties.arbiter is None:
+            probability = _sigmoid(at_h.decrypt(partial, len(own)) + own)
+            residual = at_h.encrypt(np.where(rows.matched_train, probability - rows.matched_labels, 0.0))
+        else:
+            logits = at_h.add_plain(partial, np.where(rows.matched_train, own, EXCLUDED_LOGIT))
+            received = wire.send(hospital, parties.arbiter, "vfl.logits", logits, sent, row_level=True)
+            at_arbiter = ciphers[parties.arbiter]
+            probabilities = at_arbiter.encrypt(_sigmoid(at_arbiter.decrypt(received, len(own))))
+            probability_vector = wire.send(parties.arbiter, hospital, "vfl.probabilities", probabilities, sent, row_level=True)
+            residual = at_h.add_plain(probability_vector, -np.where(rows.matched_train, rows.matched_labels, 0.0))
+        residuals_at_vendor[hospital] = wire.send(hospital, vendor, "vfl.residuals", residual, sent, row_level=True)
+        unmatched_residual = _sigmoid(rows.unmatched @ guest_w) - rows.unmatched_labels
+        guest_part = at_h.inner(residual, rows.matched, rows.unmatched.T @ unmatched_residual)
+        guest_parts.append(wire.send(hospital, aggregator, "vfl.guest_gradient", guest_part, sent))
+    at_vendor = ciphers[vendor]
+    host_parts = [at_vendor.inner(residuals_at_vendor[h], host_blocks[h], np.zeros(len(host_w))) for h in parties.hospitals]
+    host_grad = _open_masked(wire, parties, ciphers, vendor, host_parts, len(host_w), "vfl.host_gradient")
+    guest_grad = _open_masked(wire, parties, ciphers, aggregator, guest_parts, len(guest_w), "vfl.guest_total")
+    for hospital in parties.hospitals:
+        wire.send(aggregator, hospital, "vfl.guest_step", to_bytes(guest_grad), Protection.NONE)
+    return guest_grad / total_rows, host_grad / total_rows
+
+
+def _open_masked(wire: Wire, parties: Parties, ciphers: Mapping[str, Cipher], owner: str, parts: list[bytes], columns: int, kind: str) -> np.ndarray:
+    """The sum of per-column `parts` the `owner` holds encrypted, opened through the arbiter under the owner's mask (or
+    read, in the clear)."""
+    at_owner = ciphers[owner]
+    masked, mask = at_owner.masked_sum(parts)
+    if not isinstance(at_owner, Encrypted) or parties.arbiter is None:
+        return at_owner.decrypt(masked, columns)
+    received = wire.send(owner, parties.arbiter, kind, masked, Protection.CKKS)
+    at_arbiter = ciphers[parties.arbiter]
+    opened = ckks.release(at_arbiter.decrypt(received, len(mask)))
+    returned = from_bytes(wire.send(parties.arbiter, owner, kind, to_bytes(opened), Protection.MASKED))
+    return at_owner.unmask(returned, mask, columns)
+
+
+def _report_norm(wire: Wire, parties: Parties, guest_grad: np.ndarray, host_grad: np.ndarray) -> float:
+    """Each block's squared gradient norm to the coordinator, which stops training at the tolerance."""
+    import numpy as np
+
+    squares = [
+        from_bytes(wire.send(parties.aggregator, COORDINATOR, "vfl.progress", to_bytes([float(guest_grad @ guest_grad)]), Protection.NONE))[0],
+        from_bytes(wire.send(parties.vendor, COORDINATOR, "vfl.progress", to_bytes([float(host_grad @ host_grad)]), Protection.NONE))[0],
+    ]
+    return float(np.sqrt(sum(squares)))
+
+
+def _sigmoid(values: np.ndarray) -> np.ndarray:
+    from scipy.special import expit
+
+    result: np.ndarray = expit(values)
+    return result
