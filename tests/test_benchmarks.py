@@ -27,6 +27,7 @@ PRINTS = {
     "psi.py": ("PSI next to a polars join", "ecdh", "labeled"),
     "small_sites.py": ("Synthetic cohort", "UCI heart sites", "trauma_center", "switzerland"),
     "synthetic.py": ("Synthetic cohort at general_hospital", "train-on-synthetic AUC", "synthesize alone", "measured pairs"),
+    "vfl.py": ("Vertical LR, one hospital", "centralized numpy", "vertical, plain", "vertical, ckks", "max |w - w plain|"),
     "secagg.py": ("Secure aggregation by masking", "server s, 1 dropout", "CKKS aggregation, custody clients", "Flagship federated part", "secagg"),
 }
 """Per benchmark, text its figures come under: titles, headers or row names."""

@@ -10,7 +10,7 @@ from scipy.special import expit
 
 from workbench.ledger import Protection
 from workbench.parties import COORDINATOR
-from workbench.vfl.protocol import GuestRows, Parties, Wire, train
+from workbench.vfl.protocol import GuestRows, Parties, train
 
 HOSPITALS = ("north", "south")
 L2 = 0.05
@@ -80,7 +80,7 @@ def test_vertical_training_equals_centralized_training_on_every_coefficient(arbi
     guests, hosts = _sites()
     recorder = Recorder()
     parties = Parties(HOSPITALS, "vendor", "aggregator", arbiter)
-    trained = train(Wire(recorder.send), parties, guests, hosts, l2=L2, iterations=200, tolerance=GRADIENT_TOLERANCE)
+    trained = train(recorder.send, parties, guests, hosts, l2=L2, iterations=200, tolerance=GRADIENT_TOLERANCE)
     guest_w, host_w = _centralized(guests, hosts)
     assert trained.iterations < 200, f"stopped at the iteration cap with gradient norm {trained.gradient_norm:.2e}"
     np.testing.assert_allclose(trained.guest_weights, guest_w, atol=COEFFICIENT_TOLERANCE, rtol=0)
@@ -90,14 +90,14 @@ def test_vertical_training_equals_centralized_training_on_every_coefficient(arbi
 def test_under_ckks_nothing_row_level_crosses_in_the_clear_and_the_vendor_never_sends_a_hospital_a_readable_vector() -> None:
     guests, hosts = _sites()
     recorder = Recorder()
-    train(Wire(recorder.send), Parties(HOSPITALS, "vendor", "aggregator", "keyholder"), guests, hosts, l2=L2, iterations=5, tolerance=GRADIENT_TOLERANCE)
+    train(recorder.send, Parties(HOSPITALS, "vendor", "aggregator", "keyholder"), guests, hosts, l2=L2, iterations=5, tolerance=GRADIENT_TOLERANCE)
     row_level = [m for m in recorder.sent if m.row_level]
     assert {m.kind for m in row_level} == {"vfl.partial_logits", "vfl.logits", "vfl.probabilities", "vfl.residuals"}
     assert all(m.protection is Protection.CKKS for m in row_level)
     to_hospitals = {(m.kind, m.protection) for m in recorder.sent if m.sender == "vendor" and m.receiver in HOSPITALS}
-    assert to_hospitals == {("vfl.partial_logits", Protection.CKKS)}
+    assert to_hospitals == {("vfl.layout", Protection.NONE), ("vfl.partial_logits", Protection.CKKS)}, "the layout is two counts, the rest encrypted"
     clear = [m for m in recorder.sent if m.protection is Protection.NONE]
-    assert {m.kind for m in clear} <= {"vfl.public_key", "vfl.train_rows", "vfl.curvature", "vfl.step_size", "vfl.guest_step", "vfl.progress"}
+    assert {m.kind for m in clear} <= {"vfl.public_key", "vfl.layout", "vfl.train_rows", "vfl.curvature", "vfl.step_size", "vfl.guest_step", "vfl.progress"}
     # what the arbiter opens of the gradients is masked: the vendor's own gradient never reaches it in the clear
     opened = [np.load(__import__("io").BytesIO(m.payload)) for m in recorder.sent if m.kind == "vfl.host_gradient" and m.protection is Protection.MASKED]
     assert opened and all(np.abs(values).max() > 1e6 for values in opened)
@@ -106,7 +106,7 @@ def test_under_ckks_nothing_row_level_crosses_in_the_clear_and_the_vendor_never_
 def test_in_the_clear_the_ledger_says_so() -> None:
     guests, hosts = _sites()
     recorder = Recorder()
-    train(Wire(recorder.send), Parties(HOSPITALS, "vendor", "aggregator", None), guests, hosts, l2=L2, iterations=3, tolerance=GRADIENT_TOLERANCE)
+    train(recorder.send, Parties(HOSPITALS, "vendor", "aggregator", None), guests, hosts, l2=L2, iterations=3, tolerance=GRADIENT_TOLERANCE)
     readable = {(m.sender, m.kind) for m in recorder.sent if m.row_level and m.protection is Protection.NONE}
     assert ("vendor", "vfl.partial_logits") in readable and ("north", "vfl.residuals") in readable
     assert not [m for m in recorder.sent if m.receiver == COORDINATOR and m.row_level]

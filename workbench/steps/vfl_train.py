@@ -105,7 +105,7 @@ class VflTrain(Step[VflTrainParams]):
         )
 
     def run(self, ctx: StepContext) -> None:
-        from workbench.vfl.protocol import Wire, alignment_digest, train
+        from workbench.vfl.protocol import alignment_digest, train
 
         p = self.params
         parties = self._parties(ctx)
@@ -124,7 +124,7 @@ class VflTrain(Step[VflTrainParams]):
                     f"({len(host_blocks[hospital][0])} and {len(link_ids[hospital])}): run psi_link with reveal both into both tables just before"
                 )
         trained = train(
-            Wire(ctx.send),
+            ctx.send,
             parties,
             guests,
             {h: block for h, (_, block) in host_blocks.items()},
@@ -212,6 +212,7 @@ class VflTrain(Step[VflTrainParams]):
 
     def _host_blocks(self, ctx: StepContext, vendor: str, hospitals: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Hospital -> (link ids, the vendor's standardized rows linked with it, in link-id order), standardized on all of them."""
+        import numpy as np
         import polars as pl
 
         from workbench.models.standardize import Standardizer
@@ -223,8 +224,6 @@ class VflTrain(Step[VflTrainParams]):
             raise FeatureError(f"{where}: no {' or '.join(missing)} column; link it first with psi_link, reveal: both, into this table")
         parts = {h: frame.filter(pl.col(LINK_PARTY) == h).sort(LINK_ID) for h in hospitals}
         raw = {h: design_matrix(part, p.vendor_features, where) for h, part in parts.items()}
-        import numpy as np
-
         scaling = Standardizer.for_features(p.vendor_features, np.vstack(list(raw.values())))
         return {h: (parts[h].get_column(LINK_ID).to_numpy(), scaling.apply(raw[h])) for h in hospitals}
 

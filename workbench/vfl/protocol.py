@@ -17,7 +17,8 @@ iteration, under `protection: ckks` (Encrypted), at every hospital h:
 2. h -> arbiter     `vfl.logits`           [[u_V + u_H]] for h's matched training rows; its test rows are set to
                                             EXCLUDED_LOGIT, whose sigmoid is 0, so they add nothing to any gradient
                                             and the arbiter sees no logit of a test row.
-3. arbiter -> h     `vfl.probabilities`    [[sigmoid(z)]], encrypted again.
+3. arbiter -> h     `vfl.probabilities`    [[sigmoid(z)]], encrypted again, once per block of the slot layout
+                                            (`cipher.Layout`) so that one product serves several columns.
 4. h -> vendor      `vfl.residuals`        [[p - y]]: h's labels subtracted under encryption.
 5. vendor -> arbiter -> vendor             the vendor's gradient, as masked slot sums (`vfl.host_gradient`).
 6. h -> aggregator  `vfl.guest_gradient`   [[X_H^T r]] over h's matched rows, plus its unmatched rows' part,
@@ -43,13 +44,13 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from workbench.crypto import ckks
 from workbench.ledger import Protection
 from workbench.parties import COORDINATOR
-from workbench.vfl.cipher import PARAMS, Cipher, Encrypted, Plain, from_bytes, to_bytes
+from workbench.vfl.cipher import PARAMS, Cipher, Encrypted, Layout, Plain, from_bytes, to_bytes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -58,11 +59,10 @@ EXCLUDED_LOGIT = -1000.0
 """A test row's logit as the arbiter receives it: its sigmoid is 0 in float64, so its residual is 0."""
 
 
-class Wire:
-    """Sends through the ledger: `ctx.send` in a step, a recorder in a unit test."""
+class Send(Protocol):
+    """How the protocol moves bytes: `StepContext.send` in a step (the ledger records them), a recorder in a test."""
 
-    def __init__(self, send: Callable[..., bytes]) -> None:
-        self.send = send
+    def __call__(self, sender: str, receiver: str, kind: str, payload: bytes, protection: Protection, *, row_level: bool = False) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,6 @@ class Trained:
     iterations: int
     gradient_norm: float
     step_size: float
-    history: list[float] = field(default_factory=list)
-    """Gradient norm at each iteration, as the coordinator was told it."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +111,7 @@ def alignment_digest(link_ids: np.ndarray) -> str:
 
 
 def train(
-    wire: Wire,
+    send: Send,
     parties: Parties,
     guests: Mapping[str, GuestRows],
     host_blocks: Mapping[str, np.ndarray],
@@ -129,9 +127,9 @@ def train(
     for hospital in parties.hospitals:
         if len(host_blocks[hospital]) != len(guests[hospital].matched):
             raise ValueError(f"{parties.vendor} holds {len(host_blocks[hospital])} rows aligned with {hospital}, which matched {len(guests[hospital].matched)}")
-    ciphers = _ciphers(wire, parties)
-    total_rows = _total_rows(wire, parties, guests)
-    step = 1.0 / _curvature_bound(wire, parties, guests, host_blocks, total_rows, l2)
+    total_rows = _total_rows(send, parties, guests)
+    ciphers = _ciphers(send, parties, guests, host_blocks)
+    step = _step_size(send, parties, guests, host_blocks, total_rows, l2)
     momentum = _momentum(step, l2)
     guest_dims, host_dims = next(iter(guests.values())).matched.shape[1], next(iter(host_blocks.values())).shape[1]
     guest_w, host_w = np.zeros(guest_dims), np.zeros(host_dims)
@@ -140,45 +138,56 @@ def train(
     for iteration in range(1, iterations + 1):
         beta = momentum(iteration)
         guest_y, host_y = guest_w + beta * (guest_w - guest_prev), host_w + beta * (host_w - host_prev)
-        guest_grad, host_grad = _gradients(wire, parties, ciphers, guests, host_blocks, guest_y, host_y, total_rows)
+        guest_grad, host_grad = _gradients(send, parties, ciphers, guests, host_blocks, guest_y, host_y, total_rows)
         guest_grad[:-1] += l2 * guest_y[:-1]
         host_grad += l2 * host_y
         guest_prev, host_prev = guest_w, host_w
         guest_w, host_w = guest_y - step * guest_grad, host_y - step * host_grad
-        norm = _report_norm(wire, parties, guest_grad, host_grad)
-        result = Trained(guest_w, host_w, iteration, norm, step, [*result.history, norm])
+        norm = _report_norm(send, parties, guest_grad, host_grad)
+        result = Trained(guest_w, host_w, iteration, norm, step)
         on_iteration(iteration, norm)
         if norm <= tolerance:
             break
     return result
 
 
-def _ciphers(wire: Wire, parties: Parties) -> dict[str, Cipher]:
+def _ciphers(send: Send, parties: Parties, guests: Mapping[str, GuestRows], host_blocks: Mapping[str, np.ndarray]) -> dict[str, Cipher]:
     """Each party's view of the vectors: the arbiter makes the key pair and sends the public half to every other party."""
     others = [*parties.hospitals, parties.vendor, parties.aggregator]
     if parties.arbiter is None:
         return {party: Plain() for party in others}
+    layout = _layout(send, parties, guests, host_blocks, parties.arbiter)
     secret = ckks.secret_context(PARAMS)
     public = ckks.context_bytes(secret, secret=False)
-    views: dict[str, Cipher] = {parties.arbiter: Encrypted(secret)}
+    views: dict[str, Cipher] = {parties.arbiter: Encrypted(secret, layout)}
     for party in others:
-        views[party] = Encrypted(ckks.load_context(wire.send(parties.arbiter, party, "vfl.public_key", public, Protection.NONE)))
+        views[party] = Encrypted(ckks.load_context(send(parties.arbiter, party, "vfl.public_key", public, Protection.NONE)), layout)
     return views
 
 
-def _total_rows(wire: Wire, parties: Parties, guests: Mapping[str, GuestRows]) -> int:
-    """N, the training rows of every hospital: the gradient is a mean over them (each hospital's count to the aggregator)."""
-    counts = [
-        int(from_bytes(wire.send(h, parties.aggregator, "vfl.train_rows", to_bytes([guests[h].train_rows]), Protection.NONE))[0]) for h in parties.hospitals
+def _layout(send: Send, parties: Parties, guests: Mapping[str, GuestRows], host_blocks: Mapping[str, np.ndarray], arbiter: str) -> Layout:
+    """The slot layout every party uses, from the vendor, which knows how many rows it aligned with each hospital."""
+    longest = max(len(block) for block in host_blocks.values())
+    widest = max(next(iter(guests.values())).matched.shape[1], next(iter(host_blocks.values())).shape[1])
+    layout = Layout.for_rows(longest, widest)
+    received = [
+        from_bytes(send(parties.vendor, party, "vfl.layout", to_bytes([layout.block, layout.copies]), Protection.NONE))
+        for party in [*parties.hospitals, parties.aggregator, arbiter]
     ]
+    return Layout(int(received[0][0]), int(received[0][1]))  # the same at every party
+
+
+def _total_rows(send: Send, parties: Parties, guests: Mapping[str, GuestRows]) -> int:
+    """N, the training rows of every hospital: the gradient is a mean over them (each hospital's count to the aggregator)."""
+    counts = [int(from_bytes(send(h, parties.aggregator, "vfl.train_rows", to_bytes([guests[h].train_rows]), Protection.NONE))[0]) for h in parties.hospitals]
     total = sum(counts)
     for hospital in parties.hospitals:
-        wire.send(parties.aggregator, hospital, "vfl.train_rows", to_bytes([total]), Protection.NONE)
-    wire.send(parties.aggregator, parties.vendor, "vfl.train_rows", to_bytes([total]), Protection.NONE)
+        send(parties.aggregator, hospital, "vfl.train_rows", to_bytes([total]), Protection.NONE)
+    send(parties.aggregator, parties.vendor, "vfl.train_rows", to_bytes([total]), Protection.NONE)
     return total
 
 
-def _curvature_bound(wire: Wire, parties: Parties, guests: Mapping[str, GuestRows], host_blocks: Mapping[str, np.ndarray], total_rows: int, l2: float) -> float:
+def _step_size(send: Send, parties: Parties, guests: Mapping[str, GuestRows], host_blocks: Mapping[str, np.ndarray], total_rows: int, l2: float) -> float:
     import numpy as np
 
     def largest_eigenvalue(rows: np.ndarray) -> float:
@@ -188,13 +197,12 @@ def _curvature_bound(wire: Wire, parties: Parties, guests: Mapping[str, GuestRow
     for hospital in parties.hospitals:
         rows = guests[hospital]
         own = np.vstack([rows.matched[rows.matched_train], rows.unmatched])
-        bounds.append(from_bytes(wire.send(hospital, COORDINATOR, "vfl.curvature", to_bytes([largest_eigenvalue(own)]), Protection.NONE))[0])
+        bounds.append(from_bytes(send(hospital, COORDINATOR, "vfl.curvature", to_bytes([largest_eigenvalue(own)]), Protection.NONE))[0])
     vendor_rows = np.vstack(list(host_blocks.values()))
-    bounds.append(from_bytes(wire.send(parties.vendor, COORDINATOR, "vfl.curvature", to_bytes([largest_eigenvalue(vendor_rows)]), Protection.NONE))[0])
-    bound = 0.25 * float(sum(bounds)) / total_rows + l2
-    for party in [*parties.hospitals, parties.vendor]:
-        wire.send(COORDINATOR, party, "vfl.step_size", to_bytes([1.0 / bound]), Protection.NONE)
-    return bound
+    bounds.append(from_bytes(send(parties.vendor, COORDINATOR, "vfl.curvature", to_bytes([largest_eigenvalue(vendor_rows)]), Protection.NONE))[0])
+    step = 1.0 / (0.25 * float(sum(bounds)) / total_rows + l2)
+    received = [from_bytes(send(COORDINATOR, party, "vfl.step_size", to_bytes([step]), Protection.NONE))[0] for party in [*parties.hospitals, parties.vendor]]
+    return float(received[0])  # the same value at every party: the one each steps with
 
 
 def _momentum(step: float, l2: float) -> Callable[[int], float]:
@@ -207,7 +215,7 @@ def _momentum(step: float, l2: float) -> Callable[[int], float]:
 
 
 def _gradients(
-    wire: Wire,
+    send: Send,
     parties: Parties,
     ciphers: Mapping[str, Cipher],
     guests: Mapping[str, GuestRows],
@@ -224,52 +232,52 @@ def _gradients(
     for hospital in parties.hospitals:
         rows, at_h = guests[hospital], ciphers[hospital]
         sent = at_h.protection
-        partial = wire.send(vendor, hospital, "vfl.partial_logits", ciphers[vendor].encrypt(host_blocks[hospital] @ host_w), sent, row_level=True)
+        partial = send(vendor, hospital, "vfl.partial_logits", ciphers[vendor].encrypt(host_blocks[hospital] @ host_w), sent, row_level=True)
         own = rows.matched @ guest_w
         if parties.arbiter is None:
             probability = _sigmoid(at_h.decrypt(partial, len(own)) + own)
             residual = at_h.encrypt(np.where(rows.matched_train, probability - rows.matched_labels, 0.0))
         else:
             logits = at_h.add_plain(partial, np.where(rows.matched_train, own, EXCLUDED_LOGIT))
-            received = wire.send(hospital, parties.arbiter, "vfl.logits", logits, sent, row_level=True)
+            received = send(hospital, parties.arbiter, "vfl.logits", logits, sent, row_level=True)
             at_arbiter = ciphers[parties.arbiter]
-            probabilities = at_arbiter.encrypt(_sigmoid(at_arbiter.decrypt(received, len(own))))
-            probability_vector = wire.send(parties.arbiter, hospital, "vfl.probabilities", probabilities, sent, row_level=True)
-            residual = at_h.add_plain(probability_vector, -np.where(rows.matched_train, rows.matched_labels, 0.0))
-        residuals_at_vendor[hospital] = wire.send(hospital, vendor, "vfl.residuals", residual, sent, row_level=True)
+            probabilities = at_arbiter.encrypt(at_arbiter.replicate(_sigmoid(at_arbiter.decrypt(received, len(own)))))
+            probability_vector = send(parties.arbiter, hospital, "vfl.probabilities", probabilities, sent, row_level=True)
+            residual = at_h.add_plain(probability_vector, -at_h.replicate(np.where(rows.matched_train, rows.matched_labels, 0.0)))
+        residuals_at_vendor[hospital] = send(hospital, vendor, "vfl.residuals", residual, sent, row_level=True)
         unmatched_residual = _sigmoid(rows.unmatched @ guest_w) - rows.unmatched_labels
         guest_part = at_h.inner(residual, rows.matched, rows.unmatched.T @ unmatched_residual)
-        guest_parts.append(wire.send(hospital, aggregator, "vfl.guest_gradient", guest_part, sent))
+        guest_parts.append(send(hospital, aggregator, "vfl.guest_gradient", guest_part, sent))
     at_vendor = ciphers[vendor]
     host_parts = [at_vendor.inner(residuals_at_vendor[h], host_blocks[h], np.zeros(len(host_w))) for h in parties.hospitals]
-    host_grad = _open_masked(wire, parties, ciphers, vendor, host_parts, len(host_w), "vfl.host_gradient")
-    guest_grad = _open_masked(wire, parties, ciphers, aggregator, guest_parts, len(guest_w), "vfl.guest_total")
+    host_grad = _open_masked(send, parties, ciphers, vendor, host_parts, len(host_w), "vfl.host_gradient")
+    guest_grad = _open_masked(send, parties, ciphers, aggregator, guest_parts, len(guest_w), "vfl.guest_total")
     for hospital in parties.hospitals:
-        wire.send(aggregator, hospital, "vfl.guest_step", to_bytes(guest_grad), Protection.NONE)
+        send(aggregator, hospital, "vfl.guest_step", to_bytes(guest_grad), Protection.NONE)
     return guest_grad / total_rows, host_grad / total_rows
 
 
-def _open_masked(wire: Wire, parties: Parties, ciphers: Mapping[str, Cipher], owner: str, parts: list[bytes], columns: int, kind: str) -> np.ndarray:
+def _open_masked(send: Send, parties: Parties, ciphers: Mapping[str, Cipher], owner: str, parts: list[bytes], columns: int, kind: str) -> np.ndarray:
     """The sum of per-column `parts` the `owner` holds encrypted, opened through the arbiter under the owner's mask (or
     read, in the clear)."""
     at_owner = ciphers[owner]
     masked, mask = at_owner.masked_sum(parts)
     if not isinstance(at_owner, Encrypted) or parties.arbiter is None:
         return at_owner.decrypt(masked, columns)
-    received = wire.send(owner, parties.arbiter, kind, masked, Protection.CKKS)
+    received = send(owner, parties.arbiter, kind, masked, Protection.CKKS)
     at_arbiter = ciphers[parties.arbiter]
     opened = ckks.release(at_arbiter.decrypt(received, len(mask)))
-    returned = from_bytes(wire.send(parties.arbiter, owner, kind, to_bytes(opened), Protection.MASKED))
+    returned = from_bytes(send(parties.arbiter, owner, kind, to_bytes(opened), Protection.MASKED))
     return at_owner.unmask(returned, mask, columns)
 
 
-def _report_norm(wire: Wire, parties: Parties, guest_grad: np.ndarray, host_grad: np.ndarray) -> float:
+def _report_norm(send: Send, parties: Parties, guest_grad: np.ndarray, host_grad: np.ndarray) -> float:
     """Each block's squared gradient norm to the coordinator, which stops training at the tolerance."""
     import numpy as np
 
     squares = [
-        from_bytes(wire.send(parties.aggregator, COORDINATOR, "vfl.progress", to_bytes([float(guest_grad @ guest_grad)]), Protection.NONE))[0],
-        from_bytes(wire.send(parties.vendor, COORDINATOR, "vfl.progress", to_bytes([float(host_grad @ host_grad)]), Protection.NONE))[0],
+        from_bytes(send(parties.aggregator, COORDINATOR, "vfl.progress", to_bytes([float(guest_grad @ guest_grad)]), Protection.NONE))[0],
+        from_bytes(send(parties.vendor, COORDINATOR, "vfl.progress", to_bytes([float(host_grad @ host_grad)]), Protection.NONE))[0],
     ]
     return float(np.sqrt(sum(squares)))
 
