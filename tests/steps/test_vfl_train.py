@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 
 from workbench.ledger import Message, Protection
+from workbench.models.features import FeatureError, TableRef
 from workbench.recipe import RecipeError, load_recipe, parse_recipe
 from workbench.runner import RunResult, run_recipe
+from workbench.vfl.model import VerticalModel
 
 ROOT = Path(__file__).resolve().parents[2]
 VITALS = ("resting_hr", "daily_steps", "sleep_hours", "spo2")
@@ -28,8 +31,11 @@ def small_vertical(protection: str, iterations: int = 500) -> str:
         ],
     )
     vfl = next(step for step in raw["steps"] if step["kind"] == "vfl_train")
-    vfl["params"].update(protection=protection, iterations=iterations)
-    raw["steps"] = [step for step in raw["steps"] if step["kind"] != "vfl_train"] + [{**vfl, "name": "vfl"}]
+    vfl["params"].update(protection=protection, iterations=iterations, save_as="vertical")
+    evaluate = next(step for step in raw["steps"] if step["kind"] == "evaluate")
+    evaluate["params"].update(table="aligned", models=["local", "vertical"], baseline="local")
+    vertical_chain = [step for step in raw["steps"] if step["kind"] in ("split", "local_train") or step.get("name") == "link"]
+    raw["steps"] = [*vertical_chain, {**vfl, "name": "vfl"}, evaluate]
     return yaml.safe_dump(raw, sort_keys=False)
 
 
@@ -52,9 +58,26 @@ def test_training_runs_to_its_end_and_each_block_stays_where_it_was_trained(run:
     else:
         assert trained["iterations"] == CKKS_ITERATIONS
     for hospital in HOSPITALS:
-        assert run.stores[hospital].has("vfl/vfl/ehr_block") and not run.stores[hospital].has("vfl/vfl/vendor_block")
+        kept = run.stores[hospital].get("model/vertical")
+        assert isinstance(kept, VerticalModel) and not run.stores[hospital].has("vfl/vfl/vendor_block")
         assert run.metrics["steps"]["vfl"][hospital]["matched_rows"] > 0
     assert run.stores["vendor"].has("vfl/vfl/vendor_block")
+
+
+def test_each_hospital_scores_the_vertical_model_on_its_held_out_patients(run: tuple[str, RunResult]) -> None:
+    """evaluate reads the joint scores kept by record id, the EHR block scoring the patients the vendor does not hold."""
+    _, run = run
+    for hospital in HOSPITALS:
+        kept = run.stores[hospital].get("model/vertical")
+        test = run.stores[hospital].table("aligned").filter(pl.col("is_test"))
+        matched = test.filter(pl.col("link_id").is_not_null())
+        assert set(kept.held_out_logits) == {str(i) for i in matched.get_column("patient_id")}, "every held-out matched patient, and only they"
+        scores = run.metrics["steps"]["evaluate"][hospital]
+        assert scores["vertical"]["n"] == test.height and 0.0 <= scores["vertical"]["auc"] <= 1.0
+    general = run.stores["general_hospital"]
+    training = general.table("aligned").filter(~pl.col("is_test") & pl.col("link_id").is_not_null())
+    with pytest.raises(FeatureError, match=r"party 'general_hospital', table 'aligned': \d+ rows \(first patient_id .*\) were training rows of vfl"):
+        general.get("model/vertical").predict_rows(training, TableRef("general_hospital", "aligned"))
 
 
 def test_no_vital_sign_reaches_a_hospital_store(run: tuple[str, RunResult]) -> None:
@@ -68,10 +91,11 @@ def test_every_row_level_message_is_encrypted_under_ckks_and_marked_readable_in_
     protection, run = run
     row_level = [m for m in _vfl_messages(run) if m.row_level]
     assert {m.kind for m in row_level} >= {"vfl.partial_logits", "vfl.residuals"}
-    expected = Protection.CKKS if protection == "ckks" else Protection.NONE
-    assert {m.protection for m in row_level} == {expected}
+    expected = {Protection.CKKS, Protection.MASKED} if protection == "ckks" else {Protection.NONE}
+    assert {m.protection for m in row_level} == expected, "under CKKS the held-out scores come back masked for the hospital alone"
     from_vendor = {m.kind for m in _vfl_messages(run) if m.sender == "vendor" and m.receiver in HOSPITALS}
-    assert from_vendor == {"vfl.partial_logits"} | ({"vfl.layout"} if protection == "ckks" else set()), "two counts beside the encrypted vector"
+    expected_kinds = {"vfl.partial_logits", "vfl.score_partials"} | ({"vfl.layout"} if protection == "ckks" else set())
+    assert from_vendor == expected_kinds, "two counts beside the encrypted vectors"
 
 
 def test_a_table_not_linked_with_reveal_both_is_refused_naming_the_column() -> None:

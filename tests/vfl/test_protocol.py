@@ -85,6 +85,10 @@ def test_vertical_training_equals_centralized_training_on_every_coefficient(arbi
     assert trained.iterations < 200, f"stopped at the iteration cap with gradient norm {trained.gradient_norm:.2e}"
     np.testing.assert_allclose(trained.guest_weights, guest_w, atol=COEFFICIENT_TOLERANCE, rtol=0)
     np.testing.assert_allclose(trained.host_weights, host_w, atol=COEFFICIENT_TOLERANCE, rtol=0)
+    for hospital, rows in guests.items():  # each hospital's held-out patients, scored by the final model (both blocks)
+        held_out = ~rows.matched_train
+        expected = rows.matched[held_out] @ trained.guest_weights + hosts[hospital][held_out] @ trained.host_weights
+        np.testing.assert_allclose(trained.held_out_logits[hospital], expected, atol=1e-5, rtol=0)
 
 
 def test_under_ckks_nothing_row_level_crosses_in_the_clear_and_the_vendor_never_sends_a_hospital_a_readable_vector() -> None:
@@ -92,10 +96,15 @@ def test_under_ckks_nothing_row_level_crosses_in_the_clear_and_the_vendor_never_
     recorder = Recorder()
     train(recorder.send, Parties(HOSPITALS, "vendor", "aggregator", "keyholder"), guests, hosts, l2=L2, iterations=5, tolerance=GRADIENT_TOLERANCE)
     row_level = [m for m in recorder.sent if m.row_level]
-    assert {m.kind for m in row_level} == {"vfl.partial_logits", "vfl.logits", "vfl.probabilities", "vfl.residuals"}
-    assert all(m.protection is Protection.CKKS for m in row_level)
+    assert {m.kind for m in row_level} == {"vfl.partial_logits", "vfl.logits", "vfl.probabilities", "vfl.residuals", "vfl.score_partials", "vfl.score_logits"}
+    assert {m.protection for m in row_level} == {Protection.CKKS, Protection.MASKED}
+    masked = [np.load(__import__("io").BytesIO(m.payload)) for m in row_level if m.protection is Protection.MASKED]
+    assert masked and all(m.kind == "vfl.score_logits" and m.receiver in HOSPITALS for m in row_level if m.protection is Protection.MASKED)
+    assert all(np.median(np.abs(values)) > 1e6 for values in masked), "the arbiter opens the held-out scores only under the hospital's mask"
     to_hospitals = {(m.kind, m.protection) for m in recorder.sent if m.sender == "vendor" and m.receiver in HOSPITALS}
-    assert to_hospitals == {("vfl.layout", Protection.NONE), ("vfl.partial_logits", Protection.CKKS)}, "the layout is two counts, the rest encrypted"
+    assert to_hospitals == {("vfl.layout", Protection.NONE), ("vfl.partial_logits", Protection.CKKS), ("vfl.score_partials", Protection.CKKS)}, (
+        "the layout is two counts, the rest encrypted"
+    )
     clear = [m for m in recorder.sent if m.protection is Protection.NONE]
     assert {m.kind for m in clear} <= {"vfl.public_key", "vfl.layout", "vfl.train_rows", "vfl.curvature", "vfl.step_size", "vfl.guest_step", "vfl.progress"}
     # what the arbiter opens of the gradients is masked: the vendor's own gradient never reaches it in the clear

@@ -17,7 +17,9 @@ from workbench.models.features import FeatureSpec
 
 if TYPE_CHECKING:  # numpy, scipy and the families load where they are used: `workbench validate` reads ModelSpec only
     import numpy as np
+    import polars as pl
 
+    from workbench.models.features import TableRef
     from workbench.models.standardize import Standardizer
 
 
@@ -36,6 +38,12 @@ class Family(Protocol):
 
     def predict_proba(self, params: np.ndarray, Z: np.ndarray) -> np.ndarray: ...
     def param_names(self, inputs: list[str]) -> list[str]: ...
+
+
+class RowScorer(Protocol):
+    """What `evaluate` needs of a model a site holds: a probability for each row of one of the site's tables."""
+
+    def predict_rows(self, frame: pl.DataFrame, where: TableRef) -> np.ndarray: ...
 
 
 class ModelSpec(BaseModel):
@@ -63,6 +71,11 @@ class Model:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self.spec.build().predict_proba(self.params, self.standardizer.apply(X))
+
+    def predict_rows(self, frame: pl.DataFrame, where: TableRef) -> np.ndarray:
+        from workbench.models.features import design_matrix
+
+        return self.predict_proba(design_matrix(frame, self.features, where))
 
     def linear_form(self) -> tuple[np.ndarray, float]:
         """A logistic model's logit as `X @ weights + bias` on raw design-matrix rows, the standardizer folded in: a party

@@ -19,7 +19,7 @@ from workbench.contracts import Columns, Contract, Randomness, RoleNeed
 from workbench.data.splits import VALIDATION_COLUMN, split_part, validation_part
 from workbench.ledger import Protection
 from workbench.models import model_key, split_model_ref
-from workbench.models.features import FeatureError, TableRef, design_matrix, label_vector
+from workbench.models.features import FeatureError, TableRef, label_vector
 from workbench.models.thresholds import ThresholdRule
 from workbench.parties import Role
 from workbench.report.blocks import Block, Figure
@@ -27,7 +27,7 @@ from workbench.report.figures import grouped_bars
 from workbench.steps.base import ScoringParams, SiteStep, register
 
 if TYPE_CHECKING:
-    from workbench.models.model import Model
+    from workbench.models.model import RowScorer
     from workbench.models.pooled_scores import PooledLayout
 
 METRICS = ("auc", "auprc", "brier", "accuracy")
@@ -127,7 +127,7 @@ class Evaluate(SiteStep[EvaluateParams]):
         y = label_vector(test, p.label, where)
         resamples = Resamples.draw(y, ctx.rng("bootstrap", party), p.resamples)  # one draw for every model: common random numbers
         models = {ref: _model_at(ctx, ref, party) for ref in p.models}
-        probabilities = {ref: model.predict_proba(design_matrix(test, model.features, where)) for ref, model in models.items()}
+        probabilities = {ref: model.predict_rows(test, where) for ref, model in models.items()}
         thresholds = self._thresholds(frame, where, models)
         baseline = p.baseline_model()
         scores: dict[str, Any] = {}
@@ -148,14 +148,14 @@ class Evaluate(SiteStep[EvaluateParams]):
             store.put(POOLED_SUMMARY, {ref: self._layout().site_summary(y, probability, thresholds[ref]) for ref, probability in probabilities.items()})
         return scores
 
-    def _thresholds(self, frame: Any, where: TableRef, models: dict[str, Model]) -> dict[str, float]:
+    def _thresholds(self, frame: Any, where: TableRef, models: dict[str, RowScorer]) -> dict[str, float]:
         """Each model's threshold: the declared one, or the rule's choice on this site's validation rows."""
         rule = self.params.threshold_rule
         if rule is None:
             return dict.fromkeys(models, self.params.threshold)
         rows = validation_part(frame, where)
         y = label_vector(rows, self.params.label, where)
-        chosen = {ref: rule.choose(y, model.predict_proba(design_matrix(rows, model.features, where))) for ref, model in models.items()}
+        chosen = {ref: rule.choose(y, model.predict_rows(rows, where)) for ref, model in models.items()}
         undefined = [ref for ref, threshold in chosen.items() if threshold is None]
         if undefined:
             raise FeatureError(
@@ -214,14 +214,16 @@ class Evaluate(SiteStep[EvaluateParams]):
         return blocks if pooled is None else [*blocks, pooled]
 
 
-def _model_at(ctx: StepContext, ref: str, party: str) -> Model:
+def _model_at(ctx: StepContext, ref: str, party: str) -> RowScorer:
     """The model `ref` names, as `party` holds it: its own, or another site's received through the ledger."""
-    from workbench.models.model import model_bytes, model_from_bytes
+    from workbench.models.model import Model, model_bytes, model_from_bytes
 
     name, owner = split_model_ref(ref)
     if owner is None or owner == party:
-        own: Model = ctx.store(party).get(model_key(name))
+        own: RowScorer = ctx.store(party).get(model_key(name))
         return own
-    sent: Model = ctx.store(owner).get(model_key(name))
+    sent = ctx.store(owner).get(model_key(name))
+    if not isinstance(sent, Model):
+        raise FeatureError(f"model {ref!r}: {owner}'s {name} is a vertical model, which needs the vendor's block to score anyone; it cannot be sent")
     received = ctx.send(owner, party, MODEL_MESSAGE, model_bytes(sent), Protection.NONE)
     return model_from_bytes(received, sent.features, sent.spec)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, model_validator
 
 from workbench.context import StepContext
-from workbench.contracts import Columns, Contract, Randomness, RoleNeed
+from workbench.contracts import Columns, Contract, Randomness, RoleNeed, Technique
 from workbench.data.link_columns import LINK_ID, LINK_PARTY
 from workbench.data.splits import SPLIT_COLUMN, split_part
 from workbench.errors import RoleError
@@ -40,6 +40,9 @@ class VflProtection(StrEnum):
     NONE = "none"
 
 
+TITLES = {VflProtection.CKKS: "vertical training under CKKS", VflProtection.NONE: "vertical training in the clear"}
+
+
 class VflTrainParams(StepParams):
     table: str = Field("linked", description="At each hospital: its patients, with psi_link's link_id (null when unmatched), the label and the split.")
     label: str = Field(description="Binary outcome column, at the hospitals only.")
@@ -50,6 +53,10 @@ class VflTrainParams(StepParams):
     protection: VflProtection = Field(
         VflProtection.CKKS, description="ckks: every row-level vector under the key holder's CKKS key; none: in the clear, for teaching and as the baseline."
     )
+    id_column: str = Field(
+        "patient_id", description="At each hospital: its own record id, by which it keeps the joint scores of its held-out patients for evaluate."
+    )
+    save_as: str = Field("vertical", description="Name under which each hospital keeps the model (its EHR block and its held-out scores), for evaluate.")
     iterations: int = Field(500, ge=1, le=100_000, description="Most full-batch gradient steps.")
     tolerance: float = Field(
         1e-6, gt=0.0, description="Stop once the gradient's norm is at most this: within tolerance / l2 of the optimum on every coefficient."
@@ -68,6 +75,7 @@ class VflTrainParams(StepParams):
             Columns(self.table, tuple(self.features.columns()), where=("features",)),
             Columns(self.table, (self.label,), where=("label",)),
             Columns(self.table, (SPLIT_COLUMN, LINK_ID), where=("table",)),
+            Columns(self.table, (self.id_column,), where=("id_column",)),
             Columns(self.vendor_table, tuple(self.vendor_features.columns()), Role.DATA_PROVIDER, ("vendor_features",), ("vendor_table",)),
             Columns(self.vendor_table, (LINK_PARTY, LINK_ID), Role.DATA_PROVIDER, ("vendor_table",), ("vendor_table",)),
         )
@@ -89,9 +97,12 @@ class VflTrain(Step[VflTrainParams]):
         needs = [RoleNeed(Role.HOSPITAL), RoleNeed(Role.DATA_PROVIDER, 1, 1), RoleNeed(Role.AGGREGATOR, 1, 1)]
         if self.params.protection is VflProtection.CKKS:
             needs.append(RoleNeed(Role.KEY_HOLDER, 1, 1))
+        protection = Protection.CKKS if self.params.protection is VflProtection.CKKS else Protection.NONE
         return Contract(
             needs=tuple(needs),
             reads=self.params.reads(),
+            saves_models=(self.params.save_as,),
+            technique=Technique("federated training", f"vertical, {self.params.protection}", TITLES[self.params.protection], protection),
             randomness=Randomness.SEED_AND_SYSTEM if self.params.protection is VflProtection.CKKS else Randomness.NONE,
         )
 
@@ -112,9 +123,9 @@ class VflTrain(Step[VflTrainParams]):
         hospitals = list(parties.hospitals)
         frames = {h: self._linked(ctx, h) for h in hospitals}
         scaling = self._ehr_scaling(ctx, parties, frames)
-        guests, link_ids = {}, {}
+        guests, link_ids, record_ids = {}, {}, {}
         for hospital in hospitals:
-            guests[hospital], link_ids[hospital] = self._guest_rows(hospital, frames[hospital], scaling)
+            guests[hospital], link_ids[hospital], record_ids[hospital] = self._guest_rows(hospital, frames[hospital], scaling)
         host_blocks = self._host_blocks(ctx, parties.vendor, hospitals)
         for hospital in hospitals:
             digest = ctx.send(hospital, parties.vendor, "vfl.alignment", alignment_digest(link_ids[hospital]).encode(), Protection.NONE)
@@ -133,7 +144,7 @@ class VflTrain(Step[VflTrainParams]):
             tolerance=p.tolerance,
             on_iteration=lambda done, norm: ctx.progress(done, p.iterations, f"gradient {norm:.1e}"),
         )
-        self._keep(ctx, parties, trained)
+        self._keep(ctx, parties, trained, scaling, guests, record_ids)
         for hospital in hospitals:
             rows = guests[hospital]
             ctx.publish(hospital, {"train_rows": rows.train_rows, "matched_rows": len(rows.matched), "matched_train_rows": int(rows.matched_train.sum())})
@@ -184,7 +195,8 @@ class VflTrain(Step[VflTrainParams]):
             ctx.send(parties.aggregator, hospital, "vfl.standardizer", to_bytes(np.concatenate([scaling.center, scaling.scale])), Protection.NONE)
         return scaling
 
-    def _guest_rows(self, hospital: str, frame: pl.DataFrame, scaling: Standardizer) -> tuple[GuestRows, np.ndarray]:
+    def _guest_rows(self, hospital: str, frame: pl.DataFrame, scaling: Standardizer) -> tuple[GuestRows, np.ndarray, list[str]]:
+        """The hospital's rows for the protocol, and its matched rows' link ids and record ids (in the same order)."""
         import numpy as np
         import polars as pl
 
@@ -208,7 +220,7 @@ class VflTrain(Step[VflTrainParams]):
             unmatched=encoded(unmatched),
             unmatched_labels=label_vector(unmatched, p.label, where),
         )
-        return rows, matched.get_column(LINK_ID).to_numpy()
+        return rows, matched.get_column(LINK_ID).to_numpy(), [str(value) for value in matched.get_column(p.id_column).to_list()]
 
     def _host_blocks(self, ctx: StepContext, vendor: str, hospitals: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Hospital -> (link ids, the vendor's standardized rows linked with it, in link-id order), standardized on all of them."""
@@ -227,8 +239,17 @@ class VflTrain(Step[VflTrainParams]):
         scaling = Standardizer.for_features(p.vendor_features, np.vstack(list(raw.values())))
         return {h: (parts[h].get_column(LINK_ID).to_numpy(), scaling.apply(raw[h])) for h in hospitals}
 
-    def _keep(self, ctx: StepContext, parties: Parties, trained: Trained) -> None:
-        """Each block stays where it was trained: the EHR block at every hospital, the vitals block at the vendor."""
+    def _keep(
+        self, ctx: StepContext, parties: Parties, trained: Trained, scaling: Standardizer, guests: dict[str, GuestRows], record_ids: dict[str, list[str]]
+    ) -> None:
+        """Each block stays where it was trained: at every hospital the EHR block with its held-out patients' joint scores
+        (`VerticalModel`, what evaluate reads), the vitals block at the vendor."""
+        from workbench.models import model_key
+        from workbench.vfl.model import VerticalModel
+
         for hospital in parties.hospitals:
-            ctx.store(hospital).put(f"vfl/{ctx.step}/ehr_block", trained.guest_weights.copy())
+            ids, held_out = record_ids[hospital], ~guests[hospital].matched_train
+            scored = dict(zip([i for i, out in zip(ids, held_out) if out], trained.held_out_logits[hospital].tolist(), strict=True))
+            model = VerticalModel(ctx.step, self.params.features, scaling, trained.guest_weights.copy(), self.params.id_column, scored, frozenset(ids))
+            ctx.store(hospital).put(model_key(self.params.save_as), model)
         ctx.store(parties.vendor).put(f"vfl/{ctx.step}/vendor_block", trained.host_weights.copy())

@@ -193,6 +193,21 @@ class Encrypted:
         masked = [(total + values[i * self.slots : (i + 1) * self.slots].tolist()).serialize() for i, total in enumerate(totals)]
         return ckks.pack(masked), np.asarray(values)
 
+    def mask_rows(self, payload: bytes, own: np.ndarray, keep: np.ndarray) -> tuple[bytes, np.ndarray]:
+        """(vector + own) ⊙ keep under a fresh mask on every slot, and the mask: row values the arbiter decrypts for
+        their owner without reading them. One plaintext multiplication deep, as `inner`."""
+        import numpy as np
+
+        chunks = ckks.unpack(payload, "an encrypted vector")
+        own_parts, keep_parts = ckks.slot_parts(own, self.slots), ckks.slot_parts(keep, self.slots)
+        mask = ckks.fresh_mask(len(chunks) * self.slots)
+        masked = []
+        for i, chunk in enumerate(chunks):
+            vector = ckks.load_vector(self.context, chunk, f"ciphertext {i}")
+            slots = slice(i * self.slots, (i + 1) * self.slots)
+            masked.append(((vector + own_parts[i].tolist()) * keep_parts[i].tolist() + mask[slots].tolist()).serialize())
+        return ckks.pack(masked), np.asarray(mask)
+
     def unmask(self, opened: np.ndarray, mask: np.ndarray, columns: int) -> np.ndarray:
         """The masked slot-wise sums as the arbiter decrypted them, less the mask, summed to one value per column."""
         return self.layout.sums(opened - mask, columns)

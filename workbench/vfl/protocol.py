@@ -92,6 +92,9 @@ class Trained:
     iterations: int
     gradient_norm: float
     step_size: float
+    held_out_logits: dict[str, np.ndarray]
+    """Per hospital, the final model's joint logit of each matched held-out row (`~matched_train`, in matched order):
+    what the hospital needs to score the patients the vendor also holds, and all it learns of the vendor's block."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,7 @@ def train(
     guest_dims, host_dims = next(iter(guests.values())).matched.shape[1], next(iter(host_blocks.values())).shape[1]
     guest_w, host_w = np.zeros(guest_dims), np.zeros(host_dims)
     guest_prev, host_prev = guest_w.copy(), host_w.copy()
-    result = Trained(guest_w, host_w, 0, math.inf, step)
+    norm, done = math.inf, 0
     for iteration in range(1, iterations + 1):
         beta = momentum(iteration)
         guest_y, host_y = guest_w + beta * (guest_w - guest_prev), host_w + beta * (host_w - host_prev)
@@ -143,12 +146,12 @@ def train(
         host_grad += l2 * host_y
         guest_prev, host_prev = guest_w, host_w
         guest_w, host_w = guest_y - step * guest_grad, host_y - step * host_grad
-        norm = _report_norm(send, parties, guest_grad, host_grad)
-        result = Trained(guest_w, host_w, iteration, norm, step)
+        norm, done = _report_norm(send, parties, guest_grad, host_grad), iteration
         on_iteration(iteration, norm)
         if norm <= tolerance:
             break
-    return result
+    held_out = {h: _held_out_logits(send, parties, ciphers, guests[h], host_blocks[h], h, guest_w, host_w) for h in parties.hospitals}
+    return Trained(guest_w, host_w, done, norm, step, held_out)
 
 
 def _ciphers(send: Send, parties: Parties, guests: Mapping[str, GuestRows], host_blocks: Mapping[str, np.ndarray]) -> dict[str, Cipher]:
@@ -255,6 +258,32 @@ def _gradients(
     for hospital in parties.hospitals:
         send(aggregator, hospital, "vfl.guest_step", to_bytes(guest_grad), Protection.NONE)
     return guest_grad / total_rows, host_grad / total_rows
+
+
+def _held_out_logits(
+    send: Send, parties: Parties, ciphers: Mapping[str, Cipher], rows: GuestRows, host_block: np.ndarray, hospital: str, guest_w: np.ndarray, host_w: np.ndarray
+) -> np.ndarray:
+    """The joint logits of `hospital`'s matched held-out rows under the final model, learned by the hospital alone.
+
+    The vendor encrypts its partial logits of every row it aligned with the hospital (it does not know which are held
+    out); the hospital adds its own, keeps only the held-out rows (a plaintext 0/1 product) and masks every slot before
+    the arbiter decrypts, so the arbiter sees uniform noise and hands back what only the hospital can unmask. In the
+    clear the hospital reads the vendor's partial logits, of every aligned row, as it does in training.
+    """
+    import numpy as np
+
+    at_h, held_out = ciphers[hospital], ~rows.matched_train
+    own = rows.matched @ guest_w
+    partial = send(parties.vendor, hospital, "vfl.score_partials", ciphers[parties.vendor].encrypt(host_block @ host_w), at_h.protection, row_level=True)
+    if not isinstance(at_h, Encrypted) or parties.arbiter is None:
+        clear: np.ndarray = (at_h.decrypt(partial, len(own)) + own)[held_out]
+        return clear
+    masked, mask = at_h.mask_rows(partial, own, held_out.astype(np.float64))
+    received = send(hospital, parties.arbiter, "vfl.score_logits", masked, Protection.CKKS, row_level=True)
+    opened = ckks.release(ciphers[parties.arbiter].decrypt(received, len(mask)))
+    returned = from_bytes(send(parties.arbiter, hospital, "vfl.score_logits", to_bytes(opened), Protection.MASKED, row_level=True))
+    logits: np.ndarray = (returned - mask)[: len(own)][held_out]
+    return logits
 
 
 def _open_masked(send: Send, parties: Parties, ciphers: Mapping[str, Cipher], owner: str, parts: list[bytes], columns: int, kind: str) -> np.ndarray:
