@@ -9,7 +9,9 @@ encrypted under a key only the arbiter holds; the vendor and the hospitals work 
   column group and ciphertext, and adds the products of every ciphertext: per group, one ciphertext of slot-wise
   partial sums whose slots add up to its columns' gradients. No rotation is needed, so no Galois key exists anywhere;
 * `masked_sum` - before the arbiter decrypts such partial sums it sees them only under a uniform ±2^28 mask per
-  slot, which the sender subtracts afterwards (`unmask`), summing the slots to one value per column.
+  slot, which the sender subtracts afterwards (`unmask`), summing the slots to one value per column;
+* `mask_rows` - a hospital keeps its held-out rows of an encrypted vector and masks every slot, so that the arbiter
+  decrypts the held-out scores for it without reading them.
 
 A column group is one column when a hospital's rows fill a ciphertext or more. When every hospital's rows fit in a
 fraction of the slots, the `Layout` has the arbiter encrypt the probabilities several times over, one copy per block

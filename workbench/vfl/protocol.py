@@ -26,6 +26,10 @@ iteration, under `protection: ckks` (Encrypted), at every hospital h:
    aggregator -> arbiter -> aggregator     the hospitals' total, masked (`vfl.guest_total`);
    aggregator -> h  `vfl.guest_step`       the total EHR gradient, the same for every hospital.
 
+After the last iteration the hospitals score their held-out patients (`_held_out_logits`): the vendor's partial
+logits, encrypted, to each hospital (`vfl.score_partials`), which adds its own part, keeps the held-out rows and masks
+every slot before the arbiter decrypts (`vfl.score_logits`); only the hospital can unmask the joint logits.
+
 What each party learns, per iteration: the arbiter, the joint logit of every matched training row (slot by slot,
 without any link id or feature, but it can follow one slot across iterations); the aggregator, the hospitals'
 total EHR-block gradient (as a FedAvg server learns the sum of updates); the vendor, its own block's gradient;
