@@ -164,6 +164,8 @@ def test_tutorial_runs_top_to_bottom(path: Path, tmp_path: Path, light_flagship_
         for site, payload, vertical, low, high in compared:
             assert abs(float(payload) - float(vertical)) <= 0.005, f"issue 13's target at {site}"
             assert float(low) <= 0 <= float(high), "its words: the paired interval includes zero"
+        behind = dict(re.findall(r"(\w+) (\d+)", printed.split("rows of the vendor's data at the hospitals behind each model: ")[1].splitlines()[0]))
+        assert int(behind["fl_payload"]) > 0 and behind["vfl_plain"] == behind["vfl_ckks"] == "0", behind
         gap = re.search(r"between the CKKS and the clear vertical model: (\S+)", printed)
         assert gap and float(gap[1]) <= 1e-3, "its words: they agree to CKKS precision"
     if path.stem == "intro":  # its words: "every one has fewer than 100 non-members to test against"

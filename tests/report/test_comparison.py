@@ -28,6 +28,8 @@ def test_each_training_step_has_a_row_computed_from_the_manifest_and_ledger(ligh
     assert rows["fl_ckks"]["bytes × fl_plain"] > 1, "ciphertexts are larger than plain updates"
     epsilon = max(site["epsilon"] for site in run.metrics["steps"]["fl_dp"]["aggregator"]["dp"].values())
     assert rows["fl_dp"]["DP epsilon (largest site)"] == round(epsilon, 3) <= 4.0 and rows["fl_plain"]["DP epsilon (largest site)"] == "—"
+    received = sum(summary["linked"] for party, summary in run.metrics["steps"]["link"].items() if party != "vendor")
+    assert received > 0 and {row["rows of others' data at hospitals"] for row in rows.values()} == {received}, "every step trains on the received vitals"
 
 
 def test_utility_rows_show_each_model_and_its_difference_from_plain(light_flagship_run: RunResult) -> None:

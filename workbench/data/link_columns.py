@@ -8,3 +8,6 @@ MATCHED_COLUMN = "matched"
 LINK_ID = "link_id"
 """With reveal both: joins a requester's linked rows with the provider's, numbered per pair in a random order, so it
 says nothing about either table's order."""
+RECEIVED_ROWS = "received_rows"
+"""Published at a requester that received the provider's columns (reveal payload): {table, columns, rows}, so the
+report can say how many rows of another party's data are behind each model trained on that table."""

@@ -13,7 +13,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.contracts import Contract
+from workbench.data.link_columns import RECEIVED_ROWS
 from workbench.ledger import Ledger, Protection
+from workbench.parties import Role
 from workbench.privacy.dp_params import largest_epsilon
 from workbench.recipe import Recipe
 from workbench.report.blocks import Block, Table, Text
@@ -39,6 +42,8 @@ class _Variant:
     expansion: float | None
     dp_epsilon: float | None
     """The largest epsilon a site spent, for a step trained by DP-SGD; the federation's, under client-level DP."""
+    received_rows: int
+    """Rows of another party's data the hospitals hold in the tables the step trains on (e.g. vitals a link sent)."""
 
 
 def comparison_blocks(recipe: Recipe, metrics: dict[str, Any], manifest: dict[str, Any], ledger: Ledger) -> list[Block]:
@@ -61,6 +66,7 @@ def comparison_blocks(recipe: Recipe, metrics: dict[str, Any], manifest: dict[st
             f"bytes × {plain.step}",
             "messages by protection",
             "update expansion",
+            "rows of others' data at hospitals",
         ],
         [
             [
@@ -75,12 +81,15 @@ def comparison_blocks(recipe: Recipe, metrics: dict[str, Any], manifest: dict[st
                 _ratio(v.nbytes, plain.nbytes),
                 ", ".join(f"{protection} {count}" for protection, count in sorted(v.by_protection.items())),
                 None if v.expansion is None else round(v.expansion, 1),
+                v.received_rows,
             ]
             for v in variants
         ],
         note="Wall time of the whole step (statistics, every round, evaluation); bytes and messages from the ledger; "
         "update expansion: bytes of the update messages over the float32 bytes of the values they carry (a small model leaves most "
-        "of a ciphertext's N/2 slots empty, so its expansion is far above that of a large one).",
+        "of a ciphertext's N/2 slots empty, so its expansion is far above that of a large one); rows of others' data: rows of "
+        "another party's columns the hospitals received before the step, in the tables it trains on (a payload link's vitals), "
+        "as the steps that sent them published.",
     )
     blocks: list[Block] = [Text("What encryption cost and changed", [_story(variants, plain)]), cost]
     utility = _utility(metrics, variants, plain)
@@ -92,7 +101,8 @@ def comparison_blocks(recipe: Recipe, metrics: dict[str, Any], manifest: dict[st
 def _variants(recipe: Recipe, metrics: dict[str, Any], manifest: dict[str, Any], ledger: Ledger) -> list[_Variant]:
     """The steps of the first technique family in the recipe that ran, as their contracts describe them."""
     timings = manifest.get("timings_seconds", {})
-    declared = [(name, contract) for name, contract in recipe.contracts() if contract.technique and contract.saves_models]
+    contracts = recipe.contracts()
+    declared = [(name, contract) for name, contract in contracts if contract.technique and contract.saves_models]
     family = next((c.technique.family for name, c in declared if c.technique and name in metrics.get("steps", {})), None)
     variants = []
     for name, contract in declared:
@@ -115,9 +125,22 @@ def _variants(recipe: Recipe, metrics: dict[str, Any], manifest: dict[str, Any],
                 by_protection=Counter(m.protection.value for m in messages),
                 expansion=summary.get("ciphertext_expansion"),
                 dp_epsilon=largest_epsilon(summary["dp"]) if summary.get("dp") else None,
+                received_rows=_received_rows(contracts[: [n for n, _ in contracts].index(name)], contract, metrics),
             )
         )
     return variants
+
+
+def _received_rows(earlier: list[tuple[str, Contract]], contract: Contract, metrics: dict[str, Any]) -> int:
+    """What the steps before this one published as received at the hospitals, in the tables it reads there."""
+    tables = {columns.table for columns in contract.reads if columns.role is Role.HOSPITAL}
+    results = metrics.get("steps", {})
+    return sum(
+        int(summary[RECEIVED_ROWS]["rows"])
+        for name, _ in earlier
+        for summary in results.get(name, {}).values()
+        if isinstance(summary, dict) and summary.get(RECEIVED_ROWS, {}).get("table") in tables
+    )
 
 
 def _utility(metrics: dict[str, Any], variants: list[_Variant], plain: _Variant) -> Table | None:

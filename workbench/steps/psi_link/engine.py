@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.context import StepContext
 from workbench.crypto.evaluation_budget import EvaluationBudget, EvaluationBudgetError
-from workbench.data.link_columns import LINK_PARTY, LINK_PASS, MATCHED_COLUMN
+from workbench.data.link_columns import LINK_PARTY, LINK_PASS, MATCHED_COLUMN, RECEIVED_ROWS
 from workbench.data.normalize import LinkageInputError, check_same_canonical_forms
 from workbench.steps.psi_link.sides import Side, build_side, link_parties
 
@@ -198,6 +198,7 @@ class PassEngine:
         """Each party reports counts it knows itself (and what it learned): never a record."""
         p, mode = self.params, self.mode
         provider: dict[str, Any] = {"reveal": p.reveal, "records": links[0].provider.frame.height, "links": {}}
+        received = mode.received_columns()
         for link in links:
             self.ctx.publish(
                 link.requester.party,
@@ -206,6 +207,7 @@ class PassEngine:
                     "reveal": p.reveal,
                     "records": link.requester.frame.height,
                     "linked": link.count,
+                    **({RECEIVED_ROWS: {"table": p.into, "columns": received, "rows": link.count}} if received else {}),
                     "passes": [
                         {
                             "pass": r.name,

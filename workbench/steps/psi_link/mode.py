@@ -81,6 +81,11 @@ class RevealMode(ABC):
         """Names of the columns the requester's `into` table adds after link_party and link_pass (checked before any message)."""
         return []
 
+    def received_columns(self) -> list[str]:
+        """The provider's own data columns among them, which the requester now holds for every linked record (published
+        as `received_rows`, so a report can say how many rows of another party's data are behind a model)."""
+        return []
+
     def requester_values(self, link: Link, rows: Sequence[int]) -> list[pl.Series]:
         """Those columns for the requester's linked `rows`, in that order, from the values its passes returned."""
         return []

@@ -93,6 +93,9 @@ class PayloadMode(RevealMode):
     def requester_columns(self) -> list[str]:
         return list(self.params.payload_columns)
 
+    def received_columns(self) -> list[str]:
+        return self.requester_columns()
+
     def requester_values(self, link: Link, rows: Sequence[int]) -> list[pl.Series]:
         return self._received[link.requester.party].decode([link.requester_links[r][1] for r in rows]).get_columns()
 
