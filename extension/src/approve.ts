@@ -6,7 +6,7 @@
  * refused by the server rather than signed unseen.
  */
 
-import { h } from './dom';
+import { h, whileBusy } from './dom';
 import { IPartyReview, IRecipeCard, IReviewFlow, ISignedApproval } from './types';
 
 export interface IApproveActions {
@@ -51,18 +51,17 @@ export function renderApproval(card: IRecipeCard, actions: IApproveActions, onAp
     forget();
   });
 
-  const attempt = (button: HTMLButtonElement, work: () => Promise<void>) => async (): Promise<void> => {
-    button.disabled = true;
-    status.className = 'wb-approve-status';
-    try {
-      await work();
-    } catch (error) {
-      status.className = 'wb-approve-status wb-invalid';
-      status.replaceChildren(String(error instanceof Error ? error.message : error));
-    } finally {
-      button.disabled = button === sign && shown === null;
-    }
-  };
+  const attempt = (button: HTMLButtonElement, work: () => Promise<void>) =>
+    whileBusy(
+      button,
+      status,
+      'wb-approve-status wb-invalid',
+      async () => {
+        status.className = 'wb-approve-status';
+        await work();
+      },
+      () => button !== sign || shown !== null
+    );
   const reviewButton = h('button', { class: 'jp-Button wb-action wb-review-button' }, 'Review');
   reviewButton.addEventListener(
     'click',

@@ -31,3 +31,28 @@ export function h<K extends keyof HTMLElementTagNameMap>(
 export function formatNumber(value: number): string {
   return Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(3);
 }
+
+/**
+ * A click handler for a button that starts server work: the button is disabled while `work` runs (no double
+ * submit), a failure is shown in `status` with `failedClass` instead of escaping as an unhandled rejection, and
+ * `usableAfter` says whether the button comes back enabled.
+ */
+export function whileBusy(
+  button: HTMLButtonElement,
+  status: HTMLElement,
+  failedClass: string,
+  work: () => Promise<void>,
+  usableAfter: () => boolean = () => true
+): () => Promise<void> {
+  return async () => {
+    button.disabled = true;
+    try {
+      await work();
+    } catch (error) {
+      status.className = failedClass;
+      status.replaceChildren(String(error instanceof Error ? error.message : error));
+    } finally {
+      button.disabled = !usableAfter();
+    }
+  };
+}

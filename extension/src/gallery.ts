@@ -1,7 +1,7 @@
 /** The recipe gallery: one card per recipe with its parties, its chain of steps and its actions. */
 
 import { approvingParties, IApproveActions, renderApproval } from './approve';
-import { h } from './dom';
+import { h, whileBusy } from './dom';
 import { IPartyCard, IProblem, IRecipeCard } from './types';
 
 export interface IGalleryActions extends IApproveActions {
@@ -36,20 +36,9 @@ function renderCard(card: IRecipeCard, actions: IGalleryActions): HTMLElement {
     status.className = 'wb-card-status';
   }
 
-  const busy = (button: HTMLButtonElement, work: () => Promise<void>) => async () => {
-    button.disabled = true;
-    try {
-      await work();
-    } catch (error) {
-      status.className = 'wb-card-status wb-invalid';
-      status.replaceChildren(String(error instanceof Error ? error.message : error));
-    } finally {
-      button.disabled = false;
-    }
-  };
   const button = (label: string, title: string, work: () => Promise<void>, cls: string): HTMLButtonElement => {
     const element = h('button', { class: `jp-Button wb-action ${cls}`, title }, label);
-    element.addEventListener('click', busy(element, work));
+    element.addEventListener('click', whileBusy(element, status, 'wb-card-status wb-invalid', work));
     return element;
   };
 
