@@ -10,6 +10,8 @@ if TYPE_CHECKING:  # matplotlib and numpy load with the first figure: `workbench
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from workbench.report.scores import SiteScores
+
 
 def _use_agg() -> None:
     """Choose the non-interactive backend before pyplot loads (a no-op once chosen)."""
@@ -18,30 +20,53 @@ def _use_agg() -> None:
     matplotlib.use("Agg")
 
 
-def grouped_bars(
-    categories: Sequence[str],
-    series: Mapping[str, Sequence[float | None]],
-    *,
-    ylabel: str,
-    ylim: tuple[float, float] | None = None,
-) -> bytes:
-    """One group of bars per category (e.g. site), one bar per series (e.g. model); None leaves a gap."""
+def auc_intervals(scored: SiteScores) -> bytes:
+    """Held-out AUC of every model at every site as a point with its interval, the sites labelled with their n and
+    positives: the axis spans every value and every interval (a model worse than chance is shown, not cut off), a
+    dashed line marks chance, and the legend sits beside the plot so no point hides behind it."""
     _use_agg()
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(categories), 3.2), dpi=110)
-    width = 0.8 / max(len(series), 1)
-    positions = np.arange(len(categories))
-    for offset, (name, values) in enumerate(series.items()):
-        heights = [np.nan if value is None else value for value in values]
-        bars = ax.bar(positions + offset * width - 0.4 + width / 2, heights, width, label=name)
-        ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
-    ax.set_xticks(positions, categories, fontsize=8)
-    ax.set_ylabel(ylabel)
-    if ylim:
-        ax.set_ylim(*ylim)
-    return _finished(fig, ax, loc="lower right")
+    sites, models = scored.sites, scored.models
+    fig, ax = plt.subplots(figsize=(2.6 + 1.7 * len(sites), 3.4), dpi=110)
+    width = 0.8 / max(len(models), 1)
+    for offset, model in enumerate(models):
+        points = [(position, *interval) for position, site in enumerate(sites) if (interval := auc_interval_of(scored, site, model))]
+        if points:
+            x = np.array([p[0] for p in points]) + offset * width - 0.4 + width / 2
+            auc, low, high = (np.array([p[i] for p in points]) for i in (1, 2, 3))
+            ax.errorbar(x, auc, yerr=[auc - low, high - auc], fmt="o", markersize=4, capsize=2, linewidth=1, color=f"C{offset % 10}", label=model)
+    ax.axhline(0.5, color="#999", linestyle="--", linewidth=0.8)
+    ax.set_ylim(*auc_axis(scored))
+    labels = []
+    for site in sites:
+        first = next(iter(scored.scores[site].values()), {})
+        labels.append(f"{site}\nn={first.get('n', '?')}, {first.get('positives', '?')} positive")
+    ax.set_xticks(np.arange(len(sites)), labels, fontsize=8)
+    ax.set_ylabel("held-out AUC and its interval")
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def auc_interval_of(scored: SiteScores, site: str, model: str) -> tuple[float, float, float] | None:
+    """(AUC, low, high) of one model at one site; the interval collapses to the point when the step gave none."""
+    figures = scored.scores[site].get(model, {})
+    auc = figures.get("auc")
+    if auc is None:
+        return None
+    low, high = figures.get("auc_ci") or (auc, auc)
+    return float(auc), float(low), float(high)
+
+
+def auc_axis(scored: SiteScores) -> tuple[float, float]:
+    """From a little below the lowest interval (chance at least) to a little above the highest, within [0, 1]."""
+    found = [interval for site in scored.sites for model in scored.models if (interval := auc_interval_of(scored, site, model))]
+    low = min([0.5, *(interval[1] for interval in found)])
+    high = max([1.0, *(interval[2] for interval in found)])
+    return max(0.0, low - 0.05), min(1.0, high) + 0.02
 
 
 def _finished(fig: Figure, ax: Axes, *, legend: int = 8, loc: Literal["best", "lower right"] = "best") -> bytes:

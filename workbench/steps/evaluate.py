@@ -23,7 +23,7 @@ from workbench.models.features import FeatureError, TableRef, label_vector
 from workbench.models.thresholds import ThresholdRule
 from workbench.parties import Role
 from workbench.report.blocks import Block, Figure
-from workbench.report.figures import grouped_bars
+from workbench.report.figures import auc_intervals
 from workbench.steps.base import ScoringParams, SiteStep, register
 
 if TYPE_CHECKING:
@@ -198,14 +198,13 @@ class Evaluate(SiteStep[EvaluateParams]):
     @classmethod
     def summarize(cls, results: dict[str, Any]) -> list[Block]:
         from workbench.report.evaluation import calibration_table, gain_table, pooled_table, score_table
-        from workbench.report.scores import sites_of
+        from workbench.report.scores import SiteScores, sites_of
 
         sites = sites_of(results)
         models = list(results[sites[0]]) if sites else []
-        auc = {model: [results[site][model]["auc"] for site in sites] for model in models}
         blocks: list[Block] = [
             score_table(results),
-            Figure("AUC per site", grouped_bars(sites, auc, ylabel="AUC", ylim=(0.5, 1.0))),
+            Figure("AUC per site", auc_intervals(SiteScores(cls.kind, {site: results[site] for site in sites}))),
             calibration_table(results),
         ]
         if len(models) > 1:

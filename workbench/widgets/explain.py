@@ -7,7 +7,6 @@ recipe: a step added to the recipe file appears here with its own results.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from html import escape
 from typing import Any
@@ -18,7 +17,7 @@ from workbench.recipe import Recipe
 from workbench.report.blocks import Block, Figure, Table, Text
 from workbench.report.html import step_blocks
 from workbench.steps import REGISTRY
-from workbench.widgets.html import CARD, MUTED, heading, table
+from workbench.widgets.html import CARD, MUTED, heading, png_img, table
 
 
 def chain_html(recipe: Recipe) -> str:
@@ -37,12 +36,7 @@ def blocks_html(blocks: list[Block]) -> str:
         if isinstance(block, Table):
             parts.append(heading(block.title) + table(block.columns, block.rows) + (f"<div style='{MUTED}'>{escape(block.note)}</div>" if block.note else ""))
         elif isinstance(block, Figure):
-            data = base64.b64encode(block.png).decode()
-            parts.append(
-                heading(block.title)
-                + f"<img style='max-width:560px' src='data:image/png;base64,{data}'/>"
-                + (f"<div style='{MUTED}'>{escape(block.caption)}</div>" if block.caption else "")
-            )
+            parts.append(heading(block.title) + png_img(block.png) + (f"<div style='{MUTED}'>{escape(block.caption)}</div>" if block.caption else ""))
         elif isinstance(block, Text):
             parts.append(heading(block.title) + "".join(f"<p>{escape(p)}</p>" for p in block.paragraphs))
     return "".join(parts)

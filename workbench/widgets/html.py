@@ -7,6 +7,7 @@ a notebook rendered outside Jupyter.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Collection, Sequence
 from html import escape
 
@@ -46,3 +47,8 @@ def heading(text: str, note: str = "") -> str:
 
 def note(text: str) -> str:
     return f"<div style='{MUTED}; font-size:0.9em'>{escape(text)}</div>"
+
+
+def png_img(png: bytes, max_width: int = 560) -> str:
+    """A PNG figure inline, so it shows the same live in JupyterLab, in an executed notebook and in a saved one."""
+    return f"<img style='max-width:{max_width}px' src='data:image/png;base64,{base64.b64encode(png).decode()}'/>"

@@ -10,9 +10,9 @@ from typing import Any
 import ipywidgets as widgets
 
 from workbench.report.evaluation import GAIN, verdict, with_interval
+from workbench.report.figures import auc_intervals
 from workbench.report.scores import POOLED_TEST, SiteScores, site_scores
-from workbench.widgets import svg
-from workbench.widgets.html import heading, note, table
+from workbench.widgets.html import heading, note, png_img, table
 
 
 class ResultsView(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no types, so its VBox is Any to a checker
@@ -31,7 +31,6 @@ class ResultsView(widgets.VBox):  # type: ignore[misc]  # ipywidgets ships no ty
 
 
 def _render(scored: SiteScores) -> str:
-    auc = scored.metric("auc")
     models = scored.models
     rows: list[list[object]] = []
     bold = set()
@@ -48,7 +47,7 @@ def _render(scored: SiteScores) -> str:
             [POOLED_TEST, first["n"], first["positives"], *(with_interval(pooled[m]["auc"], pooled[m].get("auc_ci")) if m in pooled else None for m in models)]
         )
     rows.append(["mean over sites", None, None, *(scored.mean(model) for model in models)])
-    chart = svg.grouped_bars("AUC per site", scored.sites, auc, ylabel="AUC", ylim=(0.5, 1.0))
+    chart = png_img(auc_intervals(scored), max_width=640)
     return (
         heading(f"Results of {scored.step}", "held-out AUC per site and model, with 95 % intervals")
         + "<div style='display:flex; flex-wrap:wrap; gap:16px; align-items:flex-start'>"

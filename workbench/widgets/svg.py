@@ -1,4 +1,4 @@
-"""Small SVG charts for the widgets: line curves, grouped bars and a party-to-party flow diagram.
+"""Small SVG charts for the widgets that redraw on every event: line curves and a party-to-party flow diagram.
 
 Plain SVG strings render the same live in JupyterLab, in a notebook executed
 headless and in a saved .ipynb, need no plotting backend in the kernel, and
@@ -48,45 +48,6 @@ def line_chart(title: str, series: Mapping[str, Sequence[tuple[float, float]]], 
         if len(ordered) <= MAX_MARKERS:
             parts.extend(f"<circle cx='{sx(x):.1f}' cy='{sy(y):.1f}' r='2.5' fill='{color(index)}'/>" for x, y in ordered)
         parts.append(_legend(left + plot_w + 10, top + 12 + 16 * index, name, color(index)))
-    return "".join(parts) + "</svg>"
-
-
-def grouped_bars(
-    title: str,
-    groups: Sequence[str],
-    series: Mapping[str, Sequence[float | None]],
-    *,
-    ylabel: str = "",
-    ylim: tuple[float, float] | None = None,
-    width: int = 520,
-    height: int = 240,
-) -> str:
-    """Bars per group (e.g. site), one colour per series (e.g. model); None leaves a gap."""
-    left, right, top, bottom = 42, 120, 22, 40
-    plot_w, plot_h = width - left - right, height - top - bottom
-    values = [v for vs in series.values() for v in vs if v is not None]
-    y0, y1 = ylim or _pad_range(min(values, default=0.0), max(values, default=1.0))
-    parts = [_svg_open(width, height), _text(left, 14, title, weight="600")]
-
-    def sy(y: float) -> float:
-        return top + plot_h - (min(max(y, y0), y1) - y0) / (y1 - y0) * plot_h
-
-    parts.append(_axes(left, top, plot_w, plot_h, (y0, y1), sy, ylabel))
-    slot = plot_w / max(len(groups), 1)
-    bar = slot * 0.8 / max(len(series), 1)
-    for g, group in enumerate(groups):
-        for s, (name, vs) in enumerate(series.items()):
-            value = vs[g] if g < len(vs) else None
-            if value is None:
-                continue
-            x = left + g * slot + slot * 0.1 + s * bar
-            parts.append(
-                f"<rect x='{x:.1f}' y='{sy(value):.1f}' width='{bar - 1:.1f}' height='{top + plot_h - sy(value):.1f}' fill='{color(s)}'>"
-                f"<title>{escape(group)} · {escape(name)}: {value:.3f}</title></rect>"
-            )
-        parts.append(_text(left + g * slot + slot / 2, top + plot_h + 14, group, anchor="middle"))
-    for s, name in enumerate(series):
-        parts.append(_legend(left + plot_w + 10, top + 12 + 16 * s, name, color(s)))
     return "".join(parts) + "</svg>"
 
 
