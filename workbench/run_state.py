@@ -67,6 +67,10 @@ class StepState(BaseModel):
         return self.done / self.total if self.total else 0.0
 
 
+def curve_name(step: str, metric: str) -> str:
+    return f"{metric} ({step})"
+
+
 class RunState(BaseModel):
     status: Status = Status.WAITING
     recipe: str = ""
@@ -80,7 +84,8 @@ class RunState(BaseModel):
     user_error: bool = True
     notices: list[str] = Field(default_factory=list)
     curves: dict[str, dict[str, list[tuple[float, float]]]] = Field(default_factory=dict)
-    """Metric name -> party (or "all") -> (round, value), for the metrics steps report per round."""
+    """`curve_name(step, metric)` -> party (or "all") -> (round, value), for the metrics steps report per round: one
+    chart per step, so that plain, DP and encrypted trainings of one recipe are never merged into one curve."""
 
     def apply(self, event: Event) -> str | None:
         """Fold one event in; return the name of the step (or phase) it changed, if any."""
@@ -103,7 +108,7 @@ class RunState(BaseModel):
             return event.step
         if isinstance(event, Metric):
             if event.round is not None:
-                self.curves.setdefault(event.name, {}).setdefault(event.party or "all", []).append((float(event.round), event.value))
+                self.curves.setdefault(curve_name(event.step, event.name), {}).setdefault(event.party or "all", []).append((float(event.round), event.value))
             return None
         if isinstance(event, StepFinished):
             step = self._step(event.step)

@@ -24,8 +24,8 @@ def test_replaying_a_finished_run_fills_every_step_bar(flagship_run: RunResult, 
 
 def test_a_dp_run_draws_each_sites_epsilon_per_round(flagship_run: RunResult) -> None:
     monitor = RunMonitor.replay(flagship_run.out_dir / "events.jsonl")
-    assert set(monitor.run.curves["epsilon"]) == {"general_hospital", "county_hospital", "trauma_center"}
-    assert "epsilon" in monitor.curves.value
+    assert set(monitor.run.curves["epsilon (fl_dp)"]) == {"general_hospital", "county_hospital", "trauma_center"}
+    assert "epsilon (fl_dp)" in monitor.curves.value
 
 
 def test_round_progress_and_round_metrics_show_a_round_bar_and_curves() -> None:
@@ -42,6 +42,18 @@ def test_round_progress_and_round_metrics_show_a_round_bar_and_curves() -> None:
     assert "3/5 round 3" in row.rounds_detail.value
     assert monitor.curves.layout.display == "block"
     assert monitor.curves.value.count("<svg") == 2 and "loss" in monitor.curves.value and "polyline" in monitor.curves.value
+
+
+def test_two_trainings_of_one_recipe_draw_one_chart_each_with_a_curve_per_site() -> None:
+    """Issue 19: the flagship's plain and encrypted trainings were merged into one curve per hospital."""
+    monitor = RunMonitor("fl")
+    for step, shift in (("fl_plain", 0.0), ("fl_ckks", 0.01)):
+        for rnd in (1, 2):
+            for site in ("a", "b"):
+                monitor(Metric(step=step, name="auc", value=0.6 + shift + rnd / 100, party=site, round=rnd))
+    assert {name: sorted(curves) for name, curves in monitor.run.curves.items()} == {"auc (fl_plain)": ["a", "b"], "auc (fl_ckks)": ["a", "b"]}
+    assert all(len(points) == 2 for curves in monitor.run.curves.values() for points in curves.values())
+    assert monitor.curves.value.count("<svg") == 2
 
 
 def test_metrics_without_a_round_draw_no_curve() -> None:
