@@ -18,6 +18,7 @@ HELPERS = {"smoke.py"}
 PRINTS = {
     "client_dp.py": ("Held-out AUC on the UCI heart study's 3 sites", "plain FedAvg", "sample-level", "client-level DP over 2 runs"),
     "cli.py": ("CLI wall time", "python -c pass", "workbench validate recipes/flagship.yaml", "workbench schema", "workbench run --help"),
+    "runs_list.py": ("Runs list", "first listing (ms)", "steady poll (ms, median)", "whole logs re-read (ms)"),
     "fl.py": ("Federated rounds", "plain loop (no Flower)", "embedded"),
     "he.py": ("CKKS aggregation, custody clients", "CKKS aggregation, custody key_holder", "Flagship federated part", "ckks, custody key_holder"),
     "hostile_inputs.py": ("baseline: validate flagship", "yaml: billion laughs", "corpus: ", "slowest: "),

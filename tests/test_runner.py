@@ -11,7 +11,7 @@ from tests.conftest import RECIPES
 from tests.reproducibility import assert_same_ledger, assert_same_metrics, fresh_randomness_steps
 from workbench.events import Event, MessageSent, RunFinished, RunStarted, StepFinished, StepStarted
 from workbench.recipe import Recipe, RecipeError, load_recipe, parse_recipe
-from workbench.runner import RunError, RunResult, run_recipe
+from workbench.runner import RunError, RunResult, default_run_dir, run_recipe
 
 RUN_FILES = {"recipe.yaml", "manifest.json", "ledger.jsonl", "metrics.json", "report.html", "events.jsonl", "status.json", "audit"}
 
@@ -162,3 +162,9 @@ steps:
 """
     result = run_recipe(parse_recipe(text), tmp_path / "run", base_dir=tmp_path)
     assert result.metrics["steps"]["evaluate"]["site"]["local"]["auc"] > 0.75
+
+
+def test_two_runs_of_one_recipe_started_in_the_same_second_get_their_own_folders(flagship) -> None:
+    """Issue 19: the notebook's run and the sidebar's, started together, would have shared a run folder."""
+    folders = {default_run_dir(flagship, Path("runs")) for _ in range(20)}
+    assert len(folders) == 20 and all(folder.name.startswith(f"flagship-{flagship.hash()[:8]}-") for folder in folders)

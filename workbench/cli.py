@@ -49,7 +49,7 @@ def _load_or_exit(path: Path, overrides: list[str]) -> Recipe:
 @app.command()
 def run(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
-    out: Annotated[Path | None, typer.Option(help="Run directory (default: runs/NAME-HASH-TIME).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default: runs/NAME-HASH-TIME-RANDOM).")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the recipe's seed.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Override a field, e.g. --set steps[1].params.l2=0.1")] = [],  # noqa: B006
     force: Annotated[bool, typer.Option(help="Write into a non-empty run directory.")] = False,

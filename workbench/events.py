@@ -32,6 +32,8 @@ class RunStarted(Event):
     recipe_hash: str
     out_dir: str
     steps: list[str] = Field(default_factory=list)
+    started: str | None = None
+    """When the run started (ISO 8601, local time, seconds): what every runs list shows, not a file's timestamp."""
 
 
 class StepStarted(Event):
@@ -127,14 +129,22 @@ def read_events(path: Path) -> list[Event]:
     """Every complete event in an events.jsonl: the runner may be half-way through writing the last line, and a
     line another version of the workbench wrote with an unknown type is skipped rather than fatal to a runs list."""
     try:
-        text = path.read_text()
+        text = path.read_bytes()
     except OSError:
         return []
-    lines = text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]
+    return parse_lines(text[: text.rfind(b"\n") + 1])
+
+
+def parse_lines(complete: bytes, skip: frozenset[str] = frozenset()) -> list[Event]:
+    """The events in whole lines of an events.jsonl (each ending in a newline), skipping what does not parse and the
+    types in `skip` before they are validated (a reader that ignores ledger messages need not build them)."""
     events = []
-    for line in lines:
+    for line in complete.splitlines():
         try:
-            events.append(parse_event(json.loads(line)))
-        except ValueError:  # json.JSONDecodeError and pydantic's ValidationError are both ValueErrors
+            data = json.loads(line)
+            if isinstance(data, dict) and data.get("type") in skip:
+                continue
+            events.append(parse_event(data))
+        except ValueError:  # json.JSONDecodeError (UnicodeDecodeError too) and pydantic's ValidationError are ValueErrors
             continue
     return events

@@ -53,7 +53,7 @@ def recipe_to_notebook(recipe: Recipe, *, base_dir: str = ".", source: str | Non
         nbformat.v4.new_markdown_cell(_title(recipe, source)),
         _code(
             f"# Parameters: papermill or the workbench may override these.\nseed = {recipe.seed!r}\n"
-            "out_dir = None  # None: runs/NAME-HASH-TIME beside the notebook",
+            "out_dir = None  # None: runs/NAME-HASH-TIME-RANDOM beside the notebook",
             PARAMETERS_TAG,
         ),
         nbformat.v4.new_markdown_cell(

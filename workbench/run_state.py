@@ -27,6 +27,7 @@ from workbench.events import (
     StepFailed,
     StepFinished,
     StepStarted,
+    parse_lines,
     read_events,
 )
 
@@ -76,6 +77,8 @@ class RunState(BaseModel):
     recipe: str = ""
     recipe_hash: str = ""
     out_dir: str = ""
+    started: str | None = None
+    """When the run started, as its first event says (None in event logs older than that field)."""
     steps: dict[str, StepState] = Field(default_factory=dict)
     """The data phase first, then every step of the recipe in order."""
     current: str | None = None
@@ -91,6 +94,7 @@ class RunState(BaseModel):
         """Fold one event in; return the name of the step (or phase) it changed, if any."""
         if isinstance(event, RunStarted):
             self.status, self.recipe, self.recipe_hash, self.out_dir = Status.RUNNING, event.recipe, event.recipe_hash, event.out_dir
+            self.started = event.started
             self.steps = {DATA_PHASE: StepState(name=DATA_PHASE, kind="data", status=Status.RUNNING, label="loading each party's data")}
             self.steps |= {name: StepState(name=name) for name in event.steps}
             self.current = DATA_PHASE
@@ -187,9 +191,47 @@ def fold(events: list[Event]) -> RunState:
     return state
 
 
-def read_run(folder: Path) -> RunState:
-    """A run directory's state: its events, checked against status.json and whether the process that wrote it lives."""
-    state = fold(read_events(folder / EVENTS_FILE))
+UNFOLDED = frozenset({"message_sent"})
+"""Event types `RunState.apply` ignores: a tail skips them unparsed (a flagship run writes one per ledger message)."""
+
+
+class EventTail:
+    """A run's events folded as they are appended: each `update` parses only the lines written since the last one, so a
+    runs list polled every second costs a `stat` per run that did not change, not a re-read of every event log."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.state = RunState()
+        self._offset = 0
+        self._file: tuple[int, int] | None = None
+        """(device, inode) of the file folded so far: a file replaced by another (a run directory reused) is folded anew."""
+
+    def update(self) -> RunState:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return self.state
+        identity = (stat.st_dev, stat.st_ino)
+        if identity != self._file or stat.st_size < self._offset:
+            self.state, self._offset, self._file = RunState(), 0, identity
+        if stat.st_size > self._offset:
+            try:
+                with self.path.open("rb") as handle:
+                    handle.seek(self._offset)
+                    written = handle.read(stat.st_size - self._offset)
+            except OSError:
+                return self.state
+            complete = written[: written.rfind(b"\n") + 1]  # the runner may be half-way through its last line
+            self._offset += len(complete)
+            for event in parse_lines(complete, skip=UNFOLDED):
+                self.state.apply(event)
+        return self.state
+
+
+def read_run(folder: Path, tail: EventTail | None = None) -> RunState:
+    """A run directory's state: its events (through `tail`, when a caller keeps one for this folder), checked against
+    status.json and whether the process that wrote it lives. The state returned is the caller's to change."""
+    state = fold(read_events(folder / EVENTS_FILE)) if tail is None else tail.update().model_copy(deep=True)
     status = _read_status(folder / STATUS_FILE)
     if status is None:
         if state.status not in ENDED and (folder / EVENTS_FILE).exists():

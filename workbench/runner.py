@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import sys
 import time
@@ -106,8 +107,9 @@ class _EventLog:
 
 
 def default_run_dir(recipe: Recipe, parent: Path = Path("runs")) -> Path:
-    """runs/NAME-HASH-TIME: one naming for the CLI, notebooks and the lab, so runs from every face sort together."""
-    return parent / f"{recipe.name}-{recipe.hash()[:8]}-{datetime.now():%Y%m%d-%H%M%S}"
+    """runs/NAME-HASH-TIME-RANDOM: one naming for the CLI, notebooks and the lab, so runs from every face sort together;
+    the random suffix keeps two runs of one recipe started in the same second (a notebook and the sidebar) apart."""
+    return parent / f"{recipe.name}-{recipe.hash()[:8]}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(4)}"
 
 
 def run_recipe(
@@ -134,7 +136,7 @@ def run_recipe(
     phase = DATA_PHASE
     try:
         names = recipe.step_names()
-        emit(RunStarted(recipe=recipe.name, recipe_hash=recipe.hash(), out_dir=str(out_dir), steps=names))
+        emit(RunStarted(recipe=recipe.name, recipe_hash=recipe.hash(), out_dir=str(out_dir), steps=names, started=datetime.now().isoformat(timespec="seconds")))
         swept = sweep_stale()
         if swept:
             emit(Notice(text=f"removed {len(swept)} private temporary folder(s) that killed runs left behind: {', '.join(map(str, swept))}"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import uci_recipe
@@ -54,3 +56,19 @@ def test_a_sweep_folder_itself_is_no_run() -> None:
         (root / "runs" / "s" / "sweep.json").write_text("not json")
         ids = [summary["id"] for summary in RunManager(Workspace(root, package_dir=root), WorkbenchLimits()).summaries()]
     assert ids == ["s/v"]
+
+
+def test_the_list_shows_when_a_run_started_and_sees_a_change_to_an_ended_run() -> None:
+    with private_dir("runs-cache") as root:
+        folder = root / "runs" / "grouped-0123abcd-20250101-000000-ab12cd34"
+        run_recipe(parse_recipe(RECIPE), folder)
+        manager = RunManager(Workspace(root, package_dir=root), WorkbenchLimits())
+        (summary,) = manager.summaries()
+        first_event = json.loads((folder / "events.jsonl").read_text().splitlines()[0])
+        assert summary["status"] == "finished" and summary["started"] == first_event["started"]
+        assert summary["recipe"] == "grouped"
+        status = json.loads((folder / "status.json").read_text())
+        (folder / "status.json").write_text(json.dumps(status | {"status": "running", "pid": 2**22 + 1}))
+        (folder / "events.jsonl").write_text("\n".join((folder / "events.jsonl").read_text().splitlines()[:-1]) + "\n")  # no run_finished
+        (summary,) = manager.summaries()
+        assert summary["status"] == "interrupted" and "is gone" in summary["error"], "a changed run is read again, and a dead one is not running"

@@ -135,15 +135,17 @@ class ApprovalsHandler(WorkbenchHandler):
 
 class RunsHandler(WorkbenchHandler):
     @tornado.web.authenticated
-    def get(self) -> None:
-        self.finish({"runs": self.runs.summaries()})
+    async def get(self) -> None:
+        """Off the loop: a server's first listing folds every run's events once (seconds with hundreds of big runs)."""
+        self.finish({"runs": await IOLoop.current().run_in_executor(None, self.runs.summaries)})
 
     @tornado.web.authenticated
-    def post(self) -> None:
+    async def post(self) -> None:
+        """Off the loop: parsing the recipe, checking its budgets and starting Python take a second or more."""
         ref = self.body("ref")["ref"]
         recipe = self.recipe_file(ref)
         try:
-            run_id = self.runs.start(recipe)
+            run_id = await IOLoop.current().run_in_executor(None, self.runs.start, recipe)
         except WorkspaceError as error:
             raise tornado.web.HTTPError(400, str(error)) from None
         except RecipeError as error:

@@ -26,18 +26,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from workbench.events import read_events
 from workbench.recipe import RecipeError, parse_recipe
 from workbench.recipe_problems import locate_lines
 from workbench.report.scores import key_metrics
-from workbench.run_state import DATA_PHASE, EVENTS_FILE, SWEEP_FILE, RunState, Status, fold, read_run, run_folders
+from workbench.run_state import DATA_PHASE, ENDED, EVENTS_FILE, STATUS_FILE, SWEEP_FILE, EventTail, RunState, Status, read_run, run_folders
 from workbench.runner import default_run_dir
 from workbench.server.limits import WorkbenchLimits, dataset_problems, how_to_raise
 from workbench.server.workspace import RecipeFile, Workspace, WorkspaceError
 
 LOGS = ".logs"
-RUN_ID = re.compile(r"-[0-9a-f]{8}-\d{8}-\d{6}(-\d+)?$")
-"""What follows the recipe's name in a run's id: NAME-HASH-DATE-TIME, and -N when the server had to tell two apart."""
+RUN_ID = re.compile(r"-[0-9a-f]{8}-\d{8}-\d{6}(-[0-9a-f]{8})?(-\d+)?$")
+"""What follows the recipe's name in a run's id: NAME-HASH-DATE-TIME-RANDOM (no RANDOM before it was added), and -N
+when the server had to tell two apart."""
 ERROR_LOG = "error.log"
 CANCELLED = "cancelled from the sidebar"
 MEMORY_SIGNALS = {signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS}
@@ -59,8 +59,13 @@ class RunManager:
         self.workspace = workspace
         self.limits = limits if limits is not None else WorkbenchLimits()
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._tails: dict[str, EventTail] = {}
+        self._ended: dict[str, tuple[tuple[float, ...], dict[str, Any]]] = {}
+        """Summaries of ended runs this server does not run, by the stat of the files they came from: unchanged, not re-read."""
         self._cancelled: set[str] = set()
         self._lock = threading.Lock()
+        self._listing = threading.RLock()
+        """Summaries come from worker threads (the handlers run them off the loop): one at a time, as the caches need."""
         atexit.register(self.stop_all)  # in their own sessions, runs would outlive the server (and its cap) otherwise
 
     @property
@@ -174,11 +179,27 @@ class RunManager:
 
     def summary(self, run_id: str) -> dict[str, Any]:
         """What the runs list shows of a run: the state the shared reducer folds from its events, and what this server
-        knows besides of the runs it started (cancelled, over a budget, or dead with only a log to show)."""
+        knows besides of the runs it started (cancelled, over a budget, or dead with only a log to show).
+
+        Each run's events are folded incrementally (`EventTail`), and an ended run's summary is kept until one of its
+        files changes, so a poll costs a few `stat`s per run; a running run is looked at afresh, so that a process that
+        died is seen to have."""
         folder = self.runs_dir / run_id
         process = self._processes.get(run_id)
+        key = _files_key(folder)
+        with self._listing:
+            cached = self._ended.get(run_id)
+            if process is None and cached is not None and cached[0] == key:
+                return cached[1]
+            summary = self._summarize(run_id, folder, process)
+            if process is None and summary["status"] in {status.value for status in ENDED}:
+                self._ended[run_id] = (key, summary)
+            return summary
+
+    def _summarize(self, run_id: str, folder: Path, process: subprocess.Popen[bytes] | None) -> dict[str, Any]:
         alive = process is not None and process.poll() is None
-        state = fold(read_events(folder / EVENTS_FILE)) if alive else read_run(folder)
+        tail = self._tails.setdefault(run_id, EventTail(folder / EVENTS_FILE))
+        state = tail.update().model_copy(deep=True) if alive else read_run(folder, tail)
         if alive and state.status is Status.WAITING:
             state.status = Status.RUNNING  # started, and still loading Python: no event yet
         if not alive and process is not None and state.status is not Status.FINISHED:
@@ -195,7 +216,7 @@ class RunManager:
             "id": run_id,
             "recipe": state.recipe or RUN_ID.sub("", run_id),
             "status": state.status.value,
-            "started": _started(folder),
+            "started": state.started or _started(folder),
             "seconds": state.seconds,
             "progress": None
             if current is None
@@ -247,7 +268,20 @@ def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
         pass  # the group is gone already
 
 
+def _files_key(folder: Path) -> tuple[float, ...]:
+    """What changes when a run directory's summary may: the size and time of its events, status, metrics and report."""
+    key: list[float] = []
+    for name in (EVENTS_FILE, STATUS_FILE, "metrics.json", "report.html"):
+        try:
+            stat = (folder / name).stat()
+            key += [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+        except OSError:
+            key += [-1, -1, -1]
+    return tuple(key)
+
+
 def _started(folder: Path) -> str:
+    """For event logs older than RunStarted's `started`: the time recipe.yaml was written."""
     try:
         marker = folder / "recipe.yaml" if (folder / "recipe.yaml").exists() else folder
         return datetime.fromtimestamp(marker.stat().st_mtime).isoformat(timespec="seconds")
