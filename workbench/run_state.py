@@ -28,7 +28,6 @@ from workbench.events import (
     StepFinished,
     StepStarted,
     parse_lines,
-    read_events,
 )
 
 DATA_PHASE = "data"
@@ -231,7 +230,7 @@ class EventTail:
 def read_run(folder: Path, tail: EventTail | None = None) -> RunState:
     """A run directory's state: its events (through `tail`, when a caller keeps one for this folder), checked against
     status.json and whether the process that wrote it lives. The state returned is the caller's to change."""
-    state = fold(read_events(folder / EVENTS_FILE)) if tail is None else tail.update().model_copy(deep=True)
+    state = EventTail(folder / EVENTS_FILE).update() if tail is None else tail.update().model_copy(deep=True)
     status = _read_status(folder / STATUS_FILE)
     if status is None:
         if state.status not in ENDED and (folder / EVENTS_FILE).exists():

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workbench.models.features import FeatureSpec
+from workbench.models.features import FeatureSpec, design_matrix
 
 if TYPE_CHECKING:  # numpy, scipy and the families load where they are used: `workbench validate` reads ModelSpec only
     import numpy as np
@@ -73,8 +73,6 @@ class Model:
         return self.spec.build().predict_proba(self.params, self.standardizer.apply(X))
 
     def predict_rows(self, frame: pl.DataFrame, where: TableRef) -> np.ndarray:
-        from workbench.models.features import design_matrix
-
         return self.predict_proba(design_matrix(frame, self.features, where))
 
     def linear_form(self) -> tuple[np.ndarray, float]:

@@ -102,6 +102,7 @@ def _variants(recipe: Recipe, metrics: dict[str, Any], manifest: dict[str, Any],
     """The steps of the first technique family in the recipe that ran, as their contracts describe them."""
     timings = manifest.get("timings_seconds", {})
     contracts = recipe.contracts()
+    order = [name for name, _ in contracts]
     declared = [(name, contract) for name, contract in contracts if contract.technique and contract.saves_models]
     family = next((c.technique.family for name, c in declared if c.technique and name in metrics.get("steps", {})), None)
     variants = []
@@ -125,19 +126,19 @@ def _variants(recipe: Recipe, metrics: dict[str, Any], manifest: dict[str, Any],
                 by_protection=Counter(m.protection.value for m in messages),
                 expansion=summary.get("ciphertext_expansion"),
                 dp_epsilon=largest_epsilon(summary["dp"]) if summary.get("dp") else None,
-                received_rows=_received_rows(contracts[: [n for n, _ in contracts].index(name)], contract, metrics),
+                received_rows=_received_rows(order[: order.index(name)], contract, metrics),
             )
         )
     return variants
 
 
-def _received_rows(earlier: list[tuple[str, Contract]], contract: Contract, metrics: dict[str, Any]) -> int:
-    """What the steps before this one published as received at the hospitals, in the tables it reads there."""
+def _received_rows(earlier: list[str], contract: Contract, metrics: dict[str, Any]) -> int:
+    """What the `earlier` steps published as received at the hospitals, in the tables this step reads there."""
     tables = {columns.table for columns in contract.reads if columns.role is Role.HOSPITAL}
     results = metrics.get("steps", {})
     return sum(
         int(summary[RECEIVED_ROWS]["rows"])
-        for name, _ in earlier
+        for name in earlier
         for summary in results.get(name, {}).values()
         if isinstance(summary, dict) and summary.get(RECEIVED_ROWS, {}).get("table") in tables
     )
